@@ -1,0 +1,865 @@
+/**
+ * The agent: serves one host's VMs over the broker. It keeps no database: the `vm-*` processes it
+ * finds (ps-list) and its state dir are the truth, re-read at start-up and reconciled on a timer.
+ */
+import {randomInt} from 'node:crypto';
+import {readdir, stat} from 'node:fs/promises';
+import {join, resolve} from 'node:path';
+import type {Logger} from 'pino';
+import {AgentEndpoint, type HandlerResult, type RequestContext} from '../source/broker/agent-endpoint.js';
+import {urlUser, type TlsOptions} from '../source/broker/connection.js';
+import {HostRoster} from '../source/broker/host-roster.js';
+import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
+import {discoverVms} from './discover.js';
+import {HostNetwork, type HostNetworkConfig} from './host-network.js';
+import {DEFAULT_VXLAN_ID, newMac} from './network.js';
+import {qemuArgs, type NicSpec} from './qemu-args.js';
+import {qmpExecute, waitForQmp} from './qmp.js';
+import {reconcile} from './reconcile.js';
+import type {VmRecord} from './record.js';
+import {seedFiles} from './seed.js';
+import type {Runtime} from './runtime.js';
+import {StateStore} from './store.js';
+import {serveTutorial} from './tutorial.js';
+
+export type AgentConfig = {
+	readonly amqpUrl: string;
+	readonly namespace: string;
+	readonly hostId: string;
+	readonly imagesDir: string;
+	readonly stateDir: string;
+	readonly accel: 'kvm' | 'tcg';
+	readonly maxVms: number;
+	readonly defaultMemoryMb: number;
+	readonly defaultCpus: number;
+	readonly graceSeconds: number;
+	readonly heartbeatSeconds: number;
+	/** Serve the tutorial's unversioned messages on this queue (usually `vm-queue`). */
+	readonly tutorialQueue?: string;
+	/** How long QEMU may take from spawn to answering QMP. */
+	readonly qmpTimeoutMs?: number;
+	/** Start guests paused (`-S`): QEMU runs and answers QMP, the guest CPU waits. For benchmarks and tests. */
+	readonly startPaused?: boolean;
+	/** The network of starts that do not name one (default `private`). */
+	readonly networkDefault?: NetworkMode;
+	/** Bridges, subnet, VXLAN and namespace; defaults: bridge `kloud0`, 10.77.0.0/24, slot 0, no VXLAN. */
+	readonly network?: Partial<Omit<HostNetworkConfig, 'stateRoot'>>;
+	/**
+	 * Guest memory (MiB) this host may hand out in all: a start that would go past it is refused
+	 * (or left for another host). Default: total memory less a reserve (`defaultMemoryBudgetMb`).
+	 */
+	readonly memoryBudgetMb?: number;
+	/**
+	 * Tenants mode: every request must carry its publisher's `userId` (validated by the broker);
+	 * a tenant sees and acts on its own VMs only. Admins (and this agent's own user) see all.
+	 */
+	readonly tenants?: boolean;
+	readonly admins?: readonly string[];
+	/** Run QEMU as this unprivileged user (`-runas`). */
+	readonly runAs?: string;
+	/** CA and client certificate for `amqps://` URLs. */
+	readonly tls?: TlsOptions;
+};
+
+/** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
+export function defaultMemoryBudgetMb(totalMb: number): number {
+	return Math.max(0, totalMb - Math.max(1024, Math.round(totalMb / 10)));
+}
+
+/** Who sent a request: their validated RabbitMQ user, and whether they may see and act on every VM. */
+type Caller = {readonly user: string | null; readonly isAdmin: boolean};
+
+/** How long a start seen again may wait for a silent host, or for its VM starting elsewhere, before it is decided. */
+const FLEET_LOOKUP_MS = 5000;
+
+/** The same for a start that died in the queue: its requester stops listening soon after its TTL. */
+const DEAD_LOOKUP_MS = 1000;
+
+/** How many stopped VMs (and their client tokens) the agent remembers, so a repeated stop or start gets the same answer. */
+const GONE_MEMORY = 1024;
+
+/** The private network's defaults. */
+export const DEFAULT_PRIVATE_BRIDGE = 'kloud0';
+export const DEFAULT_PRIVATE_SUBNET = '10.77.0.0/24';
+
+type Failure = {readonly ok: false; readonly code: 'unknown_image' | 'unknown_vm' | 'no_capacity' | 'start_failed' | 'stop_failed' | 'forbidden'; readonly reason: string};
+type Outcome<T> = {readonly ok: true; readonly value: T} | Failure;
+
+const RECONCILE_MS = 1000;
+const POWERDOWN_RETRY_MS = 2000;
+
+/** Tokens are per owner: another tenant's token never finds your VM. */
+function tokenKey(token: string, owner: string | null): string {
+	return `${owner ?? ''}\u0000${token}`;
+}
+
+function newVmId(): string {
+	let id = 'vm-';
+	for (let index = 0; index < 8; index++) {
+		id += String.fromCodePoint(97 + randomInt(26));
+	}
+
+	return id;
+}
+
+export class Agent {
+	static async start(config: AgentConfig, runtime: Runtime, log: Logger): Promise<Agent> {
+		const agent = new Agent(config, runtime, log);
+		await agent.store.init();
+		await agent.#network.check();
+		await agent.reconcileState({isStartup: true});
+		agent.#endpoint = await AgentEndpoint.open(
+			{
+				url: config.amqpUrl,
+				namespace: config.namespace,
+				hostId: config.hostId,
+				heartbeatSeconds: config.heartbeatSeconds,
+				tutorialQueue: config.tutorialQueue,
+				...(config.tls === undefined ? {} : {tls: config.tls}),
+				log,
+			},
+			{
+				handleRequest: async (request, context) => agent.handle(request, context),
+				handleDeadStart: async (request, answer, context) => agent.handleDeadStart(request.body, {ok: false, ...answer}, context),
+				handleEvent: event => agent.onPeerEvent(event),
+				handleTutorial: async content => serveTutorial(content, agent),
+				onConnectionState: state => {
+					log.info({state: state.status}, 'broker connection');
+					if (state.status === 'connected') {
+						void agent.announce('host.hello');
+					}
+				},
+			},
+		);
+		await agent.announce('host.hello');
+		agent.#heartbeatTimer = setInterval(() => void agent.announce('host.heartbeat'), config.heartbeatSeconds * 1000);
+		agent.#reconcileTimer = setInterval(() => void agent.reconcileState({isStartup: false}), RECONCILE_MS);
+		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#records.size}, 'agent ready');
+		return agent;
+	}
+
+	readonly config: AgentConfig;
+	readonly store: StateStore;
+	readonly #runtime: Runtime;
+	readonly #log: Logger;
+	readonly #network: HostNetwork;
+	/** VM id → IPv4 address, refreshed when a snapshot is taken. */
+	#addresses = new Map<string, string>();
+	readonly #roster = new HostRoster();
+	readonly #records = new Map<string, VmRecord>();
+	readonly #pids = new Map<string, number>();
+	readonly #stops = new Map<string, Promise<Outcome<Vm>>>();
+	/** Starts under way, by owner and client token. */
+	readonly #starts = new Map<string, Promise<Outcome<Vm>>>();
+	/** Recently stopped VMs, oldest first: a repeated stop, or a repeated start of the same token, gets the same VM. */
+	readonly #gone = new Map<string, {readonly vm: Vm; readonly owner: string | null; readonly clientToken: string | null}>();
+	readonly #startedAt = Date.now();
+	#startsInFlight = 0;
+	/** Guest memory of the starts under way. */
+	#startsInFlightMb = 0;
+	#endpoint: AgentEndpoint | undefined;
+	#heartbeatTimer: NodeJS.Timeout | undefined;
+	#reconcileTimer: NodeJS.Timeout | undefined;
+	#isReconciling = false;
+	#imageNames: string[] = [];
+
+	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
+		this.config = config;
+		this.store = new StateStore(config.stateDir);
+		this.#runtime = runtime;
+		this.#log = log;
+		this.#network = new HostNetwork(
+			{
+				privateBridge: DEFAULT_PRIVATE_BRIDGE,
+				privateSubnet: DEFAULT_PRIVATE_SUBNET,
+				privateSlot: 0,
+				vxlanId: DEFAULT_VXLAN_ID,
+				...config.network,
+				stateRoot: this.store.root,
+			},
+			runtime,
+			log,
+		);
+	}
+
+	/** Disconnects and leaves every VM running: a restarted agent adopts them. */
+	async shutdown(): Promise<void> {
+		clearInterval(this.#heartbeatTimer);
+		clearInterval(this.#reconcileTimer);
+		await this.#endpoint?.publishEvent({type: 'host.down', body: {id: this.config.hostId}}).catch(() => {});
+		await this.#endpoint?.close();
+	}
+
+	// ---- requests ----
+
+	async handle(request: Request, context: RequestContext): Promise<HandlerResult> {
+		const caller = this.caller(context);
+		if (!caller) {
+			return {ok: false, code: 'forbidden', reason: `host ${this.config.hostId} serves tenants: a request must carry its user id (AMQP userId, checked by the broker)`};
+		}
+
+		switch (request.type) {
+			case 'vm.start': {
+				const known = this.knownStart(request.body.clientToken, caller.user);
+				if (known) {
+					return known;
+				}
+
+				// Seen before (redelivered, or resent after a lost connection): another host may have
+				// taken the first copy. Ask the fleet before making a second VM for the same token.
+				if (context.isRepeat && request.body.clientToken !== undefined) {
+					const elsewhere = await this.startElsewhere(request.body.clientToken, caller.user, {budgetMs: FLEET_LOOKUP_MS});
+					if (elsewhere) {
+						return elsewhere;
+					}
+				}
+
+				if (context.via === 'work' && !this.hasCapacity(request.body.memoryMb ?? this.config.defaultMemoryMb)) {
+					return {ok: 'requeue'};
+				}
+
+				return this.start(request.body, {owner: caller.user});
+			}
+
+			case 'vm.stop': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.stop(request.body.vmId, {isKill: false, graceSeconds: request.body.graceSeconds ?? this.config.graceSeconds});
+			}
+
+			case 'vm.kill': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.stop(request.body.vmId, {isKill: true, graceSeconds: 0});
+			}
+
+			case 'vm.list': {
+				const snapshot = await this.snapshot();
+				return {ok: true, value: caller.isAdmin ? snapshot : {...snapshot, vms: snapshot.vms.filter(vm => vm.owner === caller.user)}};
+			}
+
+			case 'images.list': {
+				return {ok: true, value: {host: this.config.hostId, images: await this.images(), roster: this.rosterIds()}};
+			}
+
+			case 'vm.console': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.consoleTail(request.body.vmId, request.body.bytes ?? DEFAULT_CONSOLE_BYTES);
+			}
+		}
+	}
+
+	/**
+	 * Starts a VM, or, when a start with the same client token (and owner) made one already or is
+	 * making it, answers with that one: a redelivered or retried start never makes a second VM.
+	 */
+	async start(body: StartBody, options: {readonly owner?: string | null} = {}): Promise<Outcome<Vm>> {
+		const owner = options.owner ?? null;
+		const known = this.knownStart(body.clientToken, owner);
+		if (known) {
+			return known;
+		}
+
+		const memoryMb = body.memoryMb ?? this.config.defaultMemoryMb;
+		const full = this.capacityProblem(memoryMb);
+		if (full) {
+			return {ok: false, code: 'no_capacity', reason: full};
+		}
+
+		const key = body.clientToken === undefined ? undefined : tokenKey(body.clientToken, owner);
+		this.#startsInFlight++;
+		this.#startsInFlightMb += memoryMb;
+		const attempt = this.createVm(body, owner).finally(() => {
+			this.#startsInFlight--;
+			this.#startsInFlightMb -= memoryMb;
+			if (key) {
+				this.#starts.delete(key);
+			}
+
+			void this.updateCapacity();
+		});
+		if (key) {
+			this.#starts.set(key, attempt);
+		}
+
+		void this.updateCapacity();
+		return attempt;
+	}
+
+	/** The VM a start with this token (from this owner) made, is making, or made and saw stopped. */
+	private knownStart(token: string | undefined, owner: string | null): Promise<Outcome<Vm>> | Outcome<Vm> | undefined {
+		if (token === undefined) {
+			return undefined;
+		}
+
+		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
+		if (existing) {
+			return {ok: true, value: this.toVm(existing)};
+		}
+
+		const pending = this.#starts.get(tokenKey(token, owner));
+		if (pending) {
+			return pending;
+		}
+
+		const gone = [...this.#gone.values()].find(entry => entry.clientToken === token && entry.owner === owner);
+		return gone ? {ok: true, value: gone.vm} : undefined;
+	}
+
+	/**
+	 * A start that died in the queue gets "no host had capacity", unless its token's VM exists
+	 * after all (here or on another host): a copy sent before a lost connection was served, and
+	 * this resent one waited behind it until it expired.
+	 */
+	async handleDeadStart(body: StartBody, answer: Failure, context: {readonly userId?: string}): Promise<HandlerResult> {
+		if (body.clientToken === undefined) {
+			return answer;
+		}
+
+		const owner = context.userId ?? null;
+		// Briefly: its requester listens only a little longer than the start's TTL.
+		return (await (this.knownStart(body.clientToken, owner) ?? this.startElsewhere(body.clientToken, owner, {budgetMs: DEAD_LOOKUP_MS}))) ?? answer;
+	}
+
+	/**
+	 * Looks for the VM of a start token across the fleet (a `vm.list` round, repeated while a host
+	 * is silent or the VM is still starting, within `budgetMs`): that VM once it runs, or
+	 * undefined when no host has it.
+	 */
+	private async startElsewhere(token: string, owner: string | null, options: {readonly budgetMs: number}): Promise<Outcome<Vm> | undefined> {
+		const deadline = Date.now() + options.budgetMs;
+		while (this.#endpoint) {
+			const round = await this.#endpoint.listRound({timeoutMs: Math.max(100, Math.min(1000, deadline - Date.now())), expected: this.rosterIds()}).catch(() => undefined);
+			const vm = round?.snapshots.flatMap(snapshot => snapshot.vms).find(entry => entry.clientToken === token && (entry.owner ?? null) === owner);
+			const isDone = vm ? vm.state !== 'starting' : round !== undefined && round.missing.length === 0;
+			if (isDone || Date.now() > deadline) {
+				if (vm) {
+					this.#log.info({vm: vm.id, host: vm.host}, 'a start seen again: found the VM its token made');
+				} else if (round?.missing.length) {
+					this.#log.warn({missing: round.missing}, 'a start seen again: hosts that may have made its VM stay silent');
+				}
+
+				return vm ? {ok: true, value: vm} : undefined;
+			}
+
+			await new Promise(resolve => setTimeout(resolve, 250));
+		}
+
+		return undefined;
+	}
+
+	/** Who sent a request; undefined when tenants mode needs a user id and the request has none. */
+	private caller(context: RequestContext): Caller | undefined {
+		const user = context.userId ?? null;
+		if (!this.config.tenants) {
+			return {user, isAdmin: true};
+		}
+
+		if (user === null) {
+			return undefined;
+		}
+
+		// The agents' own user is an admin: it runs the fleet.
+		return {user, isAdmin: user === urlUser(this.config.amqpUrl) || (this.config.admins ?? []).includes(user)};
+	}
+
+	/** A tenant may act only on its own VMs: refuses another's (one the caller may not see). */
+	private refuseOthers(vmId: string, caller: Caller): Failure | undefined {
+		if (caller.isAdmin) {
+			return undefined;
+		}
+
+		// A VM without an owner (made before tenants mode) is the admins' alone.
+		const known = this.#records.get(vmId) ?? this.#gone.get(vmId);
+		if (!known || known.owner === caller.user) {
+			return undefined;
+		}
+
+		return {ok: false, code: 'forbidden', reason: `VM ${vmId} on host ${this.config.hostId} belongs to another tenant`};
+	}
+
+	async stop(vmId: string, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<Outcome<Vm>> {
+		const inProgress = this.#stops.get(vmId);
+		if (inProgress) {
+			if (options.isKill) {
+				const pid = this.#pids.get(vmId);
+				if (pid !== undefined) {
+					this.#runtime.signal(pid, 'SIGKILL');
+				}
+			}
+
+			return inProgress;
+		}
+
+		const record = this.#records.get(vmId);
+		if (!record) {
+			// Stopped already: the same answer again, so a retried stop is harmless.
+			const gone = this.#gone.get(vmId);
+			return gone ? {ok: true, value: gone.vm} : {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
+		}
+
+		const attempt = this.terminate(record, options).finally(() => {
+			this.#stops.delete(vmId);
+			void this.updateCapacity();
+		});
+		this.#stops.set(vmId, attempt);
+		return attempt;
+	}
+
+	/** The tail of a VM's serial console log. */
+	async consoleTail(vmId: string, bytes: number): Promise<Outcome<ConsoleTail>> {
+		if (!this.#records.has(vmId)) {
+			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
+		}
+
+		const path = this.store.paths(vmId).console;
+		const size = (await stat(path).catch(() => undefined))?.size ?? 0;
+		const data = await this.store.tail(path, bytes);
+		return {ok: true, value: {vmId, host: this.config.hostId, data, sizeBytes: size}};
+	}
+
+	async snapshot(): Promise<HostSnapshot> {
+		await this.refreshAddresses();
+		return {host: this.status(), vms: this.vms(), roster: this.rosterIds()};
+	}
+
+	vms(): Vm[] {
+		return [...this.#records.values()].map(record => this.toVm(record)).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+	}
+
+	async images(): Promise<Image[]> {
+		const entries = await readdir(this.config.imagesDir, {withFileTypes: true}).catch(() => []);
+		const images: Image[] = [];
+		for (const entry of entries) {
+			const match = /^([a-zA-Z\d][\w.-]{0,63})\.qcow2$/.exec(entry.name);
+			if (match?.[1] && (entry.isFile() || entry.isSymbolicLink()) && !match[1].includes('..')) {
+				const info = await stat(join(this.config.imagesDir, entry.name)).catch(() => undefined);
+				if (info?.isFile()) {
+					images.push({name: match[1], sizeBytes: info.size});
+				}
+			}
+		}
+
+		return images.sort((a, b) => a.name.localeCompare(b.name));
+	}
+
+	status(): HostStatus {
+		const memory = this.#runtime.memoryInfo();
+		return {
+			id: this.config.hostId,
+			vmCount: this.#records.size,
+			maxVms: this.config.maxVms,
+			freeMemoryMb: memory.freeMb,
+			totalMemoryMb: memory.totalMb,
+			accel: this.config.accel,
+			images: this.#imageNames,
+			heartbeatMs: this.config.heartbeatSeconds * 1000,
+			startedAt: this.#startedAt,
+			...(this.#network.config.underlay === undefined ? {} : {underlay: this.#network.config.underlay, privateSlot: this.#network.layout.slot}),
+		};
+	}
+
+	// ---- internals ----
+
+	/** Whether one more VM of `memoryMb` fits under `--max-vms` and the memory budget. */
+	private hasCapacity(memoryMb: number): boolean {
+		return this.capacityProblem(memoryMb) === undefined;
+	}
+
+	/** Why one more VM of `memoryMb` does not fit, or undefined when it does. */
+	private capacityProblem(memoryMb: number): string | undefined {
+		const count = this.#records.size + this.#startsInFlight;
+		if (count >= this.config.maxVms) {
+			return `host ${this.config.hostId} is full (${count} of ${this.config.maxVms} VMs)`;
+		}
+
+		const budget = this.memoryBudgetMb();
+		const committed = this.committedMemoryMb();
+		if (committed + memoryMb > budget) {
+			return `host ${this.config.hostId} has ${Math.max(0, budget - committed)} of its ${budget} MB memory budget free, not the ${memoryMb} MB asked for`;
+		}
+
+		return undefined;
+	}
+
+	/** Guest memory promised: running (not crashed) VMs and starts under way. */
+	private committedMemoryMb(): number {
+		let total = this.#startsInFlightMb;
+		for (const record of this.#records.values()) {
+			// A creating VM is counted with the starts under way; a crashed one holds no memory.
+			if (record.phase !== 'creating' && record.exit === null) {
+				total += record.memoryMb;
+			}
+		}
+
+		return total;
+	}
+
+	private memoryBudgetMb(): number {
+		return this.config.memoryBudgetMb ?? defaultMemoryBudgetMb(this.#runtime.memoryInfo().totalMb);
+	}
+
+	private async updateCapacity(): Promise<void> {
+		// Take starts from the shared queue only while a VM of the default size still fits.
+		await this.#endpoint?.setAcceptingStarts(this.hasCapacity(this.config.defaultMemoryMb)).catch((error: unknown) => {
+			this.#log.warn({err: error}, 'could not change the start consumer');
+		});
+	}
+
+	private rosterIds(): string[] {
+		const ids = new Set(this.#roster.live(Date.now()));
+		ids.add(this.config.hostId);
+		return [...ids].sort();
+	}
+
+	private onPeerEvent(event: KloudEvent): void {
+		this.#roster.observe(event, Date.now());
+		// A newcomer learns who is alive from our answer instead of waiting a full heartbeat period.
+		// Always answer: a heartbeat we sent a moment ago may have gone out before its event queue existed.
+		if (event.type === 'host.hello' && event.body.id !== this.config.hostId) {
+			void this.announce('host.heartbeat');
+		}
+	}
+
+	private async announce(type: 'host.hello' | 'host.heartbeat'): Promise<void> {
+		try {
+			this.#imageNames = (await this.images()).map(image => image.name);
+			if (type === 'host.hello') {
+				await this.#endpoint?.publishEvent({type: 'host.hello', body: {id: this.config.hostId}});
+			}
+
+			await this.#endpoint?.publishEvent({type: 'host.heartbeat', body: this.status()});
+		} catch (error) {
+			this.#log.debug({err: error}, 'heartbeat not sent');
+		}
+	}
+
+	private async publishVm(type: 'vm.started' | 'vm.stopped' | 'vm.crashed', vm: Vm): Promise<void> {
+		await this.#endpoint?.publishEvent({type, body: {vm}}).catch((error: unknown) => {
+			this.#log.debug({err: error, type}, 'event not sent');
+		});
+	}
+
+	private toVm(record: VmRecord, stateOverride?: Vm['state']): Vm {
+		const pid = this.#pids.get(record.id) ?? null;
+		const state: Vm['state'] =
+			stateOverride ??
+			(this.#stops.has(record.id) || record.phase === 'stopping'
+				? 'stopping'
+				: record.exit !== null
+					? 'crashed'
+					: record.phase === 'creating'
+						? 'starting'
+						: 'running');
+		return {
+			id: record.id,
+			host: this.config.hostId,
+			image: record.image,
+			state,
+			memoryMb: record.memoryMb,
+			cpus: record.cpus,
+			pid: state === 'crashed' || state === 'stopped' ? null : pid,
+			createdAt: record.createdAt,
+			uptimeSeconds: state === 'running' && record.startedAt !== null ? Math.max(0, Math.round((Date.now() - record.startedAt) / 1000)) : null,
+			ip: state === 'crashed' || state === 'stopped' ? null : (this.#addresses.get(record.id) ?? null),
+			mac: record.mac,
+			network: record.network,
+			exit: record.exit,
+			owner: record.owner,
+			clientToken: record.clientToken,
+		};
+	}
+
+	private async refreshAddresses(): Promise<void> {
+		try {
+			this.#addresses = await this.#network.addresses([...this.#records.values()]);
+		} catch (error) {
+			this.#log.debug({err: error}, 'addresses not read');
+		}
+	}
+
+	/** The peers (from heartbeats) whose private bridges this host joins over VXLAN. */
+	private peers(): Array<{hostId: string; underlay: string; slot: number | undefined}> {
+		const now = Date.now();
+		const live = new Set(this.#roster.live(now));
+		return this.#roster
+			.entries()
+			.filter(entry => entry.status.id !== this.config.hostId && live.has(entry.status.id) && entry.status.underlay !== undefined)
+			.map(entry => ({hostId: entry.status.id, underlay: entry.status.underlay!, slot: entry.status.privateSlot}));
+	}
+
+	private async createVm(body: StartBody, owner: string | null): Promise<Outcome<Vm>> {
+		const basePath = resolve(this.config.imagesDir, `${body.image}.qcow2`);
+		const base = await stat(basePath).catch(() => undefined);
+		if (!base?.isFile()) {
+			const names = (await this.images()).map(image => image.name);
+			return {
+				ok: false,
+				code: 'unknown_image',
+				reason: `no image "${body.image}" on host ${this.config.hostId} (it has: ${names.length > 0 ? names.join(', ') : 'none'})`,
+			};
+		}
+
+		let id = newVmId();
+		while (this.#records.has(id) || (await this.store.exists(id))) {
+			id = newVmId();
+		}
+
+		const network = body.network ?? this.config.networkDefault ?? 'private';
+		const takenMacs = new Set([...this.#records.values()].flatMap(other => (other.mac === null ? [] : [other.mac])));
+		const record: VmRecord = {
+			id,
+			image: body.image,
+			memoryMb: body.memoryMb ?? this.config.defaultMemoryMb,
+			cpus: body.cpus ?? this.config.defaultCpus,
+			createdAt: Date.now(),
+			phase: 'creating',
+			startedAt: null,
+			clientToken: body.clientToken ?? null,
+			owner,
+			exit: null,
+			network,
+			mac: network === 'none' ? null : newMac(takenMacs),
+		};
+		const log = this.#log.child({vm: id});
+		let pid: number | undefined;
+		try {
+			const paths = await this.store.create(record);
+			this.#records.set(id, record);
+			const nic: NicSpec | undefined =
+				record.mac === null ? undefined : network === 'user' ? {kind: 'user', mac: record.mac} : {kind: 'tap', ifname: id, mac: record.mac};
+			// The three steps are independent: run them side by side (each is mostly a child process).
+			// allSettled: on a failure the cleanup below must not race a step still under way.
+			const steps = await Promise.allSettled([
+				this.#runtime.createOverlay(basePath, paths.disk),
+				// Always a seed, user-data or not: it gives the guest its hostname (the VM id). It lives in
+				// the VM's directory, so it goes when the VM does.
+				this.#runtime.createSeedIso(seedFiles({vmId: id, userData: body.userData, sshKeys: body.sshKeys}), paths.seed),
+				network === 'private' || network === 'public' ? this.#network.attach(id, network) : undefined,
+			]);
+			const failed = steps.find(step => step.status === 'rejected');
+			if (failed) {
+				throw failed.reason;
+			}
+
+			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: this.config.startPaused ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
+			const {netns} = this.#network.config;
+			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...(netns === undefined ? {} : {netns})});
+			pid = child.pid;
+			this.#pids.set(id, pid);
+			void child.exited.then(exit => this.onExit(id, child.pid, `${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`}`));
+			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(child.pid)});
+			const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};
+			await this.store.write(running);
+			this.#records.set(id, running);
+			const vm = this.toVm(running);
+			log.info({image: body.image, pid, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
+			void this.publishVm('vm.started', vm);
+			return {ok: true, value: vm};
+		} catch (error) {
+			const qemuLog = (await this.store.tail(this.store.paths(id).qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
+			log.warn({err: error, qemuLog}, 'VM start failed');
+			if (pid !== undefined) {
+				this.#runtime.signal(pid, 'SIGKILL');
+				await this.waitForExit(pid, 5000);
+			}
+
+			await this.discard(id, record);
+			const detail = qemuLog ? `${(error as Error).message}: ${qemuLog}` : (error as Error).message;
+			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${detail}`};
+		}
+	}
+
+	/** Forgets a VM whose process is gone: its network attachment, its record and its state dir. */
+	private async discard(id: string, record: VmRecord | undefined = this.#records.get(id)): Promise<void> {
+		this.#pids.delete(id);
+		if (record) {
+			await this.#network.detach(record);
+		}
+
+		this.#records.delete(id);
+		await this.store.remove(id);
+	}
+
+	private onExit(id: string, pid: number, description: string): void {
+		if (this.#pids.get(id) !== pid) {
+			return;
+		}
+
+		this.#pids.delete(id);
+		const record = this.#records.get(id);
+		if (!record || record.phase !== 'running' || this.#stops.has(id)) {
+			return;
+		}
+
+		// Nobody asked this VM to end: it crashed (or the guest powered itself off).
+		const crashed: VmRecord = {...record, exit: description};
+		this.#records.set(id, crashed);
+		void this.store.write(crashed).catch(() => {});
+		this.#log.warn({vm: id, exit: description}, 'VM ended on its own');
+		// A crashed VM keeps its record (and disk) until stopped, but not its TAP or lease.
+		void this.#network.detach(crashed);
+		void this.publishVm('vm.crashed', this.toVm(crashed));
+	}
+
+	private async terminate(record: VmRecord, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<Outcome<Vm>> {
+		const {id} = record;
+		const log = this.#log.child({vm: id});
+		const paths = this.store.paths(id);
+		const stopping: VmRecord = {...record, phase: 'stopping'};
+		this.#records.set(id, stopping);
+		await this.store.write(stopping).catch(() => {});
+		const pid = this.#pids.get(id);
+		let how = 'was not running';
+		if (pid !== undefined && this.#runtime.isAlive(pid)) {
+			if (options.isKill) {
+				this.#runtime.signal(pid, 'SIGKILL');
+				how = 'killed';
+			} else {
+				how = await this.powerdown(pid, paths.qmp, options.graceSeconds);
+			}
+
+			if (!(await this.waitForExit(pid, 5000))) {
+				this.#records.set(id, record);
+				await this.store.write(record).catch(() => {});
+				return {ok: false, code: 'stop_failed', reason: `VM ${id} (pid ${pid}) did not exit after SIGKILL`};
+			}
+		}
+
+		// VMs are ephemeral, like terminated EC2 instances: the overlay and state go with the VM.
+		await this.discard(id, record);
+		log.info({how}, options.isKill ? 'VM killed' : 'VM stopped');
+		const vm = {...this.toVm(stopping, 'stopped'), exit: how};
+		this.remember(record, vm);
+		void this.publishVm('vm.stopped', vm);
+		return {ok: true, value: vm};
+	}
+
+	/** Keeps a stopped VM's last state (bounded), for repeated stops and starts of its token. */
+	private remember(record: VmRecord, vm: Vm): void {
+		this.#gone.set(record.id, {vm, owner: record.owner, clientToken: record.clientToken});
+		if (this.#gone.size > GONE_MEMORY) {
+			const oldest = this.#gone.keys().next().value;
+			if (oldest !== undefined) {
+				this.#gone.delete(oldest);
+			}
+		}
+	}
+
+	/** ACPI power button, repeated (a press before the guest listens is lost), then SIGKILL at the deadline. */
+	private async powerdown(pid: number, qmpPath: string, graceSeconds: number): Promise<string> {
+		const deadline = Date.now() + graceSeconds * 1000;
+		let nextPress = 0;
+		while (Date.now() < deadline) {
+			if (Date.now() >= nextPress) {
+				nextPress = Date.now() + POWERDOWN_RETRY_MS;
+				await qmpExecute(qmpPath, 'system_powerdown', {timeoutMs: 1000}).catch(() => {});
+			}
+
+			if (await this.waitForExit(pid, Math.min(100, Math.max(1, deadline - Date.now())))) {
+				return 'powered off';
+			}
+		}
+
+		if (!this.#runtime.isAlive(pid)) {
+			return 'powered off';
+		}
+
+		this.#runtime.signal(pid, 'SIGKILL');
+		return `killed after ${graceSeconds} s grace`;
+	}
+
+	private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+		const deadline = Date.now() + timeoutMs;
+		while (this.#runtime.isAlive(pid)) {
+			if (Date.now() >= deadline) {
+				return false;
+			}
+
+			await new Promise(resolve => setTimeout(resolve, 10));
+		}
+
+		return true;
+	}
+
+	/** Joins the state dir with the running processes: adopts, marks crashes, clears half-made VMs. */
+	private async reconcileState(options: {readonly isStartup: boolean}): Promise<void> {
+		if (this.#isReconciling) {
+			return;
+		}
+
+		this.#isReconciling = true;
+		try {
+			if (!options.isStartup) {
+				// Between start-ups only watch for VMs that died unseen (adopted ones are not our children).
+				for (const [id, pid] of this.#pids) {
+					if (!this.#runtime.isAlive(pid)) {
+						this.onExit(id, pid, 'process ended (exit status unknown: adopted VM)');
+					}
+				}
+
+				const records = [...this.#records.values()];
+				void this.#network.refreshPublic(records).catch((error: unknown) => this.#log.debug({err: error}, 'public addresses not read'));
+				void this.#network.syncPeers(this.peers());
+				return;
+			}
+
+			const observed = discoverVms(await this.#runtime.listProcesses(), this.store.root);
+
+			const {records, unreadable} = await this.store.readAll();
+			for (const record of records) {
+				this.#records.set(record.id, record);
+			}
+
+			for (const action of reconcile(records, unreadable, observed)) {
+				switch (action.kind) {
+					case 'adopt': {
+						this.#pids.set(action.id, action.pid);
+						const record = this.#records.get(action.id);
+						if (record && record.phase === 'creating') {
+							const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};
+							this.#records.set(action.id, running);
+							await this.store.write(running);
+						}
+
+						this.#log.info({vm: action.id, pid: action.pid}, 'adopted running VM');
+						break;
+					}
+
+					case 'mark-crashed': {
+						const record = this.#records.get(action.id);
+						if (record) {
+							const crashed: VmRecord = {...record, exit: 'process ended while the agent was down'};
+							this.#records.set(action.id, crashed);
+							await this.store.write(crashed);
+						}
+
+						break;
+					}
+
+					case 'kill': {
+						this.#runtime.signal(action.pid, 'SIGKILL');
+						await this.waitForExit(action.pid, 5000);
+						await this.discard(action.id);
+						this.#log.warn({vm: action.id, reason: action.reason}, 'killed an unmanaged VM process');
+						break;
+					}
+
+					case 'remove': {
+						await this.discard(action.id);
+						this.#log.warn({vm: action.id, reason: action.reason}, 'removed leftovers');
+						break;
+					}
+				}
+			}
+
+			// Only VMs that run keep a TAP: a crashed or half-made one's is a leftover, as is one whose VM is gone.
+			const live = [...this.#records.values()].filter(record => this.#pids.has(record.id));
+			const removed = await this.#network.removeOrphanTaps(new Set(live.map(record => record.id)));
+			if (removed.length > 0) {
+				this.#log.info({taps: removed}, 'deleted leftover TAPs');
+			}
+
+			await this.#network.resume(live);
+		} catch (error) {
+			this.#log.error({err: error}, 'reconcile failed');
+		} finally {
+			this.#isReconciling = false;
+		}
+	}
+}

@@ -1,0 +1,96 @@
+/** Reads and writes VM records and their directories under the agent's state root. */
+import {mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {VM_ID_PATTERN} from '../source/protocol/index.js';
+import {vmRecordSchema, type VmRecord} from './record.js';
+import {vmPaths, type VmPaths} from './vm-paths.js';
+
+export type StoredRecords = {readonly records: VmRecord[]; readonly unreadable: string[]};
+
+export class StateStore {
+	readonly root: string;
+
+	constructor(root: string) {
+		this.root = root;
+	}
+
+	paths(id: string): VmPaths {
+		return vmPaths(this.root, id);
+	}
+
+	async init(): Promise<void> {
+		// State holds consoles and disks: not for other users' eyes.
+		await mkdir(this.root, {recursive: true, mode: 0o700});
+	}
+
+	async create(record: VmRecord): Promise<VmPaths> {
+		const paths = this.paths(record.id);
+		await mkdir(paths.dir, {mode: 0o700});
+		await this.write(record);
+		return paths;
+	}
+
+	/** Atomic replace, so a crash mid-write never leaves a torn record. */
+	async write(record: VmRecord): Promise<void> {
+		const paths = this.paths(record.id);
+		const temporary = `${paths.meta}.tmp`;
+		await writeFile(temporary, JSON.stringify(record, null, '\t'), {mode: 0o600});
+		await rename(temporary, paths.meta);
+	}
+
+	async remove(id: string): Promise<void> {
+		await rm(this.paths(id).dir, {recursive: true, force: true});
+	}
+
+	async exists(id: string): Promise<boolean> {
+		return stat(this.paths(id).dir).then(
+			() => true,
+			() => false,
+		);
+	}
+
+	async readAll(): Promise<StoredRecords> {
+		const records: VmRecord[] = [];
+		const unreadable: string[] = [];
+		const entries = await readdir(this.root, {withFileTypes: true}).catch(() => []);
+		for (const entry of entries) {
+			if (!entry.isDirectory() || !VM_ID_PATTERN.test(entry.name)) {
+				continue;
+			}
+
+			const record = await this.read(entry.name);
+			if (record) {
+				records.push(record);
+			} else {
+				unreadable.push(entry.name);
+			}
+		}
+
+		return {records, unreadable};
+	}
+
+	async read(id: string): Promise<VmRecord | undefined> {
+		try {
+			const parsed = vmRecordSchema.safeParse(JSON.parse(await readFile(this.paths(id).meta, 'utf8')));
+			return parsed.success && parsed.data.id === id ? parsed.data : undefined;
+		} catch {
+			return undefined;
+		}
+	}
+
+	/** The last `bytes` of a file, or '' when it does not exist. */
+	async tail(path: string, bytes: number): Promise<string> {
+		let handle;
+		try {
+			handle = await open(path, 'r');
+			const {size} = await handle.stat();
+			const length = Math.min(bytes, size);
+			const buffer = Buffer.alloc(length);
+			await handle.read(buffer, 0, length, size - length);
+			return buffer.toString('utf8');
+		} catch {
+			return '';
+		} finally {
+			await handle?.close();
+		}
+	}
+}

@@ -1,0 +1,149 @@
+/**
+ * `npm run bench`: every control-plane measure next to its floor measured in the same run, printed
+ * and written to BENCHMARKS.md with the machine it ran on. Not a test: nothing here asserts.
+ */
+import {execFile} from 'node:child_process';
+import {readFile, writeFile} from 'node:fs/promises';
+import {fileURLToPath} from 'node:url';
+import {promisify} from 'node:util';
+import {createBenchCloud} from './lib/cloud.js';
+import {describeMachine} from './lib/machine.js';
+import {markdownTable, median, ms, p90, type Row} from './lib/stats.js';
+import {describeList, measureList, type ListPoint} from './list.js';
+import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
+
+const run = promisify(execFile);
+const QUICK = process.env.BENCH_QUICK === '1';
+const HOST_COUNTS = QUICK ? [1, 10] : [1, 10, 50];
+const CONCURRENT = QUICK ? 20 : 100;
+const GROWTH_VMS = QUICK ? 20 : 50;
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const ratioRow = (measure: string, floorMedian: number, kloud: readonly number[], goal: number, goalText: string): Row => {
+	const ratio = median(kloud) / floorMedian;
+	return {measure, floor: ms(floorMedian), median: ms(median(kloud)), p90: ms(p90(kloud)), ratio: `${ratio.toFixed(2)}×`, goal: goalText, verdict: ratio <= goal ? 'met' : 'missed'};
+};
+
+async function main(): Promise<void> {
+	const machine = await describeMachine();
+	log(machine);
+	const rows: Row[] = [];
+	const notes: string[] = [];
+	const listPoints: ListPoint[] = [];
+
+	log(`list rounds across ${HOST_COUNTS.join(', ')} agents`);
+	const listCloud = await createBenchCloud('list');
+	try {
+		for (const hosts of HOST_COUNTS) {
+			const point = await measureList(listCloud, hosts, hosts >= 50 ? 100 : 200);
+			listPoints.push(point);
+			const summary = describeList(point);
+			rows.push(ratioRow(summary.measure, summary.floorMedian, point.kloud, 2, 'p50 ≤ 2× floor'));
+			log(`${summary.measure}: ${ms(summary.median)} vs floor ${ms(summary.floorMedian)} (${point.incomplete} rounds short of a host)`);
+		}
+	} finally {
+		await listCloud.close();
+	}
+
+	log('start latency, one agent');
+	const startCloud = await createBenchCloud('start');
+	let growth;
+	try {
+		await startCloud.addAgents(1);
+		await startCloud.settle();
+		const start = await measureStart(startCloud, QUICK ? 8 : 20);
+		rows.push(ratioRow('start → running (QMP answering)', median(start.floor), start.kloud, 1.3, 'p50 ≤ 1.3× floor'));
+		log(`start: ${ms(median(start.kloud))} vs floor ${ms(median(start.floor))}`);
+		log(`one agent grows to ${GROWTH_VMS} VMs`);
+		growth = await measureGrowth(startCloud, GROWTH_VMS);
+	} finally {
+		await startCloud.close();
+	}
+
+	log(`${CONCURRENT} concurrent starts over 4 agents`);
+	const concurrentCloud = await createBenchCloud('burst');
+	try {
+		await concurrentCloud.addAgents(4);
+		await concurrentCloud.settle();
+		const burst = await measureConcurrentStarts(concurrentCloud, CONCURRENT);
+		const ratio = burst.kloudMs / burst.floorMs;
+		const exact = burst.distinctVms === burst.requested && burst.listed === burst.requested;
+		rows.push({
+			measure: `${burst.requested} concurrent starts over 4 agents (total)`,
+			floor: ms(burst.floorMs),
+			median: ms(burst.kloudMs),
+			p90: '–',
+			ratio: `${ratio.toFixed(2)}×`,
+			goal: 'all running exactly once; ≤ 1.5× floor',
+			verdict: ratio <= 1.5 && exact ? 'met' : 'missed',
+		});
+		notes.push(
+			`${burst.requested} concurrent starts: ${burst.distinctVms} distinct VMs replied, ${burst.listed} listed running afterwards; per agent ${Object.entries(burst.perAgent)
+				.sort()
+				.map(([host, count]) => `${host} ${count}`)
+				.join(', ')}.`,
+		);
+		log(`burst: ${ms(burst.kloudMs)} vs floor ${ms(burst.floorMs)}; exactly once: ${exact}`);
+	} finally {
+		await concurrentCloud.close();
+	}
+
+	log('TUI with 10,000 VMs from 200 hosts (separate process)');
+	const tuiScript = fileURLToPath(new URL('tui.js', import.meta.url));
+	const {stdout} = await run(process.execPath, [tuiScript], {env: {...process.env, BENCH_JSON: '1'}, maxBuffer: 1024 * 1024});
+	const tui = JSON.parse(stdout.trim().split('\n').at(-1)!) as {vms: number; hosts: number; keyMedianMs: number; keyP90Ms: number; cpuShare: number; rssMb: number};
+	rows.push(
+		{measure: `TUI ${tui.vms} VMs / ${tui.hosts} hosts: keypress → next frame`, floor: '–', median: ms(tui.keyMedianMs), p90: ms(tui.keyP90Ms), ratio: '–', goal: '≤ 50 ms', verdict: tui.keyMedianMs <= 50 ? 'met' : 'missed'},
+		{measure: 'TUI: CPU while idle-refreshing at 1 Hz', floor: '–', median: `${(tui.cpuShare * 100).toFixed(1)} % of a core`, p90: '–', ratio: '–', goal: '≤ 10 %', verdict: tui.cpuShare <= 0.1 ? 'met' : 'missed'},
+		{measure: 'TUI: RSS', floor: '–', median: `${tui.rssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 200 MB', verdict: tui.rssMb <= 200 ? 'met' : 'missed'},
+		{measure: 'agent RSS, idle', floor: '–', median: `${growth.idleRssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 80 MB', verdict: growth.idleRssMb <= 80 ? 'met' : 'missed'},
+		{measure: `agent RSS with ${growth.loadedVms} VMs`, floor: '–', median: `${growth.loadedRssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 80 MB', verdict: growth.loadedRssMb <= 80 ? 'met' : 'missed'},
+	);
+
+	const bucket = (from: number, to: number) => median(growth.startByVms.filter(point => point.vmsBefore >= from && point.vmsBefore < to).map(point => point.ms));
+	const startCurve = Array.from({length: Math.ceil(GROWTH_VMS / 10)}, (_, index) => `| ${index * 10}–${index * 10 + 9} | ${ms(bucket(index * 10, index * 10 + 10))} |`);
+	const listCurve = listPoints.map(point => `| ${point.hosts} | ${point.vms} | ${ms(median(point.floor))} | ${ms(median(point.kloud))} | ${(median(point.kloud) / median(point.floor)).toFixed(2)}× |`);
+	const listByVms = growth.listByVms.map(point => `| ${point.vms} | ${ms(point.ms)} |`);
+	const report = `# Benchmarks
+
+Last run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}.
+Machine: ${machine}.
+
+Every ratio compares kloud with its floor measured in the same run: plain amqplib responders for list
+rounds, \`qemu-img create\` + QEMU spawn until QMP answers (done directly) for starts. VMs are real
+QEMU processes started paused (\`-S\`, TCG, 64 MB): ${listPoints.at(-1)?.vms ?? 0} across the list
+agents, ${GROWTH_VMS} on the growing agent, ${CONCURRENT} in the burst. Medians of ${HOST_COUNTS.map(hosts => (hosts >= 50 ? 100 : 200)).join('/')} list rounds and ${QUICK ? 8 : 20} starts.
+
+${markdownTable(rows)}
+
+${notes.join('\n')}
+
+## Cost curves
+
+List round latency as agents are added (each with 3 VMs):
+
+| agents | VMs | floor median | kloud median | ratio |
+| --- | --- | --- | --- | --- |
+${listCurve.join('\n')}
+
+One agent growing to ${GROWTH_VMS} VMs: start latency (request → reply) by VMs already on the host,
+
+| VMs already running | start median |
+| --- | --- |
+${startCurve.join('\n')}
+
+and list round latency by VMs on the host:
+
+| VMs on the host | list median |
+| --- | --- |
+${listByVms.join('\n')}
+`;
+	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
+	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
+	const path = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
+	await writeFile(path, analysis ? `${report}\n${analysis}` : report);
+	process.stdout.write(`\n${report}\n`);
+	log(`wrote ${path}`);
+}
+
+await main();

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The demo: a three-host kloud on this machine. Builds the demo image once (cached in .kloud/images),
+# starts RabbitMQ if it is not running, starts agents host-a, host-b and host-c (own state dirs,
+# QEMU user-mode networking: nothing on this machine's network changes) in a namespace of their own,
+# boots demo VMs (one with user-data), shows the CLI at work, then opens kloud-tui. When it ends (q,
+# Ctrl-C, an error) it stops the demo VMs and the agents and removes its state and broker topology.
+#
+#   npm run demo                  the walk-through, then kloud-tui (without a terminal: the list)
+#   npm run demo -- --check       non-interactive: stack up, one VM booted with user-data and listed
+#                                 across the three hosts, a graceful stop, teardown; exit 0 if all worked
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+is_check=false
+for arg in "$@"; do
+	case $arg in
+	--check) is_check=true ;;
+	-h | --help) usage; exit 0 ;;
+	*) printf 'demo: unknown option %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+	esac
+done
+
+NS=${KLOUD_NAMESPACE:-kloud-demo}
+AMQP=${KLOUD_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}
+IMAGES=${KLOUD_DEMO_IMAGES:-$REPO/.kloud/images}
+HOSTS=(host-a host-b host-c)
+export KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$AMQP
+AGENT=(node "$REPO/dist/agent/cli.js")
+TUI=(node "$REPO/dist/source/cli.js")
+
+bold=$'\033[1m' cyan=$'\033[1;36m' red=$'\033[1;31m' plain=$'\033[0m'
+if [ -n "${NO_COLOR:-}" ] || [ ! -t 1 ]; then bold='' cyan='' red='' plain=''; fi
+step() { printf '%s[demo]%s %s\n' "$bold" "$plain" "$*"; }
+show() { printf '\n%s$ kloud-tui %s%s\n' "$cyan" "$*" "$plain"; }
+die() { printf '%s[demo] error:%s %s\n' "$red" "$plain" "$*" >&2; exit 1; }
+# json EXPR: evaluates the JS arrow function EXPR on the JSON read from stdin; arrays print space-separated.
+json() { node -e 'const f = eval(process.argv[1]); let s = ""; process.stdin.on("data", d => (s += d)).on("end", () => { const r = f(JSON.parse(s)); if (r !== undefined) console.log(Array.isArray(r) ? r.join(" ") : r); });' "$1"; }
+tui() { "${TUI[@]}" "$@"; }
+
+# ---- what the demo needs, and exactly what to run when something is missing ----
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] || die "Node.js >= 20 is needed (found: $(node --version 2>/dev/null || echo none)); then run: ./scripts/setup.sh && npm run demo"
+declare -A tools=([qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [genisoimage]=genisoimage [apt-get]=apt [dpkg-deb]=dpkg [mcopy]=mtools [syslinux]=syslinux)
+missing=()
+for tool in "${!tools[@]}"; do command -v "$tool" >/dev/null || missing+=("${tools[$tool]}"); done
+if [ ${#missing[@]} -gt 0 ]; then
+	if ! command -v apt-get >/dev/null; then
+		die "missing: ${missing[*]} (Debian package names) and there is no apt-get here: install them with your package manager, then run: npm run demo"
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		die "missing packages: ${missing[*]}. Run as root: apt-get update && apt-get install -y ${missing[*]}   (or: sudo ./scripts/setup.sh), then: npm run demo"
+	fi
+	die "missing packages: ${missing[*]}. Run: ./scripts/setup.sh && npm run demo"
+fi
+[ -d node_modules ] || die 'the npm dependencies are not installed. Run: ./scripts/setup.sh && npm run demo'
+if [ ! -f dist/agent/cli.js ] || [ ! -f dist/source/cli.js ]; then
+	step 'building kloud (npm run build)'
+	npm run --silent build
+fi
+
+# ---- teardown: runs on every way out (q, Ctrl-C, an error) ----
+WORK=''
+started_broker=false
+is_cleaned=false
+cleanup() {
+	local status=$?
+	trap '' INT TERM
+	set +e
+	$is_cleaned && return
+	is_cleaned=true
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		printf '\n'
+		local ids
+		ids=$(tui list --json --timeout 3 2>/dev/null | json 'd => d.vms.map(v => v.id)')
+		if [ -n "$ids" ]; then
+			step "stopping the demo VMs: $ids"
+			local stops=()
+			for id in $ids; do
+				# Graceful: the guests power themselves off (a guest still booting gets the power button again
+				# every 2 s until its acpid runs, on a busy machine that can take a while).
+				tui stop "$id" --grace 30 &
+				stops+=($!)
+			done
+			wait "${stops[@]}" 2>/dev/null
+		fi
+		step "stopping the agents ${HOSTS[*]}"
+		local pidfile pid
+		for pidfile in "$WORK"/*.pid; do
+			[ -f "$pidfile" ] && kill -TERM "$(cat "$pidfile")" 2>/dev/null
+		done
+		for pidfile in "$WORK"/*.pid; do
+			[ -f "$pidfile" ] || continue
+			pid=$(cat "$pidfile")
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$pid" 2>/dev/null
+		done
+		# Any QEMU still running from the demo's state dirs (a stop that failed): only those.
+		local proc cmd
+		for proc in /proc/[0-9]*; do
+			cmd=$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline") || continue
+			if [[ $cmd == qemu-system* && $cmd == *"$WORK/"* ]]; then
+				step "killing leftover QEMU ${proc#/proc/}"
+				kill -KILL "${proc#/proc/}" 2>/dev/null
+			fi
+		done
+		node scripts/demo-broker.mjs clean "$AMQP" "$NS" || step "could not remove the broker's $NS.* exchanges and queue"
+		rm -rf "$WORK"
+	fi
+	if $started_broker; then
+		step 'stopping RabbitMQ (the demo started it)'
+		rabbitmqctl -q stop >/dev/null 2>&1
+	fi
+	if [ "$status" -eq 0 ]; then
+		step "done: agents, VMs, state and broker topology removed (the demo image stays cached in $IMAGES)"
+	else
+		step "ended with status $status; agents, VMs, state and broker topology removed"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- the broker ----
+if ! node scripts/demo-broker.mjs probe "$AMQP" 2>/dev/null; then
+	case $AMQP in
+	amqp://*@127.0.0.1:* | amqp://*@localhost:* | amqp://127.0.0.1* | amqp://localhost*) ;;
+	*) die "cannot reach the broker at $AMQP" ;;
+	esac
+	command -v rabbitmq-server >/dev/null || die 'RabbitMQ is not installed. Run: ./scripts/setup.sh && npm run demo'
+	[ "$(id -u)" -eq 0 ] || die 'RabbitMQ is not running. Run as root: rabbitmq-server -detached   (or: sudo ./scripts/setup.sh), then: npm run demo'
+	step 'starting RabbitMQ (it will be stopped again at the end)'
+	rabbitmq-server -detached >/dev/null 2>&1 || true
+	started_broker=true
+	rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || die 'RabbitMQ did not start: see /var/log/rabbitmq/'
+	node scripts/demo-broker.mjs probe "$AMQP" || die "RabbitMQ runs but $AMQP does not answer"
+fi
+
+# ---- the demo image ----
+if [ -n "${KLOUD_DEMO_IMAGE:-}" ]; then
+	# A prebuilt image (the tests pass theirs): used as it is, never rebuilt.
+	[ -f "$KLOUD_DEMO_IMAGE" ] || die "KLOUD_DEMO_IMAGE=$KLOUD_DEMO_IMAGE is not a file"
+	step "the demo image: $KLOUD_DEMO_IMAGE (KLOUD_DEMO_IMAGE, not rebuilt)"
+else
+	step "the demo image (a Debian kernel and busybox, ≈ 10 MB; built once, cached in $IMAGES)"
+	"${AGENT[@]}" image build-demo --out "$IMAGES" 2> >(sed -u 's/^kloud-agent image: /       /' >&2) | sed -u 's/^/       /'
+fi
+
+# ---- three hosts ----
+# Another kloud in this namespace (another demo?) must be left alone: the teardown would take its VMs.
+others=$(tui hosts --json --timeout 1 2>/dev/null | json 'd => d.map(h => h.id)' || true)
+[ -z "$others" ] || die "hosts $others already run in namespace $NS (another demo?): stop them, or run with KLOUD_NAMESPACE=another-name"
+
+# Short paths: QMP sockets live in the state dirs and unix socket paths stop at 108 bytes.
+WORK=$(mktemp -d /tmp/kloud-demo.XXXXXX)
+if [ -n "${KLOUD_DEMO_IMAGE:-}" ]; then
+	IMAGES=$WORK/images
+	mkdir "$IMAGES"
+	ln -s "$(realpath "$KLOUD_DEMO_IMAGE")" "$IMAGES/demo.qcow2"
+fi
+step "starting agents ${HOSTS[*]} in namespace $NS (state and logs in $WORK)"
+for host in "${HOSTS[@]}"; do
+	# Own session (setsid): Ctrl-C in this terminal must not stop the agents before they stop their VMs.
+	# The pid file holds the agent's pid whether or not setsid had to fork.
+	setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$WORK/$host.pid" \
+		"${AGENT[@]}" --host-id "$host" --images "$IMAGES" --state-dir "$WORK/$host" \
+		--network-default user --memory 128 --max-vms 4 --grace 20 --heartbeat 2 \
+		</dev/null >"$WORK/$host.log" 2>&1 &
+done
+for host in "${HOSTS[@]}"; do
+	for _ in $(seq 150); do
+		grep -q '"agent ready"' "$WORK/$host.log" 2>/dev/null && break
+		if [ -f "$WORK/$host.pid" ] && ! kill -0 "$(cat "$WORK/$host.pid")" 2>/dev/null; then
+			tail -n 5 "$WORK/$host.log" >&2
+			die "agent $host exited (is another demo running in namespace $NS? then set KLOUD_NAMESPACE)"
+		fi
+		sleep 0.1
+	done
+	grep -q '"agent ready"' "$WORK/$host.log" || die "agent $host did not get ready in 15 s: see $WORK/$host.log"
+done
+for _ in $(seq 50); do
+	[ "$(tui hosts --json --timeout 2 2>/dev/null | json 'd => d.length')" = "${#HOSTS[@]}" ] && break
+	sleep 0.2
+done
+step "from another terminal: KLOUD_NAMESPACE=$NS node dist/source/cli.js list"
+
+show hosts
+tui hosts
+show images
+tui images
+
+# waits (with a progress line) until VM $1's console shows $2; prints the seconds it took
+wait_console() {
+	local id=$1 pattern=$2 started=$SECONDS text=''
+	while [ $((SECONDS - started)) -lt 150 ]; do
+		text=$(tui console "$id" --bytes 16384 2>/dev/null || true)
+		if grep -q "$pattern" <<<"$text"; then
+			[ -t 1 ] && printf '\r\033[K'
+			step "$id: '$pattern' after $((SECONDS - started)) s"
+			return 0
+		fi
+		[ -t 1 ] && printf '\r       waiting for %s to boot (%s s; ≈ 6-10 s under TCG)…' "$id" $((SECONDS - started))
+		sleep 1
+	done
+	printf '\n'
+	die "no '$pattern' on $id's console after 150 s"
+}
+
+if $is_check; then
+	show start --image demo --user-data scripts/demo-user-data.sh --json
+	vm=$(tui start --image demo --user-data scripts/demo-user-data.sh --json)
+	id=$(json 'd => d.id' <<<"$vm")
+	step "started $id on $(json 'd => d.host' <<<"$vm")"
+	show list --json
+	listed=$(tui list --json --timeout 5)
+	printf '%s\n' "$listed"
+	answered=$(json 'd => d.hosts.filter(h => h.answered).map(h => h.id).sort()' <<<"$listed")
+	[ "$answered" = "${HOSTS[*]}" ] || die "expected ${HOSTS[*]} to answer the list, got: $answered"
+	[ "$(json "d => d.vms.filter(v => v.id === '$id' && v.state === 'running').length" <<<"$listed")" = 1 ] || die "$id is not listed as running"
+	wait_console "$id" 'KLOUD-READY'
+	wait_console "$id" 'KLOUD-USERDATA-DONE'
+	show console "$id"
+	text=$(tui console "$id")
+	printf '%s\n' "$text"
+	grep -q "^KLOUD-READY hostname=$id " <<<"$text" || die "the marker does not name $id"
+	grep -q "^hello from user-data on $id" <<<"$text" || die "no user-data output on $id's console"
+	show stop "$id" --grace 30 --json
+	stopped=$(tui stop "$id" --grace 30 --json)
+	printf '%s\n' "$stopped"
+	[ "$(json 'd => d.exit' <<<"$stopped")" = 'powered off' ] || die "$id was not powered off gracefully"
+	step 'check passed: three hosts, a VM booted with user-data, listed, read and powered off'
+	exit 0
+fi
+
+show start --image demo --host host-a --user-data scripts/demo-user-data.sh
+first=$(tui start --image demo --host host-a --user-data scripts/demo-user-data.sh --json | json 'd => d.id')
+echo "started $first on host-a"
+show start --image demo
+step 'no --host: any host with capacity takes it from the shared start queue'
+tui start --image demo
+show list
+tui list
+wait_console "$first" 'KLOUD-USERDATA-DONE'
+show console "$first"
+tui console "$first"
+
+if [ -t 0 ] && [ -t 1 ]; then
+	step 'opening kloud-tui: n start, Enter console, x stop, K kill, / filter, ? help, q quit (then the demo cleans up)'
+	sleep 3
+	tui --refresh 1
+else
+	step 'not a terminal: no kloud-tui, just the list'
+	show list
+	tui list
+fi

@@ -1,0 +1,428 @@
+/**
+ * The agent's side of the broker: its own exclusive host queue (requests for `all` hosts and for
+ * `host.<id>`), the shared start work queue (taken only while it has capacity), peers' heartbeats,
+ * and optionally the tutorial's `vm-queue`. Every request with a reply address gets exactly one
+ * reply; a message is acked only after its reply is confirmed by the broker.
+ */
+import {randomUUID} from 'node:crypto';
+import type {Channel, ConsumeMessage} from 'amqplib';
+import {
+	ALL_HOSTS_KEY,
+	REPEAT_HEADER,
+	encode,
+	errorReply,
+	makeEvent,
+	makeRequest,
+	okReply,
+	parseEvent,
+	parseReplyValue,
+	parseRequest,
+	topology,
+	type ErrorCode,
+	type EventDraft,
+	type HostSnapshot,
+	type KloudEvent,
+	type Request,
+	type Topology,
+} from '../protocol/index.js';
+import {BrokerConnection, type ConnectionState, type TlsOptions} from './connection.js';
+import {deadLetterAnswer, type DeadLetterAnswer} from './dead-letters.js';
+import {Rpc} from './rpc.js';
+import {declareShared} from './topology.js';
+
+export type HandlerResult =
+	| {readonly ok: true; readonly value: unknown}
+	| {readonly ok: false; readonly code: ErrorCode; readonly reason: string}
+	/** Not now (e.g. no capacity left): put the start back for another host. */
+	| {readonly ok: 'requeue'};
+
+export type Logger = {
+	debug(object: object, message?: string): void;
+	info(object: object, message?: string): void;
+	warn(object: object, message?: string): void;
+	error(object: object, message?: string): void;
+};
+
+/** What the broker says about a request besides its body. */
+export type RequestContext = {
+	/** A start taken from the shared work queue (may be requeued) or one sent to this host. */
+	readonly via: 'host' | 'work';
+	/** The publisher's RabbitMQ user, validated by the broker (absent when the publisher set none). */
+	readonly userId?: string;
+	/** Seen before: redelivered by the broker, or sent again by its requester after a lost connection. */
+	readonly isRepeat: boolean;
+};
+
+export type AgentHandlers = {
+	handleRequest(request: Request, context: RequestContext): Promise<HandlerResult>;
+	handleEvent(event: KloudEvent): void;
+	/**
+	 * A start that died in the start queue (expired unclaimed, or refused by every host until the
+	 * delivery limit), with the `no_capacity` answer it would get: the agent may know better (the
+	 * VM for its token exists after all) and answer with that instead.
+	 */
+	handleDeadStart?(request: Request & {readonly type: 'vm.start'}, answer: NonNullable<DeadLetterAnswer>, context: {readonly userId?: string}): Promise<HandlerResult>;
+	/** Serves one unversioned tutorial message; returns the JSON to reply with, or undefined for none. */
+	handleTutorial?(content: Buffer): Promise<unknown>;
+	onConnectionState?(state: ConnectionState): void;
+};
+
+export type AgentEndpointOptions = {
+	readonly url: string;
+	readonly namespace: string;
+	readonly hostId: string;
+	readonly heartbeatSeconds?: number;
+	/** Also serve the tutorial's queue (its name, usually `vm-queue`). */
+	readonly tutorialQueue?: string;
+	/** CA and client certificate for `amqps://` URLs. */
+	readonly tls?: TlsOptions;
+	readonly log: Logger;
+};
+
+/** Replies go only to Direct Reply-To addresses: a request cannot make an agent publish into a queue of its choosing. */
+const REPLY_ADDRESS_PREFIX = 'amq.rabbitmq.reply-to.';
+
+/** How long a reply that could not be sent (the connection dropped) waits for the connection to come back. */
+const REPLY_RETRY_MS = 10_000;
+
+export class DuplicateHostError extends Error {
+	override name = 'DuplicateHostError';
+}
+
+export class AgentEndpoint {
+	static async open(options: AgentEndpointOptions, handlers: AgentHandlers): Promise<AgentEndpoint> {
+		const endpoint = new AgentEndpoint(options, handlers);
+		endpoint.#connection = await BrokerConnection.open({
+			url: options.url,
+			connectionName: `kloud-agent@${options.hostId}`,
+			reconnect: true,
+			heartbeatSeconds: options.heartbeatSeconds,
+			firstConnect: 'fail-on-setup-error',
+			...(options.tls === undefined ? {} : {tls: options.tls}),
+			setup: async context => {
+				await endpoint.#rpc.setup(context);
+				await endpoint.setup(context.channel, await context.openChannel(), await context.openChannel(), options.tutorialQueue ? await context.openChannel() : undefined);
+			},
+		});
+		endpoint.#connection.on('state', state => {
+			if (state.status !== 'connected') {
+				endpoint.#rpc.connectionLost();
+			}
+
+			handlers.onConnectionState?.(state);
+		});
+		return endpoint;
+	}
+
+	readonly topo: Topology;
+	readonly #options: AgentEndpointOptions;
+	readonly #handlers: AgentHandlers;
+	#connection: BrokerConnection | undefined;
+	#workChannel: Channel | undefined;
+	#workConsumer: string | undefined;
+	#isAcceptingStarts = true;
+	#inFlight = 0;
+	#drained: (() => void) | undefined;
+	/** For the agent's own rounds (looking for a start's token across the fleet). */
+	readonly #rpc = new Rpc(() => this.connection);
+
+	private constructor(options: AgentEndpointOptions, handlers: AgentHandlers) {
+		this.#options = options;
+		this.#handlers = handlers;
+		this.topo = topology(options.namespace);
+	}
+
+	get connection(): BrokerConnection {
+		return this.#connection!;
+	}
+
+	async publishEvent(draft: EventDraft): Promise<void> {
+		const event = makeEvent(draft, {id: randomUUID(), from: this.#options.hostId, ts: Date.now()});
+		const owner = 'vm' in event.body ? event.body.vm.owner : undefined;
+		await this.connection.publish(this.topo.eventExchange, this.topo.eventKey(event.type, this.#options.hostId, owner), encode(event), {
+			contentType: 'application/json',
+		});
+	}
+
+	/**
+	 * One `vm.list` round across the fleet, as a requester runs it, under this agent's own user (an
+	 * admin: it sees every tenant's VMs). Ends when every host in `expected` and in the answers'
+	 * rosters has answered, or at the timeout; `missing` names the live hosts that stayed silent.
+	 */
+	async listRound(options: {readonly timeoutMs: number; readonly expected: readonly string[]}): Promise<{readonly snapshots: HostSnapshot[]; readonly missing: string[]}> {
+		const answered = new Map<string, HostSnapshot>();
+		const expected = new Set(options.expected);
+		const request = makeRequest({type: 'vm.list', body: {}}, {id: randomUUID(), from: this.#options.hostId, ts: Date.now()});
+		await this.#rpc.gather(this.topo.commandExchange, ALL_HOSTS_KEY, request, {
+			timeoutMs: options.timeoutMs,
+			isComplete: replies => {
+				const reply = replies.at(-1);
+				const value = reply?.ok ? parseReplyValue('vm.list', reply.value) : undefined;
+				if (reply && value?.ok) {
+					answered.set(reply.from, value.value);
+					for (const id of value.value.roster) {
+						expected.add(id);
+					}
+				}
+
+				return [...expected].every(id => answered.has(id));
+			},
+		});
+		return {snapshots: [...answered.values()], missing: [...expected].filter(id => !answered.has(id)).sort()};
+	}
+
+	/** Takes starts from the shared work queue only while the host has capacity. */
+	async setAcceptingStarts(isAccepting: boolean): Promise<void> {
+		this.#isAcceptingStarts = isAccepting;
+		await this.syncWorkConsumer();
+	}
+
+	/** Stops taking new work, waits for requests in progress to be answered, then disconnects. */
+	async close(options: {readonly timeoutMs?: number} = {}): Promise<void> {
+		this.#isAcceptingStarts = false;
+		await this.syncWorkConsumer().catch(() => {});
+		if (this.#inFlight > 0) {
+			await Promise.race([
+				new Promise<void>(resolve => {
+					this.#drained = resolve;
+				}),
+				new Promise(resolve => setTimeout(resolve, options.timeoutMs ?? 5000)),
+			]);
+		}
+
+		await this.#connection?.close();
+	}
+
+	private async setup(channel: Channel, workChannel: Channel, deadChannel: Channel, tutorialChannel: Channel | undefined): Promise<void> {
+		const {topo} = this;
+		const {hostId} = this.#options;
+		await declareShared(channel, topo);
+		const hostQueue = topo.hostQueue(hostId);
+		try {
+			await channel.assertQueue(hostQueue, {exclusive: true, autoDelete: true, durable: false});
+		} catch (error) {
+			throw new DuplicateHostError(`another agent with host id "${hostId}" is already connected to this namespace`, {cause: error});
+		}
+
+		await channel.bindQueue(hostQueue, topo.commandExchange, ALL_HOSTS_KEY);
+		await channel.bindQueue(hostQueue, topo.commandExchange, topo.hostKey(hostId));
+		await channel.prefetch(64);
+		// No acks here: the queue is exclusive and auto-delete, so its messages die with this agent's
+		// connection whether acked or not; acking would only add a frame to every list round.
+		await channel.consume(hostQueue, message => this.onRequest(channel, message, 'host'), {exclusive: true, noAck: true});
+
+		const {queue: eventQueue} = await channel.assertQueue('', {exclusive: true, autoDelete: true, durable: false});
+		await channel.bindQueue(eventQueue, topo.eventExchange, 'host.#');
+		await channel.consume(eventQueue, message => this.onEvent(message), {noAck: true});
+
+		// One start at a time per agent: the next one stays in the queue for a host that is free.
+		await workChannel.prefetch(1);
+		this.#workChannel = workChannel;
+		this.#workConsumer = undefined;
+		await this.syncWorkConsumer();
+
+		// Starts that died in the start queue: every agent consumes, whichever gets one answers it.
+		await deadChannel.prefetch(16);
+		await deadChannel.consume(topo.deadLetters, message => this.onDeadLetter(deadChannel, message), {noAck: false});
+
+		if (tutorialChannel && this.#options.tutorialQueue) {
+			// Declared exactly as the tutorial's pika code does (not durable), or RabbitMQ refuses it.
+			await tutorialChannel.assertQueue(this.#options.tutorialQueue, {durable: false, exclusive: false, autoDelete: false});
+			await tutorialChannel.prefetch(1);
+			await tutorialChannel.consume(this.#options.tutorialQueue, message => this.onTutorial(tutorialChannel, message), {noAck: false});
+		}
+	}
+
+	private async syncWorkConsumer(): Promise<void> {
+		const channel = this.#workChannel;
+		if (!channel) {
+			return;
+		}
+
+		if (this.#isAcceptingStarts && !this.#workConsumer) {
+			const placeholder = 'pending';
+			this.#workConsumer = placeholder;
+			try {
+				const {consumerTag} = await channel.consume(this.topo.startQueue, message => this.onRequest(channel, message, 'work'), {noAck: false});
+				this.#workConsumer = consumerTag;
+			} catch (error) {
+				this.#workConsumer = undefined;
+				throw error;
+			}
+
+			if (!this.#isAcceptingStarts) {
+				await this.syncWorkConsumer();
+			}
+		} else if (!this.#isAcceptingStarts && this.#workConsumer && this.#workConsumer !== 'pending') {
+			const tag = this.#workConsumer;
+			this.#workConsumer = undefined;
+			await channel.cancel(tag).catch(() => {});
+		}
+	}
+
+	private onRequest(channel: Channel, message: ConsumeMessage | null, via: 'host' | 'work'): void {
+		if (!message) {
+			return;
+		}
+
+		this.#inFlight++;
+		void this.serve(channel, message, via)
+			.catch((error: unknown) => this.#options.log.error({err: error}, 'request handling failed'))
+			.finally(() => {
+				this.#inFlight--;
+				if (this.#inFlight === 0) {
+					this.#drained?.();
+				}
+			});
+	}
+
+	private async serve(channel: Channel, message: ConsumeMessage, via: 'host' | 'work'): Promise<void> {
+		const {replyTo, correlationId, userId, headers} = message.properties as {replyTo?: string; correlationId?: string; userId?: string; headers?: Record<string, unknown>};
+		const parsed = parseRequest(message.content);
+		let result: HandlerResult;
+		if (parsed.ok) {
+			const isRepeat = message.fields.redelivered || headers?.[REPEAT_HEADER] === true;
+			this.#options.log.debug({type: parsed.value.type, via, routingKey: message.fields.routingKey, from: parsed.value.from, userId, isRepeat}, 'request');
+			try {
+				result = await this.#handlers.handleRequest(parsed.value, {via, isRepeat, ...(typeof userId === 'string' ? {userId} : {})});
+			} catch (error) {
+				this.#options.log.error({err: error, type: parsed.value.type}, 'request handler threw');
+				result = {ok: false, code: 'internal', reason: `internal error: ${(error as Error).message}`};
+			}
+		} else {
+			this.#options.log.warn({reason: parsed.error.reason, bytes: message.content.length}, 'refused a malformed request');
+			result = {ok: false, code: parsed.error.code, reason: parsed.error.reason};
+		}
+
+		if (result.ok === 'requeue') {
+			if (via === 'work') {
+				channel.nack(message, false, true);
+				return;
+			}
+
+			// Only a shared-queue start can go back for another host; one sent here gets a clear no.
+			result = {ok: false, code: 'no_capacity', reason: `host ${this.#options.hostId} has no capacity now`};
+		}
+
+		if (replyTo) {
+			const re = correlationId ?? (parsed.ok ? parsed.value.id : '');
+			await this.reply(replyTo, re, result);
+		}
+
+		if (via === 'host') {
+			return;
+		}
+
+		if (channel !== this.#workChannel) {
+			// The connection dropped while this was served: the broker put the message back already,
+			// and its next delivery is answered from the start's token. Nothing to ack on a dead channel.
+			return;
+		}
+
+		if (parsed.ok) {
+			channel.ack(message);
+		} else {
+			// Never redeliver what can never parse: drop it (or dead-letter it where a DLX is set).
+			channel.nack(message, false, false);
+		}
+	}
+
+	/**
+	 * Sends one reply to a Direct Reply-To address. A reply that fails because this agent's
+	 * connection dropped is sent again once it is back (the requester's address outlives our
+	 * connection); replies to other addresses are refused.
+	 */
+	private async reply(replyTo: string, re: string, result: Exclude<HandlerResult, {ok: 'requeue'}>): Promise<void> {
+		if (!replyTo.startsWith(REPLY_ADDRESS_PREFIX)) {
+			this.#options.log.warn({replyTo: replyTo.slice(0, 200)}, 'refused to reply to a queue that is not a Direct Reply-To address');
+			return;
+		}
+
+		const stamp = {id: randomUUID(), from: this.#options.hostId, ts: Date.now()};
+		const reply = result.ok ? okReply(re, result.value, stamp) : errorReply(re, result.code, result.reason, stamp);
+		const send = async () => this.connection.publish('', replyTo, encode(reply), {correlationId: re, contentType: 'application/json'});
+		try {
+			await send();
+		} catch (error) {
+			if (!(await this.connection.waitUntilConnected(REPLY_RETRY_MS))) {
+				this.#options.log.warn({err: error, replyTo}, 'could not deliver a reply');
+				return;
+			}
+
+			await send().catch((retryError: unknown) => this.#options.log.warn({err: retryError, replyTo}, 'could not deliver a reply'));
+		}
+	}
+
+	private onDeadLetter(channel: Channel, message: ConsumeMessage | null): void {
+		if (!message) {
+			return;
+		}
+
+		const {replyTo, correlationId, headers, userId} = message.properties as {replyTo?: string; correlationId?: string; headers?: Record<string, unknown>; userId?: string};
+		const answer = deadLetterAnswer({headers, content: message.content, startQueue: this.topo.startQueue});
+		this.#inFlight++;
+		void (async () => {
+			if (answer && replyTo && correlationId) {
+				const parsed = parseRequest(message.content);
+				let result: HandlerResult = {ok: false, ...answer};
+				if (parsed.ok && parsed.value.type === 'vm.start' && this.#handlers.handleDeadStart) {
+					result = await this.#handlers.handleDeadStart(parsed.value, answer, typeof userId === 'string' ? {userId} : {});
+				}
+
+				if (result.ok !== 'requeue') {
+					this.#options.log.info({result: result.ok ? 'found its VM' : result.reason, correlationId}, 'a start died in the queue: answering its requester');
+					await this.reply(replyTo, correlationId, result);
+				}
+			}
+
+			channel.ack(message);
+		})()
+			.catch((error: unknown) => this.#options.log.warn({err: error}, 'dead letter not handled'))
+			.finally(() => {
+				this.#inFlight--;
+				if (this.#inFlight === 0) {
+					this.#drained?.();
+				}
+			});
+	}
+
+	private onEvent(message: ConsumeMessage | null): void {
+		if (!message) {
+			return;
+		}
+
+		const parsed = parseEvent(message.content);
+		if (parsed.ok) {
+			this.#handlers.handleEvent(parsed.value);
+		}
+	}
+
+	private onTutorial(channel: Channel, message: ConsumeMessage | null): void {
+		if (!message || !this.#handlers.handleTutorial) {
+			return;
+		}
+
+		const {replyTo, correlationId} = message.properties as {replyTo?: string; correlationId?: string};
+		this.#inFlight++;
+		void this.#handlers
+			.handleTutorial(message.content)
+			.then(async response => {
+				const {status, reason} = (response ?? {}) as {status?: unknown; reason?: unknown};
+				if (status === 'error') {
+					this.#options.log.warn({reason, replyTo: replyTo ?? null}, 'refused a tutorial message');
+				}
+
+				if (response !== undefined && replyTo) {
+					await this.connection.publish('', replyTo, Buffer.from(JSON.stringify(response)), correlationId ? {correlationId} : {});
+				}
+			})
+			.catch((error: unknown) => this.#options.log.error({err: error}, 'tutorial message failed'))
+			.finally(() => {
+				channel.ack(message);
+				this.#inFlight--;
+				if (this.#inFlight === 0) {
+					this.#drained?.();
+				}
+			});
+	}
+}

@@ -1,0 +1,380 @@
+/**
+ * What the CLI and the TUI use to talk to the fleet: list and images rounds (scatter-gather that
+ * ends as soon as every live host has answered), start, stop and kill routed to the right host.
+ */
+import {randomUUID} from 'node:crypto';
+import type {ConsumeMessage} from 'amqplib';
+import {
+	ALL_HOSTS_KEY,
+	REPEAT_HEADER,
+	makeRequest,
+	parseEvent,
+	parseReplyValue,
+	topology,
+	type ConsoleTail,
+	type ErrorCode,
+	type HostImages,
+	type HostSnapshot,
+	type KloudEvent,
+	type Reply,
+	type ReplyValue,
+	type RequestDraft,
+	type RequestType,
+	type StartBody,
+	type Topology,
+	type Vm,
+} from '../protocol/index.js';
+import {BrokerConnection, BrokerUnavailableError, urlUser, type ConnectionState, type SetupContext, type TlsOptions} from './connection.js';
+import {HostRoster} from './host-roster.js';
+import {checkShared, declareShared, TopologyError} from './topology.js';
+import {ConnectionLostError, NoRouteError, RequestTimeoutError, Rpc} from './rpc.js';
+
+/** A retry needs at least this long to be worth sending. */
+const MIN_ATTEMPT_MS = 50;
+
+/**
+ * How long a start may wait in the work queue for a host with capacity: the requester's remaining
+ * time less a margin for the start itself (up to 5 s), so an unclaimed start expires, is
+ * dead-lettered and answered with "no host had capacity" while the requester still listens.
+ */
+export function startQueueTtl(remainingMs: number): number {
+	return Math.max(1, Math.round(remainingMs - Math.min(5000, remainingMs / 2)));
+}
+
+export type ClientErrorCode = ErrorCode | 'timeout' | 'host_unreachable' | 'no_hosts' | 'broker';
+
+/** A request that did not succeed, with a code scripts can branch on and a one-line reason. */
+export class KloudRequestError extends Error {
+	override name = 'KloudRequestError';
+	readonly code: ClientErrorCode;
+
+	constructor(code: ClientErrorCode, reason: string, options?: ErrorOptions) {
+		super(reason, options);
+		this.code = code;
+	}
+}
+
+export type ClientOptions = {
+	readonly url: string;
+	readonly namespace: string;
+	readonly connectionName: string;
+	/** Sender id stamped on requests (e.g. `kloud-tui@alice`). */
+	readonly sender: string;
+	readonly reconnect: boolean;
+	/** Subscribe to heartbeats and VM events (the TUI); a one-shot CLI relies on the agents' rosters. */
+	readonly watchEvents?: boolean;
+	readonly heartbeatSeconds?: number;
+	/** With `reconnect`: still fail at once when the first connection cannot be made (a CLI run). */
+	readonly failFast?: boolean;
+	/** CA and client certificate for `amqps://` URLs. */
+	readonly tls?: TlsOptions;
+};
+
+export type RoundResult<T> = {
+	readonly replies: readonly T[];
+	/** Hosts believed live that did not answer before the timeout. */
+	readonly missing: readonly string[];
+	readonly durationMs: number;
+};
+
+export type StopOptions = {
+	readonly kill?: boolean;
+	readonly host?: string;
+	readonly graceSeconds?: number;
+	readonly timeoutMs: number;
+};
+
+export class KloudClient {
+	static async connect(options: ClientOptions): Promise<KloudClient> {
+		const topo = topology(options.namespace);
+		const client = new KloudClient(options, topo);
+		client.#rpc = new Rpc(() => client.connection);
+		const connection = await BrokerConnection.open({
+			url: options.url,
+			connectionName: options.connectionName,
+			reconnect: options.reconnect,
+			heartbeatSeconds: options.heartbeatSeconds,
+			...(options.tls === undefined ? {} : {tls: options.tls}),
+			...(options.reconnect && options.failFast ? {firstConnect: 'fail' as const} : {}),
+			setup: async context => {
+				await declareOrCheckShared(context, topo);
+				await client.rpc.setup(context);
+				if (options.watchEvents) {
+					await watchEvents(context, topo, urlUser(options.url), message => client.onEventMessage(message));
+				}
+			},
+		}).catch((error: unknown) => {
+			throw new KloudRequestError('broker', (error as Error).message, {cause: error});
+		});
+		return client.attach(connection);
+	}
+
+	readonly roster = new HostRoster();
+	readonly topo: Topology;
+	readonly #options: ClientOptions;
+	readonly #eventListeners = new Set<(event: KloudEvent) => void>();
+	#connection: BrokerConnection | undefined;
+	#rpc: Rpc | undefined;
+
+	private constructor(options: ClientOptions, topo: Topology) {
+		this.#options = options;
+		this.topo = topo;
+	}
+
+	get connection(): BrokerConnection {
+		return this.#connection!;
+	}
+
+	private get rpc(): Rpc {
+		return this.#rpc!;
+	}
+
+	onEvent(listener: (event: KloudEvent) => void): () => void {
+		this.#eventListeners.add(listener);
+		return () => this.#eventListeners.delete(listener);
+	}
+
+	onConnectionState(listener: (state: ConnectionState) => void): () => void {
+		this.connection.on('state', listener);
+		return () => this.connection.off('state', listener);
+	}
+
+	/** One list round: every live host's snapshot, and which live hosts stayed silent. */
+	async list(options: {readonly timeoutMs: number}): Promise<RoundResult<HostSnapshot>> {
+		return this.broadcast('vm.list', {type: 'vm.list', body: {}}, options.timeoutMs, value => value.roster);
+	}
+
+	async images(options: {readonly timeoutMs: number}): Promise<RoundResult<HostImages>> {
+		return this.broadcast('images.list', {type: 'images.list', body: {}}, options.timeoutMs, value => value.roster);
+	}
+
+	/**
+	 * Starts a VM on the named host, or on whichever host with capacity takes it from the work queue.
+	 * Every start carries a client token (a random one unless the body has one): after a lost
+	 * connection or an unconfirmed publish it is sent again with the same token, and the agent
+	 * that has (or is making) the VM for that token answers with it instead of making another.
+	 */
+	async start(body: StartBody, options: {readonly timeoutMs: number}): Promise<Vm> {
+		const draft: RequestDraft = {type: 'vm.start', body: {...body, clientToken: body.clientToken ?? randomUUID()}};
+		// A token the caller chose may have been sent before (that is what it is for).
+		const isRepeat = body.clientToken !== undefined;
+		if (body.host) {
+			return this.ask('vm.start', draft, this.topo.commandExchange, this.topo.hostKey(body.host), options.timeoutMs, {host: body.host, isRepeat});
+		}
+
+		return this.ask('vm.start', draft, '', this.topo.startQueue, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat});
+	}
+
+	/** Graceful stop (or kill) sent only to the VM's owner; finds the owner with a list round if not given. */
+	async stop(vmId: string, options: StopOptions): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const draft: RequestDraft = options.kill
+			? {type: 'vm.kill', body: {vmId}}
+			: {type: 'vm.stop', body: options.graceSeconds === undefined ? {vmId} : {vmId, graceSeconds: options.graceSeconds}};
+		const graceMs = options.kill ? 0 : (options.graceSeconds ?? 30) * 1000;
+		return this.ask(draft.type as 'vm.stop' | 'vm.kill', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs + graceMs, {host});
+	}
+
+	/** The tail of a VM's serial console, fetched from its owner. */
+	async console(vmId: string, options: {readonly host?: string; readonly bytes?: number; readonly timeoutMs: number}): Promise<ConsoleTail> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const draft: RequestDraft = {type: 'vm.console', body: options.bytes === undefined ? {vmId} : {vmId, bytes: options.bytes}};
+		return this.ask('vm.console', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	async close(): Promise<void> {
+		await this.#connection?.close();
+	}
+
+	private attach(connection: BrokerConnection): this {
+		this.#connection = connection;
+		connection.on('state', state => {
+			if (state.status !== 'connected') {
+				this.rpc.connectionLost();
+			}
+		});
+		return this;
+	}
+
+	private async findOwner(vmId: string, timeoutMs: number): Promise<string> {
+		const round = await this.list({timeoutMs});
+		const owner = round.replies.find(snapshot => snapshot.vms.some(vm => vm.id === vmId));
+		if (owner) {
+			return owner.host.id;
+		}
+
+		const silent = round.missing.length > 0 ? ` (no answer from ${round.missing.join(', ')})` : '';
+		if (round.replies.length === 0) {
+			throw new KloudRequestError('no_hosts', `no host answered within ${timeoutMs} ms${silent}`);
+		}
+
+		throw new KloudRequestError('unknown_vm', `no VM ${vmId} on any of ${round.replies.length} hosts that answered${silent}`);
+	}
+
+	private stamp() {
+		return {id: randomUUID(), from: this.#options.sender, ts: Date.now()};
+	}
+
+	private async ask<T extends RequestType>(
+		type: T,
+		draft: RequestDraft,
+		exchange: string,
+		routingKey: string,
+		timeoutMs: number,
+		options: {readonly host?: string; readonly queueTtl?: (remainingMs: number) => number; readonly isRepeat?: boolean} = {},
+	): Promise<ReplyValue<T>> {
+		// Every request here is safe to repeat (starts carry their token, stops of a stopped VM
+		// answer with it): a lost connection costs a retry, not the request.
+		const reply = await this.retrying(timeoutMs, type, options.host, async (remainingMs, attempt) =>
+			this.rpc.request(exchange, routingKey, makeRequest(draft, this.stamp()), {
+				timeoutMs: remainingMs,
+				mandatory: true,
+				...(options.queueTtl === undefined ? {} : {expirationMs: options.queueTtl(remainingMs)}),
+				...(attempt > 1 || options.isRepeat ? {headers: {[REPEAT_HEADER]: true}} : {}),
+			}),
+		);
+		return this.unwrap(type, reply);
+	}
+
+	/**
+	 * Runs `send` until it resolves, again after a lost connection or an unconfirmed publish once
+	 * the connection is back, all within `timeoutMs`; other failures are explained and thrown.
+	 */
+	private async retrying<R>(timeoutMs: number, type: RequestType, host: string | undefined, send: (remainingMs: number, attempt: number) => Promise<R>): Promise<R> {
+		const deadline = Date.now() + timeoutMs;
+		for (let attempt = 1; ; attempt++) {
+			try {
+				return await send(Math.max(1, deadline - Date.now()), attempt);
+			} catch (error) {
+				const isRetryable = error instanceof ConnectionLostError || error instanceof BrokerUnavailableError;
+				if (!isRetryable || !(await this.connection.waitUntilConnected(deadline - Date.now())) || deadline - Date.now() < MIN_ATTEMPT_MS) {
+					throw this.explain(error, type, host, timeoutMs);
+				}
+
+				// A channel that keeps failing at once (e.g. a refused publish) must not spin.
+				await new Promise(resolve => setTimeout(resolve, Math.min(1000, 20 * attempt)));
+			}
+		}
+	}
+
+	private unwrap<T extends RequestType>(type: T, reply: Reply): ReplyValue<T> {
+		if (!reply.ok) {
+			throw new KloudRequestError(reply.code, `${reply.from}: ${reply.reason}`);
+		}
+
+		const value = parseReplyValue(type, reply.value);
+		if (!value.ok) {
+			throw new KloudRequestError('bad_request', `${reply.from}: ${value.error.reason}`);
+		}
+
+		return value.value;
+	}
+
+	private explain(error: unknown, type: RequestType, host: string | undefined, timeoutMs: number): KloudRequestError {
+		if (error instanceof NoRouteError) {
+			return host
+				? new KloudRequestError('host_unreachable', `host ${host} is not connected to the broker`, {cause: error})
+				: new KloudRequestError('no_hosts', 'no agent is serving this namespace', {cause: error});
+		}
+
+		if (error instanceof RequestTimeoutError) {
+			const who = host ? `host ${host}` : 'any host';
+			return new KloudRequestError('timeout', `no reply to ${type} from ${who} within ${(timeoutMs / 1000).toFixed(1)} s`, {cause: error});
+		}
+
+		return new KloudRequestError('broker', (error as Error).message, {cause: error});
+	}
+
+	private async broadcast<T extends 'vm.list' | 'images.list'>(
+		type: T,
+		draft: RequestDraft,
+		timeoutMs: number,
+		rosterOf: (value: ReplyValue<T>) => readonly string[],
+	): Promise<RoundResult<ReplyValue<T>>> {
+		const answered = new Map<string, ReplyValue<T>>();
+		const expected = new Set(this.roster.live(Date.now()));
+		const isComplete = (replies: readonly Reply[]) => {
+			const reply = replies.at(-1);
+			if (reply?.ok) {
+				const value = parseReplyValue(type, reply.value);
+				if (value.ok) {
+					answered.set(reply.from, value.value);
+					for (const id of rosterOf(value.value)) {
+						expected.add(id);
+					}
+				}
+			}
+
+			return answered.size > 0 && [...expected].every(id => answered.has(id));
+		};
+
+		const result = await this.retrying(timeoutMs, type, undefined, async remainingMs =>
+			this.rpc.gather(this.topo.commandExchange, ALL_HOSTS_KEY, makeRequest(draft, this.stamp()), {timeoutMs: remainingMs, isComplete}),
+		);
+
+		return {
+			replies: [...answered.values()],
+			missing: [...expected].filter(id => !answered.has(id)).sort(),
+			durationMs: result.durationMs,
+		};
+	}
+
+	private onEventMessage(message: ConsumeMessage | null): void {
+		if (!message) {
+			return;
+		}
+
+		const parsed = parseEvent(message.content);
+		if (!parsed.ok) {
+			return;
+		}
+
+		this.roster.observe(parsed.value, Date.now());
+		for (const listener of this.#eventListeners) {
+			listener(parsed.value);
+		}
+	}
+}
+
+/**
+ * Declares the namespace's exchanges and queues, or, for a user who may use but not declare them
+ * (a tenant under the README's permission recipe: 403), checks that they exist. Each try has a
+ * channel of its own, because a refusal closes the channel it happened on.
+ */
+async function declareOrCheckShared(context: SetupContext, topo: Topology): Promise<void> {
+	const channel = await context.openChannel();
+	try {
+		await declareShared(channel, topo);
+		await channel.close();
+		return;
+	} catch (error) {
+		if (!/ACCESS[-_]REFUSED|\b403\b/.test((error as Error).message)) {
+			throw error;
+		}
+	}
+
+	const checker = await context.openChannel();
+	await checkShared(checker, topo).catch((error: unknown) => {
+		throw new TopologyError(`namespace ${topo.namespace} does not exist yet and this user may not create it: start an agent first`, {cause: error});
+	});
+	await checker.close();
+}
+
+/**
+ * Binds the event queue to every event (`#`); where the broker's topic permissions refuse that (a
+ * tenant), to host events and to the events of this user's own VMs only.
+ */
+async function watchEvents(context: SetupContext, topo: Topology, user: string, onMessage: (message: ConsumeMessage | null) => void): Promise<void> {
+	const {queue} = await context.channel.assertQueue('', {exclusive: true, autoDelete: true, durable: false});
+	const probe = await context.openChannel();
+	try {
+		await probe.bindQueue(queue, topo.eventExchange, '#');
+		await probe.close();
+	} catch {
+		for (const key of ['host.#', `vm.*.${user}.#`]) {
+			await context.channel.bindQueue(queue, topo.eventExchange, key);
+		}
+	}
+
+	await context.channel.consume(queue, onMessage, {noAck: true});
+}

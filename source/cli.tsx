@@ -1,0 +1,321 @@
+#!/usr/bin/env node
+/** `kloud-tui`: the operator's terminal UI and its scriptable subcommands. */
+import './production-env.js';
+import {readFileSync} from 'node:fs';
+import {readFile, stat} from 'node:fs/promises';
+import meow from 'meow';
+import {KloudRequestError, type KloudClient} from './broker/client.js';
+import {connectOperator} from './operator.js';
+import type {TlsOptions} from './broker/connection.js';
+import {runTui} from './tui.js';
+import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from './commands.js';
+import {
+	checkNamespace,
+	checkUserDataSize,
+	DEFAULT_NAMESPACE,
+	hostIdSchema,
+	imageNameSchema,
+	MAX_CONSOLE_BYTES,
+	MAX_SSH_KEYS,
+	MAX_USER_DATA_BYTES,
+	networkModeSchema,
+	sshKeySchema,
+	vmIdSchema,
+} from './protocol/index.js';
+
+const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+const cli = meow(
+	`
+	Usage
+	  $ kloud-tui [--refresh SECONDS]      the live VM table across every host (press ? for keys)
+	  $ kloud-tui list [--json]            every VM on every host
+	  $ kloud-tui start --image NAME [--host H] [--memory MB] [--cpus N]
+	                   [--network private|public|none|user] [--user-data FILE]
+	                   [--ssh-key FILE]... [--json]
+	  $ kloud-tui stop VM_ID [--kill] [--host H] [--grace SECONDS] [--json]
+	  $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
+	  $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
+	  $ kloud-tui images [--json]          base images and the hosts that have them
+
+	Global options
+	  --amqp URL         broker URL [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
+	  --namespace NAME   [KLOUD_NAMESPACE] (default ${DEFAULT_NAMESPACE})
+	  --timeout SECONDS  how long to wait for answers (list/hosts/images: 2, start: 30,
+	                     stop: 10 plus the grace period)
+	  --json             machine-readable output on stdout
+	  --ca FILE          CA certificate(s) to trust for an amqps:// URL (PEM)
+	  --cert FILE        client certificate for amqps:// (PEM), with --key FILE
+
+	Start options
+	  --user-data FILE   given to the guest in its NoCloud seed (at most 64 KiB): the demo
+	                     image runs it if it starts with #!, cloud-init images as cloud-init does
+	  --ssh-key FILE     OpenSSH public key(s) for the guest (meta-data public-keys); repeatable
+
+	Errors print one line on stderr and exit with status 1 (2 for bad usage).
+`,
+	{
+		importMeta: import.meta,
+		flags: {
+			amqp: {type: 'string', default: process.env.KLOUD_AMQP_URL ?? DEFAULT_AMQP_URL},
+			namespace: {type: 'string', default: process.env.KLOUD_NAMESPACE ?? DEFAULT_NAMESPACE},
+			timeout: {type: 'number'},
+			json: {type: 'boolean', default: false},
+			image: {type: 'string'},
+			host: {type: 'string'},
+			memory: {type: 'number'},
+			cpus: {type: 'number'},
+			network: {type: 'string'},
+			userData: {type: 'string'},
+			sshKey: {type: 'string', isMultiple: true},
+			kill: {type: 'boolean', default: false},
+			grace: {type: 'number'},
+			bytes: {type: 'number'},
+			refresh: {type: 'number', default: 2},
+			ca: {type: 'string'},
+			cert: {type: 'string'},
+			key: {type: 'string'},
+		},
+	},
+);
+
+class UsageError extends Error {
+	override name = 'UsageError';
+}
+
+function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
+	const parsed = schema.safeParse(value);
+	if (!parsed.success) {
+		throw new UsageError(parsed.error.issues[0]?.message ?? 'invalid value');
+	}
+
+	return parsed.data;
+}
+
+/** Reads `--user-data FILE`: UTF-8 text of at most 64 KiB, refused before anything is sent. */
+async function readUserData(path: string): Promise<string> {
+	const info = await stat(path).catch((error: unknown) => {
+		throw new UsageError(`cannot read --user-data ${path}: ${(error as Error).message}`, {cause: error});
+	});
+	if (!info.isFile()) {
+		throw new UsageError(`cannot read --user-data ${path}: not a file`);
+	}
+
+	if (info.size > MAX_USER_DATA_BYTES) {
+		throw new UsageError(`--user-data ${path} is ${info.size} bytes, over the limit of ${MAX_USER_DATA_BYTES} bytes (64 KiB): keep it to a script that fetches the rest`);
+	}
+
+	const bytes = await readFile(path);
+	let text: string;
+	try {
+		text = new TextDecoder('utf-8', {fatal: true}).decode(bytes);
+	} catch (error) {
+		throw new UsageError(`--user-data ${path} is not UTF-8 text`, {cause: error});
+	}
+
+	const sizeError = checkUserDataSize(text);
+	if (sizeError) {
+		throw new UsageError(`--user-data ${path}: ${sizeError}`);
+	}
+
+	return text;
+}
+
+/** Reads `--ssh-key FILE`s: one OpenSSH public key per line (as in `authorized_keys`), blank and `#` lines skipped. */
+async function readSshKeys(paths: readonly string[]): Promise<string[]> {
+	const keys: string[] = [];
+	for (const path of paths) {
+		const text = await readFile(path, 'utf8').catch((error: unknown) => {
+			throw new UsageError(`cannot read --ssh-key ${path}: ${(error as Error).message}`, {cause: error});
+		});
+		const lines = text.split(/\r?\n/).map(line => line.trim()).filter(line => line !== '' && !line.startsWith('#'));
+		if (lines.length === 0) {
+			throw new UsageError(`--ssh-key ${path} holds no public key`);
+		}
+
+		for (const line of lines) {
+			const parsed = sshKeySchema.safeParse(line);
+			if (!parsed.success) {
+				throw new UsageError(`--ssh-key ${path}: ${parsed.error.issues[0]?.message ?? 'not a public key'}${line.includes('PRIVATE KEY') ? ' (this is a private key: give the .pub file)' : ''}`);
+			}
+
+			keys.push(parsed.data);
+		}
+	}
+
+	if (keys.length > MAX_SSH_KEYS) {
+		throw new UsageError(`too many SSH keys: ${keys.length}, at most ${MAX_SSH_KEYS}`);
+	}
+
+	return keys;
+}
+
+function positiveInteger(name: string, value: number | undefined): number | undefined {
+	if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+		throw new UsageError(`invalid --${name} ${value}: must be a whole number ≥ 1`);
+	}
+
+	return value;
+}
+
+/** The `--ca`, `--cert` and `--key` files, read; undefined without any. */
+function tlsOptions(flags: {readonly amqp: string; readonly ca?: string; readonly cert?: string; readonly key?: string}): TlsOptions | undefined {
+	if (flags.ca === undefined && flags.cert === undefined && flags.key === undefined) {
+		return undefined;
+	}
+
+	if (!flags.amqp.startsWith('amqps://')) {
+		throw new UsageError('--ca, --cert and --key need an amqps:// broker URL');
+	}
+
+	if ((flags.cert === undefined) !== (flags.key === undefined)) {
+		throw new UsageError('--cert and --key go together');
+	}
+
+	const read = (flag: string, path: string | undefined) => {
+		if (path === undefined) {
+			return undefined;
+		}
+
+		try {
+			return readFileSync(path);
+		} catch (error) {
+			throw new UsageError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
+		}
+	};
+
+	const ca = read('--ca', flags.ca);
+	const cert = read('--cert', flags.cert);
+	const key = read('--key', flags.key);
+	return {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
+}
+
+async function run(): Promise<Output | undefined> {
+	const {input, flags} = cli;
+	const [command, ...rest] = input;
+	if (!command) {
+		const namespaceError = checkNamespace(flags.namespace);
+		if (namespaceError) {
+			throw new UsageError(namespaceError);
+		}
+
+		if (!(flags.refresh > 0)) {
+			throw new UsageError(`invalid --refresh ${flags.refresh}: must be a number of seconds > 0`);
+		}
+
+		const tls = tlsOptions(flags);
+		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, ...(tls ? {tls} : {})});
+		return undefined;
+	}
+
+	const namespaceError = checkNamespace(flags.namespace);
+	if (namespaceError) {
+		throw new UsageError(namespaceError);
+	}
+
+	if (flags.timeout !== undefined && !(flags.timeout > 0)) {
+		throw new UsageError(`invalid --timeout ${flags.timeout}: must be a number of seconds > 0`);
+	}
+
+	const seconds = (fallback: number) => (flags.timeout ?? fallback) * 1000;
+	type Action = (client: KloudClient) => Promise<Output>;
+	let action: Action;
+	switch (command) {
+		case 'list': {
+			action = async client => listCommand(client, {json: flags.json, timeoutMs: seconds(2)});
+			break;
+		}
+
+		case 'hosts': {
+			action = async client => hostsCommand(client, {json: flags.json, timeoutMs: seconds(2)});
+			break;
+		}
+
+		case 'images': {
+			action = async client => imagesCommand(client, {json: flags.json, timeoutMs: seconds(2)});
+			break;
+		}
+
+		case 'start': {
+			if (!flags.image) {
+				throw new UsageError('start needs --image NAME (see `kloud-tui images`)');
+			}
+
+			const body = {
+				image: check(imageNameSchema, flags.image),
+				...(flags.host === undefined ? {} : {host: check(hostIdSchema, flags.host)}),
+				...(flags.memory === undefined ? {} : {memoryMb: positiveInteger('memory', flags.memory)}),
+				...(flags.cpus === undefined ? {} : {cpus: positiveInteger('cpus', flags.cpus)}),
+				...(flags.network === undefined ? {} : {network: check(networkModeSchema, flags.network)}),
+				...(flags.userData === undefined ? {} : {userData: await readUserData(flags.userData)}),
+				...(flags.sshKey === undefined || flags.sshKey.length === 0 ? {} : {sshKeys: await readSshKeys(flags.sshKey)}),
+			};
+			action = async client => startCommand(client, body, {json: flags.json, timeoutMs: seconds(30)});
+			break;
+		}
+
+		case 'stop': {
+			const [vmId] = rest;
+			if (!vmId) {
+				throw new UsageError('stop needs a VM id, e.g. `kloud-tui stop vm-abcdefgh`');
+			}
+
+			if (flags.grace !== undefined && !(flags.grace >= 0)) {
+				throw new UsageError(`invalid --grace ${flags.grace}: must be a number of seconds ≥ 0`);
+			}
+
+			const stop = {
+				kill: flags.kill,
+				...(flags.host === undefined ? {} : {host: check(hostIdSchema, flags.host)}),
+				...(flags.grace === undefined ? {} : {graceSeconds: flags.grace}),
+			};
+			const id = check(vmIdSchema, vmId);
+			action = async client => stopCommand(client, id, stop, {json: flags.json, timeoutMs: seconds(10)});
+			break;
+		}
+
+		case 'console': {
+			const [vmId] = rest;
+			if (!vmId) {
+				throw new UsageError('console needs a VM id, e.g. `kloud-tui console vm-abcdefgh`');
+			}
+
+			const id = check(vmIdSchema, vmId);
+			if (flags.bytes !== undefined && (!Number.isInteger(flags.bytes) || flags.bytes < 1 || flags.bytes > MAX_CONSOLE_BYTES)) {
+				throw new UsageError(`invalid --bytes ${flags.bytes}: must be a whole number from 1 to ${MAX_CONSOLE_BYTES}`);
+			}
+
+			const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
+			action = async client => consoleCommand(client, id, {json: flags.json, timeoutMs: seconds(5), bytes: flags.bytes, host});
+			break;
+		}
+
+		default: {
+			throw new UsageError(`unknown command "${command}" (try --help)`);
+		}
+	}
+
+	const tls = tlsOptions(flags);
+	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, ...(tls ? {tls} : {})});
+	try {
+		return await action(client);
+	} finally {
+		await client.close();
+	}
+}
+
+try {
+	const output = await run();
+	if (output) {
+		process.stdout.write(`${output.stdout}\n`);
+		if (output.stderr) {
+			process.stderr.write(`${output.stderr}\n`);
+		}
+	}
+} catch (error) {
+	process.stderr.write(`kloud-tui: ${(error as Error).message}\n`);
+	process.exitCode = error instanceof UsageError ? 2 : 1;
+	if (!(error instanceof UsageError) && !(error instanceof KloudRequestError)) {
+		process.stderr.write(`${(error as Error).stack ?? ''}\n`.replace(/^.*\n/, ''));
+	}
+}

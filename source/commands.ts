@@ -1,0 +1,65 @@
+/** The scriptable subcommands: each takes a connected client and returns what to print. */
+import type {KloudClient} from './broker/client.js';
+import {KloudRequestError} from './broker/client.js';
+import {formatHosts, formatImages, formatVms, hostRows, imageRows, sortVms} from './format.js';
+import type {StartBody} from './protocol/index.js';
+
+export type Output = {readonly stdout: string; readonly stderr?: string};
+
+export type CommonOptions = {readonly json: boolean; readonly timeoutMs: number};
+
+function missingNote(missing: readonly string[]): string | undefined {
+	return missing.length > 0 ? `warning: no answer from ${missing.join(', ')}` : undefined;
+}
+
+function requireAnswers(count: number, missing: readonly string[], timeoutMs: number): void {
+	if (count === 0) {
+		const silent = missing.length > 0 ? ` (known hosts: ${missing.join(', ')})` : '';
+		throw new KloudRequestError('no_hosts', `no host answered within ${(timeoutMs / 1000).toFixed(1)} s${silent}`);
+	}
+}
+
+export async function listCommand(client: KloudClient, options: CommonOptions): Promise<Output> {
+	const round = await client.list({timeoutMs: options.timeoutMs});
+	requireAnswers(round.replies.length, round.missing, options.timeoutMs);
+	const vms = sortVms(round.replies.flatMap(snapshot => snapshot.vms));
+	const hosts = hostRows(round.replies, round.missing);
+	return options.json
+		? {stdout: JSON.stringify({vms, hosts, durationMs: Math.round(round.durationMs * 10) / 10})}
+		: {stdout: formatVms(vms), stderr: missingNote(round.missing)};
+}
+
+export async function hostsCommand(client: KloudClient, options: CommonOptions): Promise<Output> {
+	const round = await client.list({timeoutMs: options.timeoutMs});
+	requireAnswers(round.replies.length, round.missing, options.timeoutMs);
+	const hosts = hostRows(round.replies, round.missing);
+	return options.json ? {stdout: JSON.stringify(hosts)} : {stdout: formatHosts(hosts)};
+}
+
+export async function imagesCommand(client: KloudClient, options: CommonOptions): Promise<Output> {
+	const round = await client.images({timeoutMs: options.timeoutMs});
+	requireAnswers(round.replies.length, round.missing, options.timeoutMs);
+	const rows = imageRows(round.replies);
+	return options.json ? {stdout: JSON.stringify(rows)} : {stdout: formatImages(rows), stderr: missingNote(round.missing)};
+}
+
+export async function startCommand(client: KloudClient, body: StartBody, options: CommonOptions): Promise<Output> {
+	const vm = await client.start(body, {timeoutMs: options.timeoutMs});
+	const network = vm.network === undefined ? '' : `, network ${vm.network}${vm.mac ? ` ${vm.mac}` : ''}`;
+	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `started ${vm.id} on ${vm.host} (image ${vm.image}, ${vm.memoryMb}M, ${vm.cpus} cpu${network})`};
+}
+
+export async function stopCommand(
+	client: KloudClient,
+	vmId: string,
+	stop: {readonly kill: boolean; readonly host?: string; readonly graceSeconds?: number},
+	options: CommonOptions,
+): Promise<Output> {
+	const vm = await client.stop(vmId, {...stop, timeoutMs: options.timeoutMs});
+	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `${stop.kill ? 'killed' : 'stopped'} ${vm.id} on ${vm.host} (${vm.exit ?? 'done'})`};
+}
+
+export async function consoleCommand(client: KloudClient, vmId: string, options: CommonOptions & {readonly bytes?: number; readonly host?: string}): Promise<Output> {
+	const tail = await client.console(vmId, {timeoutMs: options.timeoutMs, bytes: options.bytes, host: options.host});
+	return options.json ? {stdout: JSON.stringify(tail)} : {stdout: tail.data.replace(/\r\n/g, '\n').replace(/\n$/, '')};
+}

@@ -1,0 +1,81 @@
+/**
+ * Feeds the fleet store from the broker: a list round every `refreshMs` (never two at once), the
+ * agents' pushed events in between, connection changes, and a clock tick; and carries out the
+ * TUI's actions. The one place where the TUI meets the broker.
+ */
+import type {KloudClient} from './broker/client.js';
+import {imageRows} from './format.js';
+import type {FleetStore} from './state/store.js';
+import type {FleetActions, StartRequest} from './ui/actions.js';
+import type {Target} from './state/view.js';
+
+export type Feed = FleetActions & {close(): void};
+
+export function startFeed(client: KloudClient, store: FleetStore, options: {readonly refreshMs: number; readonly roundTimeoutMs?: number}): Feed {
+	let isRoundRunning = false;
+	let isStopped = false;
+	const roundTimeoutMs = options.roundTimeoutMs ?? Math.min(2000, Math.max(500, options.refreshMs));
+
+	const round = async () => {
+		if (isRoundRunning || isStopped || !client.connection.isConnected) {
+			return;
+		}
+
+		isRoundRunning = true;
+		try {
+			const result = await client.list({timeoutMs: roundTimeoutMs});
+			if (!isStopped) {
+				store.dispatch({type: 'round', at: Date.now(), snapshots: result.replies, missing: result.missing});
+			}
+		} catch {
+			// The connection banner tells the story; the next round retries.
+		} finally {
+			isRoundRunning = false;
+		}
+	};
+
+	const offEvent = client.onEvent(event => store.dispatch({type: 'kloud', at: Date.now(), event}));
+	const offState = client.onConnectionState(state => {
+		store.dispatch({
+			type: 'connection',
+			connection: state.status === 'disconnected' ? {status: 'disconnected', error: state.error, retryAt: state.retryAt} : {status: state.status},
+		});
+		if (state.status === 'connected') {
+			void round();
+		}
+	});
+	store.dispatch({type: 'connection', connection: client.connection.isConnected ? {status: 'connected'} : {status: 'connecting'}});
+	const roundTimer = setInterval(() => void round(), options.refreshMs);
+	const tickTimer = setInterval(() => store.dispatch({type: 'tick', now: Date.now()}), 1000);
+	void round();
+
+	const timeoutMs = 10_000;
+	return {
+		refresh: () => void round(),
+		async images() {
+			const result = await client.images({timeoutMs: roundTimeoutMs});
+			return imageRows(result.replies).map(row => ({name: row.name, hosts: row.hosts}));
+		},
+		async start(request: StartRequest) {
+			const vm = await client.start(request, {timeoutMs: 30_000});
+			store.dispatch({type: 'kloud', at: Date.now(), event: {v: 1, id: 'local', from: vm.host, ts: Date.now(), type: 'vm.started', body: {vm}}});
+			return vm;
+		},
+		async stop(target: Target, options: {readonly isKill: boolean}) {
+			const vm = await client.stop(target.id, {host: target.host, kill: options.isKill, timeoutMs});
+			store.dispatch({type: 'kloud', at: Date.now(), event: {v: 1, id: 'local', from: vm.host, ts: Date.now(), type: 'vm.stopped', body: {vm}}});
+			return vm;
+		},
+		async consoleTail(target: Target) {
+			const tail = await client.console(target.id, {host: target.host, bytes: 16 * 1024, timeoutMs});
+			return tail.data;
+		},
+		close() {
+			isStopped = true;
+			clearInterval(roundTimer);
+			clearInterval(tickTimer);
+			offEvent();
+			offState();
+		},
+	};
+}

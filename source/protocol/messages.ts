@@ -1,0 +1,256 @@
+/**
+ * kloud's wire format: versioned JSON messages, validated with zod at every edge. Nothing from
+ * `JSON.parse` travels further unchecked: callers get `{ok: true, value}` or `{ok: false, error}`.
+ */
+import {z} from 'zod';
+import {PROTOCOL_VERSION} from './version.js';
+
+/** Largest message body accepted, in bytes (user-data is capped well below this). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** Most console bytes one request may ask for (the reply must stay under the message limit). */
+export const MAX_CONSOLE_BYTES = 128 * 1024;
+
+/** Console bytes returned when a request does not say. */
+export const DEFAULT_CONSOLE_BYTES = 64 * 1024;
+
+/** Largest user-data a start may carry, in UTF-8 bytes (so a start stays well under the message limit). */
+export const MAX_USER_DATA_BYTES = 64 * 1024;
+
+/** Most SSH public keys one start may carry, and the longest one in bytes (a 16384-bit RSA key is ≈ 2.8 KB). */
+export const MAX_SSH_KEYS = 16;
+export const MAX_SSH_KEY_BYTES = 8 * 1024;
+
+/** The size of `text` in UTF-8 bytes. */
+export function utf8ByteLength(text: string): number {
+	return new TextEncoder().encode(text).byteLength;
+}
+
+/** Says why `userData` is refused (too large), or undefined when it is acceptable. */
+export function checkUserDataSize(userData: string): string | undefined {
+	const bytes = utf8ByteLength(userData);
+	return bytes > MAX_USER_DATA_BYTES
+		? `user-data is ${bytes} bytes, over the limit of ${MAX_USER_DATA_BYTES} bytes (64 KiB): keep it to a script that fetches the rest`
+		: undefined;
+}
+
+// One OpenSSH public key line: optional options, a key type, base64 key material, an optional comment.
+const SSH_KEY_PATTERN = /^(?:\S+ )?(?:ssh-[\w@.-]+|ecdsa-[\w@.-]+|sk-[\w@.-]+) AAAA[A-Za-z\d+/]+={0,3}(?: [^\u0000-\u001F\u007F]*)?$/;
+
+export const userDataSchema = z.string().superRefine((userData, context) => {
+	const error = checkUserDataSize(userData);
+	if (error) {
+		context.addIssue({code: 'custom', message: error});
+	}
+});
+
+export const sshKeySchema = z.string().refine(key => utf8ByteLength(key) <= MAX_SSH_KEY_BYTES && SSH_KEY_PATTERN.test(key), {
+	error: issue =>
+		`invalid SSH public key ${JSON.stringify(String(issue.input).slice(0, 40))}${String(issue.input).length > 40 ? '…' : ''}: expected one line like "ssh-ed25519 AAAA… comment" (at most ${MAX_SSH_KEY_BYTES} bytes)`,
+});
+
+export const VM_ID_PATTERN = /^vm-[a-z]{8}$/;
+const IMAGE_NAME_PATTERN = /^[a-zA-Z\d][\w.-]{0,63}$/;
+const HOST_ID_PATTERN = /^[a-zA-Z\d][\w.-]{0,62}$/;
+
+export const vmIdSchema = z
+	.string()
+	.regex(VM_ID_PATTERN, {error: issue => `invalid VM id ${JSON.stringify(issue.input)}: expected "vm-" and 8 lowercase letters`});
+
+export const imageNameSchema = z.string().refine(name => IMAGE_NAME_PATTERN.test(name) && !name.includes('..'), {
+	error: issue =>
+		String(issue.input).includes('/') || String(issue.input).includes('..')
+			? `invalid image name ${JSON.stringify(issue.input)}: give a plain image name, not a path`
+			: `invalid image name ${JSON.stringify(issue.input)}: use 1-64 letters, digits, '.', '_' or '-'`,
+});
+
+export const hostIdSchema = z
+	.string()
+	.regex(HOST_ID_PATTERN, {error: issue => `invalid host id ${JSON.stringify(issue.input)}: use 1-63 letters, digits, '.', '_' or '-'`});
+
+/**
+ * How a VM is networked: `private` (the host's NAT bridge with DHCP, joined across hosts by VXLAN),
+ * `public` (the operator's bridge to the LAN), `user` (QEMU user-mode networking, no root needed)
+ * or `none` (no NIC).
+ */
+export const NETWORK_MODES = ['private', 'public', 'none', 'user'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];
+export const networkModeSchema = z.enum(NETWORK_MODES, {
+	error: issue => `invalid network ${JSON.stringify(issue.input)}: expected one of ${NETWORK_MODES.join(', ')}`,
+});
+
+/** Hosts sharing one private network: its subnet is cut into this many DHCP slices, one per host. */
+export const PRIVATE_NETWORK_SLOTS = 8;
+
+const IPV4_PATTERN = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+export const ipv4Schema = z.string().regex(IPV4_PATTERN, {error: issue => `invalid IPv4 address ${JSON.stringify(issue.input)}`});
+
+export const VM_STATES = ['starting', 'running', 'stopping', 'stopped', 'crashed'] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+export const vmSchema = z.object({
+	id: vmIdSchema,
+	host: hostIdSchema,
+	image: imageNameSchema,
+	state: z.enum(VM_STATES),
+	memoryMb: z.number().int().positive(),
+	cpus: z.number().int().positive(),
+	pid: z.number().int().positive().nullable(),
+	/** Epoch milliseconds of the start request being carried out. */
+	createdAt: z.number().int().nonnegative(),
+	uptimeSeconds: z.number().nonnegative().nullable(),
+	/** Guest addresses: the MAC of its NIC (null without one), the IPv4 address once its DHCP lease is seen. */
+	ip: z.string().nullable(),
+	mac: z.string().nullable(),
+	/** How the VM is networked (absent from agents older than networking). */
+	network: networkModeSchema.optional(),
+	/** Set when state is "crashed": how the process ended, when known. */
+	exit: z.string().nullable(),
+	/** The tenant (RabbitMQ user) whose validated start made the VM; null when the start carried none. */
+	owner: z.string().nullable().optional(),
+	/** The client token of the start that made it: a start sent again with it gets this VM. */
+	clientToken: z.string().nullable().optional(),
+});
+export type Vm = z.infer<typeof vmSchema>;
+
+export const hostStatusSchema = z.object({
+	id: hostIdSchema,
+	vmCount: z.number().int().nonnegative(),
+	maxVms: z.number().int().positive(),
+	freeMemoryMb: z.number().int().nonnegative(),
+	totalMemoryMb: z.number().int().nonnegative(),
+	accel: z.enum(['kvm', 'tcg']),
+	images: z.array(imageNameSchema),
+	/** How often this host sends heartbeats; a host silent for 3 intervals is gone. */
+	heartbeatMs: z.number().int().positive(),
+	startedAt: z.number().int().nonnegative(),
+	/** This host's VXLAN underlay address: peers send the private network's traffic for its VMs there. */
+	underlay: ipv4Schema.optional(),
+	/** Which slice of the shared private subnet this host's DHCP hands out: slices never overlap. */
+	privateSlot: z.number().int().min(0).max(PRIVATE_NETWORK_SLOTS - 1).optional(),
+});
+export type HostStatus = z.infer<typeof hostStatusSchema>;
+
+export const imageSchema = z.object({
+	name: imageNameSchema,
+	sizeBytes: z.number().int().nonnegative(),
+});
+export type Image = z.infer<typeof imageSchema>;
+
+const envelope = {
+	v: z.literal(PROTOCOL_VERSION),
+	id: z.string().min(1).max(64),
+	from: z.string().min(1).max(128),
+	ts: z.number().int().nonnegative(),
+};
+
+const startBody = z.strictObject({
+	image: imageNameSchema,
+	host: hostIdSchema.optional(),
+	memoryMb: z.number().int().min(16).max(1024 * 1024).optional(),
+	cpus: z.number().int().min(1).max(256).optional(),
+	/** Omitted: the agent's default (`--network-default`, `private` unless the operator says otherwise). */
+	network: networkModeSchema.optional(),
+	/** Like EC2's ClientToken: a retried start with the same token returns the same VM. */
+	clientToken: z.string().min(1).max(64).optional(),
+	/** Like EC2's user-data: handed to the guest in its NoCloud seed (`user-data`); ≤ 64 KiB. */
+	userData: userDataSchema.optional(),
+	/** OpenSSH public keys for the guest: `public-keys` in its NoCloud seed's `meta-data`. */
+	sshKeys: z.array(sshKeySchema).max(MAX_SSH_KEYS, {error: `at most ${MAX_SSH_KEYS} SSH keys`}).optional(),
+});
+export type StartBody = z.infer<typeof startBody>;
+
+const stopBody = z.strictObject({
+	vmId: vmIdSchema,
+	graceSeconds: z.number().min(0).max(3600).optional(),
+});
+export type StopBody = z.infer<typeof stopBody>;
+
+export const requestSchema = z.discriminatedUnion('type', [
+	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
+	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
+	z.object({...envelope, type: z.literal('vm.kill'), body: z.strictObject({vmId: vmIdSchema})}),
+	z.object({...envelope, type: z.literal('vm.list'), body: z.strictObject({})}),
+	z.object({...envelope, type: z.literal('images.list'), body: z.strictObject({})}),
+	z.object({
+		...envelope,
+		type: z.literal('vm.console'),
+		body: z.strictObject({vmId: vmIdSchema, bytes: z.number().int().min(1).max(MAX_CONSOLE_BYTES).optional()}),
+	}),
+]);
+export type Request = z.infer<typeof requestSchema>;
+export type RequestType = Request['type'];
+export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.list', 'images.list', 'vm.console'];
+
+export const hostSnapshotSchema = z.object({
+	host: hostStatusSchema,
+	vms: z.array(vmSchema),
+	/** Hosts this agent has heard a heartbeat from lately: the requester waits for all of them. */
+	roster: z.array(hostIdSchema),
+});
+export type HostSnapshot = z.infer<typeof hostSnapshotSchema>;
+
+export const hostImagesSchema = z.object({host: hostIdSchema, images: z.array(imageSchema), roster: z.array(hostIdSchema)});
+export type HostImages = z.infer<typeof hostImagesSchema>;
+
+export const consoleTailSchema = z.object({
+	vmId: vmIdSchema,
+	host: hostIdSchema,
+	/** The last bytes of the serial console, decoded as UTF-8. */
+	data: z.string(),
+	/** The whole log's size, so a reader knows how much was left out. */
+	sizeBytes: z.number().int().nonnegative(),
+});
+export type ConsoleTail = z.infer<typeof consoleTailSchema>;
+
+/** What a successful reply carries, per request type. */
+export const replyValueSchemas = {
+	'vm.start': vmSchema,
+	'vm.stop': vmSchema,
+	'vm.kill': vmSchema,
+	'vm.list': hostSnapshotSchema,
+	'images.list': hostImagesSchema,
+	'vm.console': consoleTailSchema,
+} as const satisfies Record<RequestType, z.ZodType>;
+export type ReplyValue<T extends RequestType> = z.infer<(typeof replyValueSchemas)[T]>;
+
+export const ERROR_CODES = [
+	'bad_request',
+	'unsupported_version',
+	'unknown_image',
+	'unknown_vm',
+	'no_capacity',
+	'start_failed',
+	'stop_failed',
+	'forbidden',
+	'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const replySchema = z.discriminatedUnion('ok', [
+	z.object({...envelope, type: z.literal('reply'), re: z.string(), ok: z.literal(true), value: z.unknown()}),
+	z.object({
+		...envelope,
+		type: z.literal('reply'),
+		re: z.string(),
+		ok: z.literal(false),
+		code: z.enum(ERROR_CODES),
+		reason: z.string(),
+	}),
+]);
+export type Reply = z.infer<typeof replySchema>;
+
+export const EVENT_TYPES = ['host.heartbeat', 'host.hello', 'host.down', 'vm.started', 'vm.stopped', 'vm.crashed'] as const;
+
+export const eventSchema = z.discriminatedUnion('type', [
+	z.object({...envelope, type: z.literal('host.heartbeat'), body: hostStatusSchema}),
+	/** Sent by an agent as it starts: peers answer with a heartbeat at once so rosters fill fast. */
+	z.object({...envelope, type: z.literal('host.hello'), body: z.object({id: hostIdSchema})}),
+	/** Sent by an agent that shuts down cleanly, so requesters stop waiting for it at once. */
+	z.object({...envelope, type: z.literal('host.down'), body: z.object({id: hostIdSchema})}),
+	z.object({...envelope, type: z.literal('vm.started'), body: z.object({vm: vmSchema})}),
+	z.object({...envelope, type: z.literal('vm.stopped'), body: z.object({vm: vmSchema})}),
+	z.object({...envelope, type: z.literal('vm.crashed'), body: z.object({vm: vmSchema})}),
+]);
+export type KloudEvent = z.infer<typeof eventSchema>;
+export type EventType = KloudEvent['type'];

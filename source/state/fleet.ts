@@ -1,0 +1,182 @@
+/**
+ * The fleet as the TUI sees it: every host and VM, folded from list rounds, pushed events and
+ * clock ticks by a pure reducer. A host's snapshot replaces that host's rows, so a lost event heals
+ * on the next round. Time arrives as data; nothing here reads the clock.
+ */
+import type {HostSnapshot, HostStatus, KloudEvent, Vm} from '../protocol/index.js';
+
+/** A host silent for longer than this is shown as down. */
+export const HOST_DOWN_AFTER_MS = 60_000;
+
+export type ConnectionView =
+	| {readonly status: 'connecting'}
+	| {readonly status: 'connected'}
+	| {readonly status: 'disconnected'; readonly error: string; readonly retryAt: number | null};
+
+export type HostView = {
+	readonly id: string;
+	readonly status: HostStatus | null;
+	/** When it last answered a list round (null: never). */
+	readonly lastAnsweredAt: number | null;
+	/** When anything was last heard from it (answer, heartbeat, event). */
+	readonly lastHeardAt: number;
+	/** It did not answer the latest round. */
+	readonly isStale: boolean;
+	/** It said it was going down (clean agent shutdown). */
+	readonly hasLeft: boolean;
+};
+
+export type FleetState = {
+	readonly hosts: ReadonlyMap<string, HostView>;
+	readonly vms: ReadonlyMap<string, Vm>;
+	readonly connection: ConnectionView;
+	readonly lastRoundAt: number | null;
+	readonly now: number;
+};
+
+export type FleetEvent =
+	| {readonly type: 'round'; readonly at: number; readonly snapshots: readonly HostSnapshot[]; readonly missing: readonly string[]}
+	| {readonly type: 'kloud'; readonly at: number; readonly event: KloudEvent}
+	| {readonly type: 'connection'; readonly connection: ConnectionView}
+	| {readonly type: 'tick'; readonly now: number};
+
+export function initialFleet(now: number): FleetState {
+	return {hosts: new Map(), vms: new Map(), connection: {status: 'connecting'}, lastRoundAt: null, now};
+}
+
+function assertNever(value: never): never {
+	throw new Error(`unhandled fleet event ${JSON.stringify(value)}`);
+}
+
+export function fleetReducer(state: FleetState, event: FleetEvent): FleetState {
+	switch (event.type) {
+		case 'round': {
+			return applyRound(state, event.at, event.snapshots);
+		}
+
+		case 'kloud': {
+			return applyKloudEvent(state, event.at, event.event);
+		}
+
+		case 'connection': {
+			const same = state.connection.status === event.connection.status && event.connection.status !== 'disconnected';
+			return same ? state : {...state, connection: event.connection};
+		}
+
+		case 'tick': {
+			return event.now === state.now ? state : {...state, now: event.now};
+		}
+
+		default: {
+			return assertNever(event);
+		}
+	}
+}
+
+function applyRound(state: FleetState, at: number, snapshots: readonly HostSnapshot[]): FleetState {
+	const hosts = new Map(state.hosts);
+	const answered = new Set(snapshots.map(snapshot => snapshot.host.id));
+	for (const [id, host] of hosts) {
+		if (!answered.has(id) && !host.isStale) {
+			hosts.set(id, {...host, isStale: true});
+		}
+	}
+
+	for (const snapshot of snapshots) {
+		hosts.set(snapshot.host.id, {
+			id: snapshot.host.id,
+			status: snapshot.host,
+			lastAnsweredAt: at,
+			lastHeardAt: at,
+			isStale: false,
+			hasLeft: false,
+		});
+	}
+
+	// Answered hosts' rows are replaced wholesale; silent hosts keep their last rows (shown stale).
+	const vms = new Map<string, Vm>();
+	for (const vm of state.vms.values()) {
+		if (!answered.has(vm.host)) {
+			vms.set(vm.id, vm);
+		}
+	}
+
+	for (const snapshot of snapshots) {
+		for (const vm of snapshot.vms) {
+			vms.set(vm.id, vm);
+		}
+	}
+
+	return {...state, hosts, vms, lastRoundAt: at, now: Math.max(state.now, at)};
+}
+
+function touchHost(hosts: Map<string, HostView>, id: string, at: number, patch: Partial<HostView> = {}): void {
+	const host = hosts.get(id);
+	hosts.set(id, {
+		id,
+		status: host?.status ?? null,
+		lastAnsweredAt: host?.lastAnsweredAt ?? null,
+		lastHeardAt: Math.max(host?.lastHeardAt ?? 0, at),
+		isStale: host?.isStale ?? true,
+		hasLeft: false,
+		...patch,
+	});
+}
+
+function applyKloudEvent(state: FleetState, at: number, event: KloudEvent): FleetState {
+	switch (event.type) {
+		case 'host.heartbeat': {
+			const hosts = new Map(state.hosts);
+			touchHost(hosts, event.body.id, at, {status: event.body});
+			return {...state, hosts};
+		}
+
+		case 'host.down': {
+			const host = state.hosts.get(event.body.id);
+			if (!host) {
+				return state;
+			}
+
+			const hosts = new Map(state.hosts);
+			hosts.set(host.id, {...host, isStale: true, hasLeft: true});
+			return {...state, hosts};
+		}
+
+		case 'vm.started':
+		case 'vm.crashed': {
+			const vms = new Map(state.vms);
+			vms.set(event.body.vm.id, event.body.vm);
+			const hosts = new Map(state.hosts);
+			touchHost(hosts, event.body.vm.host, at);
+			return {...state, vms, hosts};
+		}
+
+		case 'vm.stopped': {
+			if (!state.vms.has(event.body.vm.id)) {
+				return state;
+			}
+
+			const vms = new Map(state.vms);
+			vms.delete(event.body.vm.id);
+			return {...state, vms};
+		}
+
+		case 'host.hello': {
+			return state;
+		}
+
+		default: {
+			return assertNever(event);
+		}
+	}
+}
+
+export type HostHealth = 'up' | 'stale' | 'down';
+
+export function hostHealth(host: HostView, now: number): HostHealth {
+	if (host.hasLeft || now - host.lastHeardAt > HOST_DOWN_AFTER_MS) {
+		return 'down';
+	}
+
+	return host.isStale ? 'stale' : 'up';
+}

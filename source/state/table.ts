@@ -1,0 +1,140 @@
+/**
+ * The VM table's pure model: columns and their priority when the terminal is narrow, filtering
+ * (substring over every column), stable sorting, and the visible window around the selection.
+ */
+import {formatDuration} from '../format.js';
+import type {Vm} from '../protocol/index.js';
+
+export const COLUMN_IDS = ['host', 'vm', 'image', 'state', 'ip', 'cpu', 'mem', 'uptime'] as const;
+export type ColumnId = (typeof COLUMN_IDS)[number];
+
+export type Column = {
+	readonly id: ColumnId;
+	readonly title: string;
+	readonly width: number;
+	/** Lower goes first when columns must be dropped to fit. */
+	readonly keep: number;
+	readonly alignRight?: boolean;
+};
+
+export const COLUMNS: readonly Column[] = [
+	{id: 'host', title: 'HOST', width: 10, keep: 9},
+	{id: 'vm', title: 'VM', width: 11, keep: 10},
+	{id: 'image', title: 'IMAGE', width: 10, keep: 5},
+	{id: 'state', title: 'STATE', width: 8, keep: 8},
+	{id: 'ip', title: 'IP', width: 15, keep: 4},
+	{id: 'cpu', title: 'CPU', width: 3, keep: 3, alignRight: true},
+	{id: 'mem', title: 'MEM', width: 5, keep: 6, alignRight: true},
+	{id: 'uptime', title: 'UPTIME', width: 6, keep: 2, alignRight: true},
+];
+
+/** Space for the mark and selection gutter before the first column. */
+export const GUTTER_WIDTH = 2;
+
+/** The columns that fit in `width` characters (one space between columns), in display order. */
+export function fitColumns(width: number): Column[] {
+	const kept = [...COLUMNS];
+	const total = (columns: readonly Column[]) => GUTTER_WIDTH + columns.reduce((sum, column) => sum + column.width + 1, 0);
+	while (kept.length > 1 && total(kept) > width) {
+		const weakest = kept.reduce((low, column) => (column.keep < low.keep ? column : low));
+		kept.splice(kept.indexOf(weakest), 1);
+	}
+
+	return kept;
+}
+
+export function cellText(vm: Vm, column: ColumnId): string {
+	switch (column) {
+		case 'host': {
+			return vm.host;
+		}
+
+		case 'vm': {
+			return vm.id;
+		}
+
+		case 'image': {
+			return vm.image;
+		}
+
+		case 'state': {
+			return vm.state;
+		}
+
+		case 'ip': {
+			return vm.ip ?? '';
+		}
+
+		case 'cpu': {
+			return String(vm.cpus);
+		}
+
+		case 'mem': {
+			return vm.memoryMb >= 1024 && vm.memoryMb % 1024 === 0 ? `${vm.memoryMb / 1024}G` : `${vm.memoryMb}M`;
+		}
+
+		case 'uptime': {
+			return vm.uptimeSeconds === null ? '' : formatDuration(vm.uptimeSeconds);
+		}
+	}
+}
+
+function compareBy(column: ColumnId): (a: Vm, b: Vm) => number {
+	switch (column) {
+		case 'cpu': {
+			return (a, b) => a.cpus - b.cpus;
+		}
+
+		case 'mem': {
+			return (a, b) => a.memoryMb - b.memoryMb;
+		}
+
+		case 'uptime': {
+			return (a, b) => (a.uptimeSeconds ?? -1) - (b.uptimeSeconds ?? -1);
+		}
+
+		default: {
+			return (a, b) => cellText(a, column).localeCompare(cellText(b, column));
+		}
+	}
+}
+
+export type SortSpec = {readonly column: ColumnId; readonly isDescending: boolean};
+
+/** Filter then sort; ties fall back to host, creation time and id, so the order never jitters. */
+export function tableRows(vms: Iterable<Vm>, filter: string, sort: SortSpec): Vm[] {
+	const needle = filter.trim().toLowerCase();
+	const rows: Vm[] = [];
+	for (const vm of vms) {
+		if (!needle || COLUMN_IDS.some(column => cellText(vm, column).toLowerCase().includes(needle))) {
+			rows.push(vm);
+		}
+	}
+
+	const primary = compareBy(sort.column);
+	const direction = sort.isDescending ? -1 : 1;
+	return rows.sort(
+		(a, b) => direction * primary(a, b) || a.host.localeCompare(b.host) || a.createdAt - b.createdAt || a.id.localeCompare(b.id),
+	);
+}
+
+/** First row index to show so that `selected` is visible in a window of `height` rows. */
+export function windowStart(selected: number, height: number, previousStart: number, rowCount: number): number {
+	if (height <= 0 || rowCount <= height) {
+		return 0;
+	}
+
+	let start = Math.min(previousStart, rowCount - height);
+	if (selected < start) {
+		start = selected;
+	} else if (selected >= start + height) {
+		start = selected - height + 1;
+	}
+
+	return Math.max(0, start);
+}
+
+export function nextSortColumn(column: ColumnId): ColumnId {
+	const index = COLUMN_IDS.indexOf(column);
+	return COLUMN_IDS[(index + 1) % COLUMN_IDS.length]!;
+}

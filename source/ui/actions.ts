@@ -1,0 +1,17 @@
+/** What the TUI can ask of the fleet; implemented over the broker by the feed, faked in UI tests. */
+import type {NetworkMode, Vm} from '../protocol/index.js';
+import type {ImageChoice, Target} from '../state/view.js';
+
+export type StartRequest = {readonly image: string; readonly host?: string; readonly memoryMb?: number; readonly cpus?: number; readonly network?: NetworkMode};
+
+export type FleetActions = {
+	/** Runs a list round now. */
+	refresh(): void;
+	images(): Promise<ImageChoice[]>;
+	start(request: StartRequest): Promise<Vm>;
+	stop(target: Target, options: {readonly isKill: boolean}): Promise<Vm>;
+	consoleTail(target: Target): Promise<string>;
+};
+
+/** Shown in the header: where the TUI is connected. */
+export type FeedInfo = {readonly brokerUrl: string; readonly namespace: string; readonly refreshMs: number};

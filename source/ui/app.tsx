@@ -1,0 +1,368 @@
+/**
+ * The live VM table across every host. The fleet comes from an outside store (fed by list rounds
+ * and pushed events); what the operator is doing lives in the view reducer; keys map onto both.
+ */
+import {Box, useApp, useInput, type Key} from 'ink';
+import {useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore} from 'react';
+import type {FleetState} from '../state/fleet.js';
+import type {FleetStore} from '../state/store.js';
+import {fitColumns, tableRows, windowStart} from '../state/table.js';
+import {
+	actionTargets,
+	initialView,
+	cycleStartNetwork,
+	newStartDialog,
+	START_NETWORKS,
+	type StartNetwork,
+	selectedIndex,
+	START_FIELDS,
+	viewReducer,
+	type StartDialog as StartDialogState,
+	type Target,
+	type ViewState,
+} from '../state/view.js';
+import type {FeedInfo, FleetActions, StartRequest} from './actions.js';
+import {ConfirmBar} from './confirm-bar.js';
+import {DetailView, type ConsoleView} from './detail-view.js';
+import {Footer} from './footer.js';
+import {Header} from './header.js';
+import {HelpView} from './help-view.js';
+import {StartDialog} from './start-dialog.js';
+import {useSyncReducer} from './use-sync-reducer.js';
+import {useTerminalSize} from './use-terminal-size.js';
+import {VmTable} from './vm-table.js';
+
+export type AppProps = {
+	readonly store: FleetStore;
+	readonly actions: FleetActions;
+	readonly info: FeedInfo;
+};
+
+const HEADER_LINES = 2;
+const FOOTER_LINES = 2;
+
+function nextNetworkByLetter(current: StartNetwork, letter: string): StartNetwork | undefined {
+	const after = START_NETWORKS.indexOf(current) + 1;
+	const ordered = [...START_NETWORKS.slice(after), ...START_NETWORKS.slice(0, after)];
+	return ordered.find(network => network.startsWith(letter) && network !== '');
+}
+
+function describeError(error: unknown): string {
+	return error instanceof Error ? error.message : String(error);
+}
+
+export function App({store, actions, info}: AppProps) {
+	const {exit} = useApp();
+	const live = useSyncExternalStore(store.subscribe, store.getState);
+	const [viewRef, dispatch] = useSyncReducer(viewReducer, initialView);
+	const view = viewRef.current;
+	const {columns: width, rows: height} = useTerminalSize();
+	// While paused the table holds still: show the fleet as it was when `p` was pressed.
+	const frozen = useRef<FleetState | null>(null);
+	if (view.isPaused && frozen.current === null) {
+		frozen.current = live;
+	} else if (!view.isPaused) {
+		frozen.current = null;
+	}
+
+	const fleet = frozen.current ?? live;
+	const rows = useMemo(() => tableRows(fleet.vms.values(), view.filter, view.sort), [fleet.vms, view.filter, view.sort]);
+	const rowIds = useMemo(() => rows.map(vm => vm.id), [rows]);
+	const columns = useMemo(() => fitColumns(width), [width]);
+	const selected = selectedIndex(view, rowIds);
+	const bodyHeight = Math.max(1, height - HEADER_LINES - FOOTER_LINES - 1);
+	const startRef = useRef(0);
+	const start = windowStart(Math.max(0, selected), bodyHeight, startRef.current, rows.length);
+	startRef.current = start;
+	const [consoleView, setConsoleView] = useState<ConsoleView>({text: null, error: null});
+	const onKeyRef = useRef<(input: string, key: Key) => void>(() => {});
+	useInput((input, key) => onKeyRef.current(input, key));
+
+	// Keep the selection on the same VM when rows come and go.
+	useEffect(() => {
+		dispatch({type: 'sync-rows', rowIds});
+	}, [rowIds]);
+
+	const say = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: false}}), []);
+	const sayError = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: true}}), []);
+
+	const loadConsole = useCallback(
+		(target: Target) => {
+			setConsoleView({text: null, error: null});
+			actions.consoleTail(target).then(
+				text => setConsoleView({text, error: null}),
+				(error: unknown) => setConsoleView({text: null, error: `console unavailable: ${describeError(error)}`}),
+			);
+		},
+		[actions],
+	);
+
+	const runStop = useCallback(
+		async (action: 'stop' | 'kill', targets: readonly Target[]) => {
+			const verb = action === 'kill' ? 'kill' : 'stop';
+			say(`${verb === 'kill' ? 'killing' : 'stopping'} ${targets.length === 1 ? targets[0]!.id : `${targets.length} VMs`}…`);
+			const results = await Promise.allSettled(targets.map(async target => actions.stop(target, {isKill: action === 'kill'})));
+			const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [`${targets[index]!.id}: ${describeError(result.reason)}`] : []));
+			const done = targets.length - failures.length;
+			if (failures.length === 0) {
+				say(targets.length === 1 ? `${verb === 'kill' ? 'killed' : 'stopped'} ${targets[0]!.id} on ${targets[0]!.host}` : `${verb === 'kill' ? 'killed' : 'stopped'} ${done} VMs`);
+			} else {
+				sayError(`${done > 0 ? `${done} done; ` : ''}failed: ${failures.join('; ')}`);
+			}
+
+			dispatch({type: 'clear-marks'});
+			actions.refresh();
+		},
+		[actions, say, sayError],
+	);
+
+	const runStart = useCallback(
+		async (dialog: StartDialogState) => {
+			const image = dialog.images?.[dialog.imageIndex];
+			if (!image) {
+				return;
+			}
+
+			const memoryMb = dialog.memory.trim() ? Number(dialog.memory) : undefined;
+			const cpus = dialog.cpus.trim() ? Number(dialog.cpus) : undefined;
+			if ((memoryMb !== undefined && !(Number.isInteger(memoryMb) && memoryMb >= 16)) || (cpus !== undefined && !(Number.isInteger(cpus) && cpus >= 1))) {
+				dispatch({type: 'start-edit', patch: {error: 'memory must be a whole number of MB ≥ 16 and cpus a whole number ≥ 1'}});
+				return;
+			}
+
+			const request: StartRequest = {
+				image: image.name,
+				...(dialog.host.trim() ? {host: dialog.host.trim()} : {}),
+				...(memoryMb === undefined ? {} : {memoryMb}),
+				...(cpus === undefined ? {} : {cpus}),
+				...(dialog.network === '' ? {} : {network: dialog.network}),
+			};
+			dispatch({type: 'close'});
+			say(`starting ${image.name}${request.host ? ` on ${request.host}` : ''}…`);
+			try {
+				const vm = await actions.start(request);
+				say(`started ${vm.id} on ${vm.host}`);
+			} catch (error) {
+				sayError(`start failed: ${describeError(error)}`);
+			}
+		},
+		[actions, say, sayError],
+	);
+
+	const openStart = useCallback(() => {
+		dispatch({type: 'open', mode: newStartDialog()});
+		actions.images().then(
+			images => dispatch({type: 'start-images', images, error: null}),
+			(error: unknown) => dispatch({type: 'start-images', images: [], error: describeError(error)}),
+		);
+	}, [actions]);
+
+	// Keys read the view as of the last key, not as of the last render: fast typing never sees stale state.
+	onKeyRef.current = (input: string, key: Key) => {
+		const view = viewRef.current;
+		const {mode} = view;
+		if (key.ctrl && input === 'c') {
+			exit();
+			return;
+		}
+
+		switch (mode.kind) {
+			case 'help': {
+				dispatch({type: 'close'});
+				return;
+			}
+
+			case 'confirm': {
+				dispatch({type: 'close'});
+				if (input === 'y' || input === 'Y') {
+					void runStop(mode.action, mode.targets);
+				} else {
+					say('cancelled');
+				}
+
+				return;
+			}
+
+			case 'filter': {
+				if (key.escape) {
+					dispatch({type: 'filter-clear'});
+				} else if (key.return) {
+					dispatch({type: 'filter-keep'});
+				} else if (key.backspace || key.delete) {
+					dispatch({type: 'filter-edit', text: view.filter.slice(0, -1)});
+				} else if (input && !key.ctrl && !key.meta && !key.upArrow && !key.downArrow) {
+					dispatch({type: 'filter-edit', text: view.filter + input});
+				}
+
+				return;
+			}
+
+			case 'detail': {
+				if (key.escape || input === 'q' || key.return) {
+					dispatch({type: 'close'});
+				} else if (input === 'r') {
+					const vm = fleet.vms.get(mode.vmId);
+					if (vm) {
+						loadConsole(vm);
+					}
+				}
+
+				return;
+			}
+
+			case 'start': {
+				onStartKey(mode, input, key);
+				return;
+			}
+
+			case 'table': {
+				onTableKey(view, input, key);
+			}
+		}
+	};
+
+	function onStartKey(dialog: StartDialogState, input: string, key: Key): void {
+		if (key.escape) {
+			dispatch({type: 'close'});
+			say('start cancelled');
+			return;
+		}
+
+		if (key.return) {
+			void runStart(dialog);
+			return;
+		}
+
+		if (key.tab) {
+			const index = START_FIELDS.indexOf(dialog.field);
+			const next = (index + (key.shift ? START_FIELDS.length - 1 : 1)) % START_FIELDS.length;
+			dispatch({type: 'start-edit', patch: {field: START_FIELDS[next]!}});
+			return;
+		}
+
+		if (dialog.field === 'image') {
+			const count = dialog.images?.length ?? 0;
+			if ((key.upArrow || input === 'k') && count > 0) {
+				dispatch({type: 'start-edit', patch: {imageIndex: (dialog.imageIndex - 1 + count) % count}});
+			} else if ((key.downArrow || input === 'j') && count > 0) {
+				dispatch({type: 'start-edit', patch: {imageIndex: (dialog.imageIndex + 1) % count}});
+			}
+
+			return;
+		}
+
+		if (dialog.field === 'network') {
+			const delta = key.leftArrow ? -1 : key.rightArrow || input === ' ' ? 1 : 0;
+			// A letter jumps to the next choice starting with it (p: private, then public).
+			const byLetter = /^[a-z]$/.test(input) && !key.ctrl && !key.meta ? nextNetworkByLetter(dialog.network, input) : undefined;
+			const network = delta === 0 ? byLetter : cycleStartNetwork(dialog.network, delta);
+			if (network !== undefined) {
+				dispatch({type: 'start-edit', patch: {network, error: null}});
+			}
+
+			return;
+		}
+
+		const value = dialog[dialog.field];
+		if (key.backspace || key.delete) {
+			dispatch({type: 'start-edit', patch: {[dialog.field]: value.slice(0, -1), error: null}});
+		} else if (input && !key.ctrl && !key.meta && /^[\w.-]+$/.test(input)) {
+			dispatch({type: 'start-edit', patch: {[dialog.field]: value + input, error: null}});
+		}
+	}
+
+	function onTableKey(view: ViewState, input: string, key: Key): void {
+		const page = Math.max(1, bodyHeight - 1);
+		if (key.upArrow || input === 'k') {
+			dispatch({type: 'move', delta: -1, rowIds});
+		} else if (key.downArrow || input === 'j') {
+			dispatch({type: 'move', delta: 1, rowIds});
+		} else if (key.pageUp) {
+			dispatch({type: 'move', delta: -page, rowIds});
+		} else if (key.pageDown) {
+			dispatch({type: 'move', delta: page, rowIds});
+		} else if (input === 'g') {
+			dispatch({type: 'jump', to: 'first', rowIds});
+		} else if (input === 'G') {
+			dispatch({type: 'jump', to: 'last', rowIds});
+		} else if (input === ' ') {
+			dispatch({type: 'toggle-mark', rowIds});
+		} else if (input === 'x' || input === 'K') {
+			const targets = actionTargets(view, rows, fleet.vms);
+			if (targets.length === 0) {
+				sayError('no VM selected');
+			} else {
+				dispatch({type: 'open', mode: {kind: 'confirm', action: input === 'K' ? 'kill' : 'stop', targets}});
+			}
+		} else if (input === 'n') {
+			openStart();
+		} else if (input === '/') {
+			dispatch({type: 'open', mode: {kind: 'filter'}});
+		} else if (input === 's') {
+			dispatch({type: 'cycle-sort'});
+		} else if (input === 'S') {
+			dispatch({type: 'reverse-sort'});
+		} else if (key.return) {
+			const vm = rows[selected];
+			if (vm) {
+				dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
+				loadConsole(vm);
+			}
+		} else if (input === 'p') {
+			dispatch({type: 'toggle-pause'});
+		} else if (input === 'r') {
+			actions.refresh();
+			say('refreshing…');
+		} else if (input === '?') {
+			dispatch({type: 'open', mode: {kind: 'help'}});
+		} else if (input === 'q') {
+			exit();
+		} else if (key.escape) {
+			dispatch({type: 'clear-marks'});
+			dispatch({type: 'message', message: null});
+		}
+	}
+
+	const {mode} = view;
+	let body;
+	if (mode.kind === 'help') {
+		body = <HelpView />;
+	} else if (mode.kind === 'detail') {
+		body = <DetailView vm={fleet.vms.get(mode.vmId)} consoleView={consoleView} height={bodyHeight + 1} width={width} />;
+	} else if (mode.kind === 'start') {
+		body = <StartDialog dialog={mode} height={bodyHeight + 1} />;
+	} else {
+		body = (
+			<VmTable
+				rows={rows}
+				columns={columns}
+				start={start}
+				height={bodyHeight}
+				selected={selected}
+				marked={view.marked}
+				hosts={fleet.hosts}
+				now={fleet.now}
+				sort={view.sort}
+				isDimmed={fleet.connection.status === 'disconnected'}
+				emptyText={fleet.vms.size === 0 ? (fleet.lastRoundAt === null ? 'waiting for the first answers…' : 'No VMs. Press n to start one.') : 'No VM matches the filter.'}
+			/>
+		);
+	}
+
+	return (
+		<Box flexDirection="column" width={width} height={height}>
+			<Header fleet={fleet} info={info} isPaused={view.isPaused} vmCount={fleet.vms.size} shownCount={rows.length} width={width} />
+			<Box flexDirection="column" flexGrow={1}>
+				{body}
+			</Box>
+			{mode.kind === 'confirm' ? (
+				<Box flexDirection="column">
+					<ConfirmBar action={mode.action} targets={mode.targets} />
+					<Footer message={null} mode={mode} filter={view.filter} />
+				</Box>
+			) : (
+				<Footer message={view.message} mode={mode} filter={view.filter} />
+			)}
+		</Box>
+	);
+}

@@ -1,0 +1,39 @@
+/** The message line (results and errors) and the keys that work right now. */
+import {Box, Text} from 'ink';
+import type {Message, Mode} from '../state/view.js';
+import {color} from './theme.js';
+
+const KEYS: Record<Mode['kind'], string> = {
+	table: '↑↓/jk move  space mark  n start  x stop  K kill  / filter  s/S sort  ⏎ details  p pause  r refresh  ? help  q quit',
+	filter: 'type to filter  ⏎ keep  esc clear',
+	help: 'any key: back',
+	detail: 'esc/q back  r reload console',
+	confirm: 'y confirm  any other key: cancel',
+	start: '↑↓ image  tab next field  ⏎ start  esc cancel',
+};
+
+export function Footer({message, mode, filter}: {readonly message: Message | null; readonly mode: Mode; readonly filter: string}) {
+	return (
+		<Box flexDirection="column">
+			{mode.kind === 'filter' ? (
+				<Text wrap="truncate">
+					/{filter}
+					<Text inverse> </Text>
+				</Text>
+			) : message ? (
+				<Text color={message.isError ? color('red') : color('green')} wrap="truncate">
+					{message.text}
+				</Text>
+			) : filter ? (
+				<Text dimColor wrap="truncate">
+					filter: {filter} (/ to edit, esc in / to clear)
+				</Text>
+			) : (
+				<Text> </Text>
+			)}
+			<Text dimColor wrap="truncate">
+				{KEYS[mode.kind]}
+			</Text>
+		</Box>
+	);
+}

@@ -1,0 +1,32 @@
+/** `?`: every key. */
+import {Box, Text} from 'ink';
+
+const HELP: Array<[string, string]> = [
+	['↑ ↓  j k', 'move the selection'],
+	['PgUp PgDn  g G', 'page up / down, first / last row'],
+	['space', 'mark or unmark the row (x and K then act on every marked VM)'],
+	['n', 'start a VM: pick an image, Tab for host, memory, cpus and network (←/→), Enter to start'],
+	['x', 'graceful stop (asks y/N)'],
+	['K', 'kill at once (asks y/N)'],
+	['/', 'filter: type to narrow the rows, Enter keeps it, Esc clears it'],
+	['s  S', 'sort by the next column / reverse the order'],
+	['Enter', 'details of the selected VM with its console'],
+	['p', 'pause / resume live updates'],
+	['r', 'refresh now'],
+	['esc', 'clear marks and the message line'],
+	['q  ctrl-c', 'quit'],
+];
+
+export function HelpView() {
+	return (
+		<Box flexDirection="column" borderStyle="round" paddingX={1}>
+			<Text bold>kloud-tui keys</Text>
+			{HELP.map(([keys, meaning]) => (
+				<Text key={keys} wrap="truncate">
+					<Text bold>{keys.padEnd(16)}</Text>
+					{meaning}
+				</Text>
+			))}
+		</Box>
+	);
+}

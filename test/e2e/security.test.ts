@@ -1,0 +1,234 @@
+/**
+ * Security for real: tenants are RabbitMQ users (created here with the README's permission recipe,
+ * deleted afterwards); the broker validates each request's userId, the agent (`--tenants`) keeps
+ * each tenant to its own VMs, admins see all. Plus least privilege on the host: QEMU under seccomp
+ * (`-sandbox`) and `-runas`, state files for root's eyes only; and the TLS options reach amqplib.
+ */
+import {execFile} from 'node:child_process';
+import {randomBytes, randomUUID} from 'node:crypto';
+import {readdir, readFile, stat, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {promisify} from 'node:util';
+import amqp, {type ConsumeMessage} from 'amqplib';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
+import type {KloudEvent, Vm} from '../../source/protocol/index.js';
+import {AGENT_BIN, CLI_BIN, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+
+const execFileAsync = promisify(execFile);
+const TAG = randomBytes(2).toString('hex');
+let cloud: Cloud;
+let agent: AgentHandle;
+let alice: Tenant;
+let bob: Tenant;
+let carol: Tenant;
+const clients: KloudClient[] = [];
+
+async function connect(tenant: Tenant | undefined, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
+	const name = `kloud-test-security@${tenant?.name ?? 'guest'}-${TAG}`;
+	const client = await KloudClient.connect({url: tenant?.url ?? cloud.amqpUrl, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+	clients.push(client);
+	return client;
+}
+
+beforeAll(async () => {
+	cloud = await createCloud('sec');
+	[alice, bob, carol] = await Promise.all([createTenant(cloud.namespace, 'alice'), createTenant(cloud.namespace, 'bob'), createTenant(cloud.namespace, 'carol')]);
+	// The agent runs as guest (its own user: an admin); carol is made an admin by name.
+	agent = await cloud.startAgent(`sec-${TAG}`, ['--start-paused', '--tenants', '--admins', `${carol.name},someone-else`]);
+});
+
+afterAll(async () => {
+	await Promise.all(clients.map(async client => client.close()));
+	await cloud?.cleanup();
+	await Promise.all([alice, bob, carol].map(async tenant => tenant?.remove()));
+});
+
+async function failure(promise: Promise<unknown>): Promise<KloudRequestError> {
+	const error = await promise.then(
+		() => undefined,
+		(error_: unknown) => error_,
+	);
+	expect(error).toBeInstanceOf(KloudRequestError);
+	return error as KloudRequestError;
+}
+
+const ids = (vms: readonly Vm[]) => vms.map(vm => vm.id).sort();
+
+describe('tenants', () => {
+	it('each tenant lists, stops and reads only its own VMs; admins see and act on all', async () => {
+		const [asAlice, asBob, asCarol, asGuest] = await Promise.all([connect(alice), connect(bob), connect(carol), connect(undefined)]);
+		const list = async (client: KloudClient) => (await client.list({timeoutMs: 3000})).replies.flatMap(snapshot => snapshot.vms);
+		const [a1, b1] = await Promise.all([asAlice.start({image: 'blank'}, {timeoutMs: 20_000}), asBob.start({image: 'blank'}, {timeoutMs: 20_000})]);
+		expect(a1.owner).toBe(alice.name);
+		expect(b1.owner).toBe(bob.name);
+
+		expect(ids(await list(asAlice))).toEqual([a1.id]);
+		expect(ids(await list(asBob))).toEqual([b1.id]);
+		expect(ids(await list(asCarol))).toEqual(ids([a1, b1]));
+		expect(ids(await list(asGuest))).toEqual(ids([a1, b1]));
+
+		// Bob cannot find alice's VM, and sent straight to its host, his stop, kill and console are refused.
+		const notFound = await failure(asBob.stop(a1.id, {kill: true, timeoutMs: 3000}));
+		expect(notFound.code).toBe('unknown_vm');
+		for (const attempt of [
+			asBob.stop(a1.id, {host: agent.hostId, kill: true, timeoutMs: 3000}),
+			asBob.stop(a1.id, {host: agent.hostId, graceSeconds: 0, timeoutMs: 3000}),
+			asBob.console(a1.id, {host: agent.hostId, timeoutMs: 3000}),
+		]) {
+			const refused = await failure(attempt);
+			expect(refused.code).toBe('forbidden');
+			expect(refused.message).toBe(`${agent.hostId}: VM ${a1.id} on host ${agent.hostId} belongs to another tenant`);
+		}
+
+		expect((await list(asAlice)).find(vm => vm.id === a1.id)).toMatchObject({state: 'running', pid: a1.pid});
+
+		// One client token in two tenants' hands is two starts: tokens never cross tenants.
+		const clientToken = randomUUID();
+		const [a2, b2] = [await asAlice.start({image: 'blank', clientToken}, {timeoutMs: 20_000}), await asBob.start({image: 'blank', clientToken}, {timeoutMs: 20_000})];
+		expect(a2.id).not.toBe(b2.id);
+		expect((await asAlice.start({image: 'blank', clientToken}, {timeoutMs: 20_000})).id).toBe(a2.id);
+
+		// An admin (carol, by --admins) stops bob's VM; alice stops her own.
+		expect(await asCarol.stop(b1.id, {kill: true, timeoutMs: 5000})).toMatchObject({id: b1.id, state: 'stopped'});
+		expect(await asAlice.stop(a1.id, {kill: true, timeoutMs: 5000})).toMatchObject({id: a1.id, state: 'stopped'});
+		// A stopped VM stays its owner's: bob cannot stop alice's again either.
+		expect((await failure(asBob.stop(a1.id, {host: agent.hostId, kill: true, timeoutMs: 3000}))).code).toBe('forbidden');
+		for (const vm of [a2, b2]) {
+			await asGuest.stop(vm.id, {kill: true, timeoutMs: 5000});
+		}
+
+		expect(await list(asGuest)).toEqual([]);
+	});
+
+	it('pushes a tenant the events of its own VMs only (the broker refuses it the others\')', async () => {
+		const [watchAlice, asBob, asAlice] = await Promise.all([connect(alice, {watchEvents: true}), connect(bob), connect(alice)]);
+		const seen: KloudEvent[] = [];
+		watchAlice.onEvent(event => seen.push(event));
+		const [mine, his] = await Promise.all([asAlice.start({image: 'blank'}, {timeoutMs: 20_000}), asBob.start({image: 'blank'}, {timeoutMs: 20_000})]);
+		await waitFor(() => seen.some(event => event.type === 'vm.started' && event.body.vm.id === mine.id), 5000, 'alice\'s vm.started');
+		await waitFor(() => seen.some(event => event.type === 'host.heartbeat'), 5000, 'a heartbeat');
+		await new Promise(resolve => setTimeout(resolve, 500));
+		const vmIds = seen.flatMap(event => ('vm' in event.body ? [event.body.vm.id] : []));
+		expect(vmIds).toContain(mine.id);
+		expect(vmIds).not.toContain(his.id);
+		await asAlice.stop(mine.id, {kill: true, timeoutMs: 5000});
+		await asBob.stop(his.id, {kill: true, timeoutMs: 5000});
+	});
+
+	it('refuses a request without a user id, and the broker refuses a forged one (406)', async () => {
+		const connection = await amqp.connect(cloud.amqpUrl);
+		try {
+			const channel = await connection.createChannel();
+			const answers: Array<Record<string, unknown>> = [];
+			await channel.consume('amq.rabbitmq.reply-to', (message: ConsumeMessage | null) => message && answers.push(JSON.parse(message.content.toString()) as Record<string, unknown>), {noAck: true});
+			const request = {v: 1, id: randomUUID(), from: 'raw', ts: Date.now(), type: 'vm.list', body: {}};
+			channel.publish(`${cloud.namespace}.commands`, `host.${agent.hostId}`, Buffer.from(JSON.stringify(request)), {replyTo: 'amq.rabbitmq.reply-to', correlationId: request.id});
+			await waitFor(() => answers.length > 0, 5000, 'the refusal');
+			expect(answers[0]).toMatchObject({ok: false, code: 'forbidden'});
+			expect(String(answers[0]!.reason)).toMatch(/must carry its user id/);
+		} finally {
+			await connection.close();
+		}
+
+		// Bob's connection claiming to be alice: the broker closes the channel, nothing reaches an agent.
+		const forger = await amqp.connect(bob.url);
+		try {
+			const channel = await forger.createConfirmChannel();
+			const closed = new Promise<Error>(resolve => channel.once('error', resolve));
+			channel.publish(`${cloud.namespace}.commands`, 'all', Buffer.from('{}'), {userId: alice.name});
+			const error = await closed;
+			expect(error.message).toMatch(/406 \(PRECONDITION-FAILED\).*user_id property set to '.*' but authenticated user was '.*'/);
+		} finally {
+			await forger.close().catch(() => {});
+		}
+
+		// The recipe's topic permissions: a tenant may not publish events nor bind other tenants' VM events.
+		const tenant = await amqp.connect(alice.url);
+		try {
+			for (const attempt of [
+				async (channel: amqp.ConfirmChannel) => {
+					channel.publish(`${cloud.namespace}.events`, `host.heartbeat.${agent.hostId}`, Buffer.from('{}'));
+					await channel.waitForConfirms();
+				},
+				async (channel: amqp.ConfirmChannel) => {
+					const {queue} = await channel.assertQueue('', {exclusive: true});
+					await channel.bindQueue(queue, `${cloud.namespace}.events`, `vm.*.${bob.name}.#`);
+				},
+				async (channel: amqp.ConfirmChannel) => channel.deleteQueue(`${cloud.namespace}.start`),
+			]) {
+				const channel = await tenant.createConfirmChannel();
+				const refused = new Promise<Error>(resolve => channel.once('error', resolve));
+				await attempt(channel).catch(() => {});
+				expect((await refused).message).toMatch(/403 \(ACCESS-REFUSED\)/);
+			}
+		} finally {
+			await tenant.close().catch(() => {});
+		}
+	});
+
+	it('an agent refuses to serve the tutorial\'s user-less messages in tenants mode', async () => {
+		await expect(cloud.startAgent(`sec-tut-${TAG}`, ['--tenants', '--tutorial-compat'])).rejects.toThrow(/--tutorial-compat cannot go with --tenants/);
+	});
+});
+
+describe('least privilege on the host', () => {
+	it('runs QEMU under seccomp, keeps every state file private, and drops QEMU to --runas', async () => {
+		const asGuest = await connect(undefined);
+		const vm = await asGuest.start({image: 'blank'}, {timeoutMs: 20_000});
+		const status = await readFile(`/proc/${vm.pid}/status`, 'utf8');
+		// 2: seccomp filter mode.
+		expect(status).toMatch(/^Seccomp:\s+2$/m);
+		const cmdline = (await readFile(`/proc/${vm.pid}/cmdline`, 'utf8')).split('\0');
+		expect(cmdline[cmdline.indexOf('-sandbox') + 1]).toBe('on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
+
+		// Nothing in the state dir is for group or others: 0700 directories, 0600 files (the QMP socket too).
+		const modes: Record<string, string> = {};
+		const visit = async (path: string, name: string) => {
+			const info = await stat(path);
+			modes[name] = (info.mode & 0o777).toString(8);
+			if (info.isDirectory()) {
+				for (const entry of await readdir(path)) {
+					await visit(join(path, entry), `${name}/${entry}`);
+				}
+			}
+		};
+
+		await visit(agent.stateDir, '.');
+		const files = Object.keys(modes).map(name => name.replace(vm.id, 'VM'));
+		expect(files).toEqual(expect.arrayContaining(['./VM/disk.qcow2', './VM/console.log', './VM/qmp.sock', './VM/qemu.pid', './VM/vm.json']));
+		expect(Object.entries(modes).filter(([, mode]) => (Number.parseInt(mode, 8) & 0o077) !== 0)).toEqual([]);
+		await asGuest.stop(vm.id, {kill: true, timeoutMs: 5000});
+
+		// With --runas, QEMU opens everything as root, then runs the guest as that user.
+		const runas = await cloud.startAgent(`sec-run-${TAG}`, ['--start-paused', '--runas', 'nobody']);
+		const dropped = await asGuest.start({image: 'blank', host: runas.hostId}, {timeoutMs: 20_000});
+		const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(await readFile(`/proc/${dropped.pid}/status`, 'utf8'));
+		expect(uid?.slice(1)).toEqual(['65534', '65534']);
+		expect(await asGuest.stop(dropped.id, {host: runas.hostId, graceSeconds: 0, timeoutMs: 5000})).toMatchObject({state: 'stopped'});
+		expect(await qemuPidsUnder(runas.stateDir)).toEqual([]);
+		await runas.stop();
+	});
+});
+
+describe('transport', () => {
+	const run = async (bin: string, args: readonly string[]) =>
+		execFileAsync(process.execPath, [bin, ...args]).then(
+			({stdout, stderr}) => ({code: 0, stdout, stderr}),
+			(error: {code?: number; stdout: string; stderr: string}) => ({code: Number(error.code ?? 1), stdout: error.stdout, stderr: error.stderr}),
+		);
+
+	it('takes --ca, --cert and --key for amqps:// and refuses them with amqp://', async () => {
+		const pem = join(cloud.dir, 'ca.pem');
+		await writeFile(pem, '-----BEGIN CERTIFICATE-----\nnot a real one\n-----END CERTIFICATE-----\n');
+		expect(await run(CLI_BIN, ['list', '--amqp', 'amqp://127.0.0.1:5672', '--ca', pem])).toMatchObject({code: 2, stderr: 'kloud-tui: --ca, --cert and --key need an amqps:// broker URL\n'});
+		expect(await run(CLI_BIN, ['list', '--amqp', 'amqps://127.0.0.1:5671', '--cert', pem])).toMatchObject({code: 2, stderr: 'kloud-tui: --cert and --key go together\n'});
+		expect(await run(CLI_BIN, ['list', '--amqp', 'amqps://127.0.0.1:5671', '--ca', '/nonexistent/ca.pem'])).toMatchObject({code: 2, stderr: expect.stringMatching(/^kloud-tui: cannot read --ca \/nonexistent\/ca\.pem: ENOENT/)});
+		// Accepted and handed to the TLS socket: here no broker listens for TLS, so it cannot connect.
+		const tls = await run(CLI_BIN, ['list', '--amqp', 'amqps://127.0.0.1:5671', '--ca', pem, '--timeout', '1']);
+		expect(tls.code).toBe(1);
+		expect(tls.stderr).toMatch(/^kloud-tui: cannot reach the broker at amqps:\/\/127\.0\.0\.1:5671/);
+		const agentTls = await run(AGENT_BIN, ['--amqp', 'amqp://127.0.0.1:5672', '--ca', pem, '--state-dir', join(cloud.dir, 'unused')]);
+		expect(agentTls).toMatchObject({code: 2, stderr: 'kloud-agent: --ca, --cert and --key need an amqps:// broker URL\n'});
+	});
+});

@@ -1,0 +1,45 @@
+import {describe, expect, it} from 'vitest';
+import {fleetReducer, hostHealth, initialFleet, type FleetState} from '../source/state/fleet.js';
+import {makeVm, NOW, snapshot} from './helpers/tui.js';
+
+const round = (state: FleetState, at: number, snapshots: ReturnType<typeof snapshot>[], missing: string[] = []) =>
+	fleetReducer(state, {type: 'round', at, snapshots, missing});
+
+describe('fleetReducer', () => {
+	it("replaces an answering host's rows with its snapshot and keeps a silent host's rows, stale", () => {
+		let state = round(initialFleet(NOW), NOW, [snapshot('a', [makeVm('vm-aaaaaaaa', 'a'), makeVm('vm-abababab', 'a')]), snapshot('b', [makeVm('vm-bbbbbbbb', 'b')])]);
+		state = round(state, NOW + 2000, [snapshot('a', [makeVm('vm-abababab', 'a')])], ['b']);
+		expect([...state.vms.keys()].sort()).toEqual(['vm-abababab', 'vm-bbbbbbbb']);
+		expect(state.hosts.get('b')).toMatchObject({isStale: true, lastAnsweredAt: NOW});
+		expect(state.hosts.get('a')).toMatchObject({isStale: false, lastAnsweredAt: NOW + 2000});
+		expect(hostHealth(state.hosts.get('b')!, NOW + 30_000)).toBe('stale');
+		expect(hostHealth(state.hosts.get('b')!, NOW + 61_000)).toBe('down');
+		expect(hostHealth(state.hosts.get('a')!, NOW + 30_000)).toBe('up');
+	});
+
+	it('adds a started or crashed VM between rounds and removes a stopped one', () => {
+		let state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
+		const vm = makeVm('vm-cccccccc', 'a');
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.started', body: {vm}}});
+		expect(state.vms.get('vm-cccccccc')).toEqual(vm);
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.crashed', body: {vm: {...vm, state: 'crashed'}}}});
+		expect(state.vms.get('vm-cccccccc')?.state).toBe('crashed');
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.stopped', body: {vm}}});
+		expect(state.vms.size).toBe(0);
+	});
+
+	it('marks a host that says it is going down as down at once', () => {
+		let state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'host.down', body: {id: 'a'}}});
+		expect(hostHealth(state.hosts.get('a')!, NOW)).toBe('down');
+	});
+
+	it('returns the same state object for events that change nothing', () => {
+		const state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
+		expect(fleetReducer(state, {type: 'tick', now: NOW})).toBe(state);
+		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.stopped', body: {vm: makeVm('vm-zzzzzzzz', 'a')}}})).toBe(state);
+		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'x', ts: NOW, type: 'host.hello', body: {id: 'x'}}})).toBe(state);
+		const connected = fleetReducer(state, {type: 'connection', connection: {status: 'connected'}});
+		expect(fleetReducer(connected, {type: 'connection', connection: {status: 'connected'}})).toBe(connected);
+	});
+});
