@@ -118,7 +118,8 @@ describe('idempotent start across hosts', () => {
 		// does not know the token, asks the fleet, and answers with the first host's VM.
 		const again = await client.start({image: 'blank', clientToken}, {timeoutMs: 20_000});
 		expect(again).toMatchObject({id: made.id, host: first.hostId, pid: made.pid});
-		expect(other.logs()).toContain('a start seen again: found the VM its token made');
+		// The reply can overtake the agent's log line on its stdout pipe.
+		await waitFor(async () => other.logs().includes('a start seen again: found the VM its token made'), 5000, 'the other host\'s log line');
 		expect(await qemuPidsUnder(other.stateDir)).toEqual([]);
 		figures.starts += 2;
 		await client.stop(made.id, {host: first.hostId, kill: true, timeoutMs: 10_000});

@@ -33,7 +33,8 @@ let cloud: Cloud;
 beforeAll(async () => {
 	cloud = await createCloud('tui');
 	await Promise.all([cloud.startAgent('host-a'), cloud.startAgent('host-b')]);
-	const command = `printf 'BEFORE-TUI\\n'; KLOUD_TEST_TUI=${cloud.namespace} ${process.execPath} ${CLI_BIN} --amqp ${cloud.amqpUrl} --namespace ${cloud.namespace} --refresh 30; echo TUI-EXITED=$?; sleep 600`;
+	// CI=1: the TUI must render live in a terminal even where CI is exported (Ink alone would not).
+	const command = `printf 'BEFORE-TUI\\n'; CI=1 KLOUD_TEST_TUI=${cloud.namespace} ${process.execPath} ${CLI_BIN} --amqp ${cloud.amqpUrl} --namespace ${cloud.namespace} --refresh 30; echo TUI-EXITED=$?; sleep 600`;
 	await tmux('new-session', '-d', '-s', 'tui', '-x', '100', '-y', '30', command);
 });
 
