@@ -4,6 +4,7 @@
  */
 import {Box, useApp, useInput, type Key} from 'ink';
 import {useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore} from 'react';
+import type {VmState} from '../protocol/index.js';
 import type {FleetState} from '../state/fleet.js';
 import type {FleetStore} from '../state/store.js';
 import {fitColumns, tableRows, windowStart} from '../state/table.js';
@@ -36,7 +37,12 @@ export type AppProps = {
 	readonly store: FleetStore;
 	readonly actions: FleetActions;
 	readonly info: FeedInfo;
+	/** How often the detail view re-reads a running VM's console. */
+	readonly consoleFollowMs?: number;
 };
+
+/** States in which a VM's console can still grow. */
+const LIVE_STATES: ReadonlySet<VmState> = new Set<VmState>(['starting', 'running', 'stopping']);
 
 const HEADER_LINES = 2;
 const FOOTER_LINES = 2;
@@ -51,7 +57,7 @@ function describeError(error: unknown): string {
 	return error instanceof Error ? error.message : String(error);
 }
 
-export function App({store, actions, info}: AppProps) {
+export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 	const {exit} = useApp();
 	const live = useSyncExternalStore(store.subscribe, store.getState);
 	const [viewRef, dispatch] = useSyncReducer(viewReducer, initialView);
@@ -86,16 +92,43 @@ export function App({store, actions, info}: AppProps) {
 	const say = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: false}}), []);
 	const sayError = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: true}}), []);
 
-	const loadConsole = useCallback(
-		(target: Target) => {
-			setConsoleView({text: null, error: null});
-			actions.consoleTail(target).then(
-				text => setConsoleView({text, error: null}),
-				(error: unknown) => setConsoleView({text: null, error: `console unavailable: ${describeError(error)}`}),
-			);
-		},
-		[actions],
-	);
+	// The detail view follows the VM's console while it runs (a boot is watched as it happens); `r` reloads now.
+	const detailVm = view.mode.kind === 'detail' ? fleet.vms.get(view.mode.vmId) : undefined;
+	const detailId = detailVm?.id;
+	const detailHost = detailVm?.host;
+	const isDetailLive = detailVm !== undefined && LIVE_STATES.has(detailVm.state) && !view.isPaused;
+	const [consoleReloads, setConsoleReloads] = useState(0);
+	useEffect(() => {
+		if (detailId === undefined || detailHost === undefined) {
+			return;
+		}
+
+		let isCurrent = true;
+		let isLoading = false;
+		const load = () => {
+			if (isLoading) {
+				return;
+			}
+
+			isLoading = true;
+			actions
+				.consoleTail({id: detailId, host: detailHost})
+				.then(
+					text => isCurrent && setConsoleView({text, error: null}),
+					(error: unknown) => isCurrent && setConsoleView(previous => ({text: previous.text, error: `console unavailable: ${describeError(error)}`})),
+				)
+				.finally(() => {
+					isLoading = false;
+				});
+		};
+
+		load();
+		const timer = isDetailLive ? setInterval(load, consoleFollowMs) : undefined;
+		return () => {
+			isCurrent = false;
+			clearInterval(timer);
+		};
+	}, [actions, detailId, detailHost, isDetailLive, consoleReloads, consoleFollowMs]);
 
 	const runStop = useCallback(
 		async (action: 'stop' | 'kill', targets: readonly Target[]) => {
@@ -105,7 +138,10 @@ export function App({store, actions, info}: AppProps) {
 			const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [`${targets[index]!.id}: ${describeError(result.reason)}`] : []));
 			const done = targets.length - failures.length;
 			if (failures.length === 0) {
-				say(targets.length === 1 ? `${verb === 'kill' ? 'killed' : 'stopped'} ${targets[0]!.id} on ${targets[0]!.host}` : `${verb === 'kill' ? 'killed' : 'stopped'} ${done} VMs`);
+				// One VM: say how it ended (a graceful stop that had to kill says so).
+				const [only] = results;
+				const how = verb === 'stop' && targets.length === 1 && only?.status === 'fulfilled' && only.value.exit ? ` (${only.value.exit})` : '';
+				say(targets.length === 1 ? `${verb === 'kill' ? 'killed' : 'stopped'} ${targets[0]!.id} on ${targets[0]!.host}${how}` : `${verb === 'kill' ? 'killed' : 'stopped'} ${done} VMs`);
 			} else {
 				sayError(`${done > 0 ? `${done} done; ` : ''}failed: ${failures.join('; ')}`);
 			}
@@ -201,10 +237,9 @@ export function App({store, actions, info}: AppProps) {
 				if (key.escape || input === 'q' || key.return) {
 					dispatch({type: 'close'});
 				} else if (input === 'r') {
-					const vm = fleet.vms.get(mode.vmId);
-					if (vm) {
-						loadConsole(vm);
-					}
+					setConsoleReloads(count => count + 1);
+				} else if (input === 'p') {
+					dispatch({type: 'toggle-pause'});
 				}
 
 				return;
@@ -305,8 +340,8 @@ export function App({store, actions, info}: AppProps) {
 		} else if (key.return) {
 			const vm = rows[selected];
 			if (vm) {
+				setConsoleView({text: null, error: null});
 				dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
-				loadConsole(vm);
 			}
 		} else if (input === 'p') {
 			dispatch({type: 'toggle-pause'});

@@ -7,7 +7,7 @@ const KEYS: Record<Mode['kind'], string> = {
 	table: '↑↓/jk move  space mark  n start  x stop  K kill  / filter  s/S sort  ⏎ details  p pause  r refresh  ? help  q quit',
 	filter: 'type to filter  ⏎ keep  esc clear',
 	help: 'any key: back',
-	detail: 'esc/q back  r reload console',
+	detail: 'esc/q back  r reload console  p pause following',
 	confirm: 'y confirm  any other key: cancel',
 	start: '↑↓ image  tab next field  ⏎ start  esc cancel',
 };

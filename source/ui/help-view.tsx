@@ -10,7 +10,7 @@ const HELP: Array<[string, string]> = [
 	['K', 'kill at once (asks y/N)'],
 	['/', 'filter: type to narrow the rows, Enter keeps it, Esc clears it'],
 	['s  S', 'sort by the next column / reverse the order'],
-	['Enter', 'details of the selected VM with its console'],
+	['Enter', 'details of the selected VM; its console follows the boot'],
 	['p', 'pause / resume live updates'],
 	['r', 'refresh now'],
 	['esc', 'clear marks and the message line'],

@@ -71,7 +71,7 @@ export class FakeActions implements FleetActions {
 			throw new Error(`no VM ${target.id} on host ${target.host}`);
 		}
 
-		const vm = makeVm(target.id, target.host, {state: 'stopped'});
+		const vm = makeVm(target.id, target.host, {state: 'stopped', pid: null, exit: options.isKill ? 'killed' : 'powered off'});
 		this.#store.dispatch({type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: vm.host, ts: NOW, type: 'vm.stopped', body: {vm}}});
 		return vm;
 	}
@@ -82,7 +82,7 @@ export class FakeActions implements FleetActions {
 	}
 }
 
-export function renderTui(snapshots: readonly HostSnapshot[] = [], missing: readonly string[] = []) {
+export function renderTui(snapshots: readonly HostSnapshot[] = [], missing: readonly string[] = [], options: {readonly consoleFollowMs?: number} = {}) {
 	const store = new FleetStore(NOW);
 	store.dispatch({type: 'connection', connection: {status: 'connected'}});
 	if (snapshots.length > 0 || missing.length > 0) {
@@ -90,7 +90,7 @@ export function renderTui(snapshots: readonly HostSnapshot[] = [], missing: read
 	}
 
 	const actions = new FakeActions(store);
-	const instance = render(<App store={store} actions={actions} info={{brokerUrl: 'amqp://guest:***@127.0.0.1:5672', namespace: 'kloud', refreshMs: 2000}} />);
+	const instance = render(<App store={store} actions={actions} info={{brokerUrl: 'amqp://guest:***@127.0.0.1:5672', namespace: 'kloud', refreshMs: 2000}} {...options} />);
 	const frame = () => instance.lastFrame() ?? '';
 	const press = async (...keys: string[]) => {
 		for (const key of keys) {

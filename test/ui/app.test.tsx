@@ -114,7 +114,8 @@ describe('the VM table', () => {
 		expect(tui.actions.calls).toEqual([]);
 
 		await tui.press('x', 'y');
-		await tui.waitFor(text => text.includes('stopped vm-aaaaaaaa on host-a'));
+		// How it ended, as the agent said: the guest powered itself off.
+		await tui.waitFor(text => text.includes('stopped vm-aaaaaaaa on host-a (powered off)'));
 		expect(tui.actions.calls).toContain('stop vm-aaaaaaaa@host-a');
 		expect(tui.tableLines().some(line => line.includes('vm-aaaaaaaa'))).toBe(false);
 	});
@@ -180,6 +181,34 @@ describe('the VM table', () => {
 		expect(tui.actions.calls).toContain('console vm-cccccccc');
 		await tui.press(KEYS.escape);
 		await tui.waitFor(text => text.includes('HOST↑'));
+	});
+
+	it('the detail view follows a running VM\'s console as it boots, and stops following once the VM has ended', async () => {
+		const tui = renderTui(fleet(), [], {consoleFollowMs: 30});
+		tui.actions.consoleText = 'SeaBIOS\r\n';
+		await tui.waitFor(text => text.includes('vm-aaaaaaaa'));
+		await tui.press(KEYS.enter);
+		await tui.waitFor(text => /id\s+vm-aaaaaaaa/.test(text) && text.includes('SeaBIOS'));
+		// The guest prints more: it appears without a key.
+		tui.actions.consoleText = 'SeaBIOS\r\nLinux version 6.1\r\nKLOUD-READY hostname=vm-aaaaaaaa ip=10.0.0.9\r\n';
+		await tui.waitFor(text => text.includes('KLOUD-READY hostname=vm-aaaaaaaa'), 'the console to follow the boot');
+		// Paused: the console holds still too.
+		await tui.press('p');
+		await tui.waitFor(text => text.includes('PAUSED'));
+		tui.actions.consoleText += 'late line\r\n';
+		await new Promise(resolve => setTimeout(resolve, 150));
+		expect(tui.frame()).not.toContain('late line');
+		await tui.press('p');
+		await tui.waitFor(text => text.includes('late line') && !text.includes('PAUSED'), 'the console after resuming');
+
+		// Once the VM has stopped there is nothing more to follow: no more console requests.
+		tui.store.dispatch({type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'host-a', ts: NOW, type: 'vm.stopped', body: {vm: makeVm('vm-aaaaaaaa', 'host-a', {state: 'stopped', pid: null, exit: 'powered off'})}}});
+		await tui.waitFor(text => /state\s+stopped \(powered off\)/.test(text) || text.includes('That VM is gone.'), 'the stopped state');
+		await new Promise(resolve => setTimeout(resolve, 60));
+		const requests = tui.actions.calls.filter(call => call === 'console vm-aaaaaaaa').length;
+		await new Promise(resolve => setTimeout(resolve, 200));
+		expect(tui.actions.calls.filter(call => call === 'console vm-aaaaaaaa').length).toBe(requests);
+		tui.instance.unmount();
 	});
 
 	it('p pauses live updates (shown in the header) and resumes them', async () => {
