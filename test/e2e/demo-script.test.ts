@@ -7,11 +7,9 @@
 import {spawn} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
-import {readdir, readFile} from 'node:fs/promises';
 import {fileURLToPath} from 'node:url';
-import amqp from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, deleteNamespace} from '../helpers/cloud.js';
+import {AMQP_URL, deleteNamespace, exchangeExists, pidsMentioning} from '../helpers/cloud.js';
 import {demoImage} from '../helpers/demo-image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -19,35 +17,6 @@ const namespace = `test-demo-${randomBytes(3).toString('hex')}`;
 const TIMEOUT_MS = 150_000;
 /** The tests' shared demo image, handed to the script prebuilt (its own builder run would fight over the cache). */
 let imagePath = '';
-
-/** Pids of processes whose command line mentions `text` (agents carry their namespace in their title). */
-async function pidsMentioning(text: string): Promise<number[]> {
-	const pids: number[] = [];
-	for (const entry of await readdir('/proc')) {
-		if (/^\d+$/.test(entry) && Number(entry) !== process.pid) {
-			const cmd = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
-			if (cmd.includes(text)) {
-				pids.push(Number(entry));
-			}
-		}
-	}
-
-	return pids;
-}
-
-async function exchangeExists(name: string): Promise<boolean> {
-	const connection = await amqp.connect(AMQP_URL);
-	try {
-		const channel = await connection.createChannel();
-		channel.on('error', () => {});
-		return await channel.checkExchange(name).then(
-			() => true,
-			() => false,
-		);
-	} finally {
-		await connection.close().catch(() => {});
-	}
-}
 
 beforeAll(async () => {
 	imagePath = (await demoImage()).path;

@@ -2,44 +2,27 @@
  * kloud-tui in a real terminal (tmux): real broker, two agents, real QEMU. Start a VM with n +
  * Enter, find it with the filter, kill it with K + y, quit, and find the terminal as it was.
  */
-import {execFile} from 'node:child_process';
-import {randomBytes} from 'node:crypto';
 import {userInfo} from 'node:os';
-import {promisify} from 'node:util';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {CLI_BIN, closeConnections, createCloud, pidByName, pidWithEnv, waitFor, type Cloud} from '../helpers/cloud.js';
-
-const run = promisify(execFile);
-const SOCKET = `kloud-test-${randomBytes(3).toString('hex')}`;
-const tmux = async (...args: string[]) => (await run('tmux', ['-L', SOCKET, ...args])).stdout;
-const screen = async () => tmux('capture-pane', '-p', '-t', 'tui');
-const keys = async (...keys: string[]) => {
-	for (const key of keys) {
-		await tmux('send-keys', '-t', 'tui', ...(key.length === 1 ? ['-l', key] : [key]));
-		await new Promise(resolve => setTimeout(resolve, 40));
-	}
-};
-
-async function waitForScreen(predicate: (text: string) => boolean, what: string, timeoutMs = 15_000): Promise<string> {
-	let text = '';
-	await waitFor(async () => predicate((text = await screen())), timeoutMs, `${what}; screen:\n${text}`).catch((error: unknown) => {
-		throw new Error(`${(error as Error).message}\n--- screen ---\n${text}`);
-	});
-	return text;
-}
+import {CLI_BIN, closeConnections, createCloud, pidByName, pidWithEnv, type Cloud} from '../helpers/cloud.js';
+import {openTerminal, type Terminal} from '../helpers/tmux.js';
 
 let cloud: Cloud;
+let terminal: Terminal;
+const keys = async (...keys: string[]) => terminal.keys(...keys);
+const screen = async () => terminal.screen();
+const waitForScreen = async (predicate: (text: string) => boolean, what: string, timeoutMs?: number) => terminal.waitForScreen(predicate, what, timeoutMs);
 
 beforeAll(async () => {
 	cloud = await createCloud('tui');
 	await Promise.all([cloud.startAgent('host-a'), cloud.startAgent('host-b')]);
 	// CI=1: the TUI must render live in a terminal even where CI is exported (Ink alone would not).
 	const command = `printf 'BEFORE-TUI\\n'; CI=1 KLOUD_TEST_TUI=${cloud.namespace} ${process.execPath} ${CLI_BIN} --amqp ${cloud.amqpUrl} --namespace ${cloud.namespace} --refresh 30; echo TUI-EXITED=$?; sleep 600`;
-	await tmux('new-session', '-d', '-s', 'tui', '-x', '100', '-y', '30', command);
+	terminal = await openTerminal(command, {width: 100, height: 30});
 });
 
 afterAll(async () => {
-	await tmux('kill-server').catch(() => {});
+	await terminal?.close();
 	await cloud?.cleanup();
 });
 

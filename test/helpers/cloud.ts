@@ -293,3 +293,32 @@ export async function pidWithEnv(name: string, value: string): Promise<number | 
 
 	return undefined;
 }
+
+/** Pids of processes whose command line mentions `text` (agents carry their namespace in their title). */
+export async function pidsMentioning(text: string): Promise<number[]> {
+	const pids: number[] = [];
+	for (const entry of await readdir('/proc')) {
+		if (/^\d+$/.test(entry) && Number(entry) !== process.pid) {
+			const cmd = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+			if (cmd.includes(text)) {
+				pids.push(Number(entry));
+			}
+		}
+	}
+
+	return pids;
+}
+
+export async function exchangeExists(name: string): Promise<boolean> {
+	const connection = await amqp.connect(AMQP_URL);
+	try {
+		const channel = await connection.createChannel();
+		channel.on('error', () => {});
+		return await channel.checkExchange(name).then(
+			() => true,
+			() => false,
+		);
+	} finally {
+		await connection.close().catch(() => {});
+	}
+}
