@@ -16,7 +16,7 @@ import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
 import {reconcile} from './reconcile.js';
-import type {VmRecord} from './record.js';
+import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
 import type {Runtime} from './runtime.js';
 import {StateStore} from './store.js';
@@ -152,7 +152,7 @@ export class Agent {
 	/** Starts under way, by owner and client token. */
 	readonly #starts = new Map<string, Promise<Outcome<Vm>>>();
 	/** Recently stopped VMs, oldest first: a repeated stop, or a repeated start of the same token, gets the same VM. */
-	readonly #gone = new Map<string, {readonly vm: Vm; readonly owner: string | null; readonly clientToken: string | null}>();
+	readonly #gone = new Map<string, GoneRecord>();
 	readonly #startedAt = Date.now();
 	#startsInFlight = 0;
 	/** Guest memory of the starts under way. */
@@ -721,18 +721,27 @@ export class Agent {
 			}
 		}
 
-		// VMs are ephemeral, like terminated EC2 instances: the overlay and state go with the VM.
+		// Remembered on disk before its state goes: a retried start of its token, even after an agent
+		// restart, gets this VM back. VMs are ephemeral, like terminated EC2 instances: the overlay and
+		// state go with the VM.
+		const vm = {...this.toVm(stopping, 'stopped'), exit: how};
+		await this.remember(record, vm);
 		await this.discard(id, record);
 		log.info({how}, options.isKill ? 'VM killed' : 'VM stopped');
-		const vm = {...this.toVm(stopping, 'stopped'), exit: how};
-		this.remember(record, vm);
 		void this.publishVm('vm.stopped', vm);
 		return {ok: true, value: vm};
 	}
 
-	/** Keeps a stopped VM's last state (bounded), for repeated stops and starts of its token. */
-	private remember(record: VmRecord, vm: Vm): void {
-		this.#gone.set(record.id, {vm, owner: record.owner, clientToken: record.clientToken});
+	/** Keeps a stopped VM's last state (bounded, in memory and in the state root), for repeated stops and starts of its token. */
+	private async remember(record: VmRecord, vm: Vm): Promise<void> {
+		const entry: GoneRecord = {vm, owner: record.owner, clientToken: record.clientToken};
+		this.keepGone(entry);
+		await this.store.appendGone(entry).catch((error: unknown) => this.#log.warn({vm: vm.id, err: error}, 'could not remember the stopped VM on disk'));
+	}
+
+	private keepGone(entry: GoneRecord): void {
+		this.#gone.delete(entry.vm.id);
+		this.#gone.set(entry.vm.id, entry);
 		if (this.#gone.size > GONE_MEMORY) {
 			const oldest = this.#gone.keys().next().value;
 			if (oldest !== undefined) {
@@ -800,6 +809,10 @@ export class Agent {
 			}
 
 			const observed = discoverVms(await this.#runtime.listProcesses(), this.store.root);
+
+			for (const entry of await this.store.readGone(GONE_MEMORY)) {
+				this.keepGone(entry);
+			}
 
 			const {records, unreadable} = await this.store.readAll();
 			for (const record of records) {

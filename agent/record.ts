@@ -3,7 +3,7 @@
  * processes, these files are the whole truth: there is no database.
  */
 import {z} from 'zod';
-import {imageNameSchema, networkModeSchema, vmIdSchema} from '../source/protocol/index.js';
+import {imageNameSchema, networkModeSchema, vmIdSchema, vmSchema} from '../source/protocol/index.js';
 
 export const vmRecordSchema = z.object({
 	id: vmIdSchema,
@@ -25,3 +25,15 @@ export const vmRecordSchema = z.object({
 	owner: z.string().nullable().default(null),
 });
 export type VmRecord = z.infer<typeof vmRecordSchema>;
+
+/**
+ * A VM that was stopped: its last state, its owner and the start token that made it. Kept (bounded)
+ * in the state root's `gone.jsonl`, so a stop or a start retried after the agent restarted still
+ * gets this VM back, never a new one.
+ */
+export const goneRecordSchema = z.object({
+	vm: vmSchema,
+	owner: z.string().nullable(),
+	clientToken: z.string().nullable(),
+});
+export type GoneRecord = z.infer<typeof goneRecordSchema>;

@@ -1,7 +1,8 @@
 /** Reads and writes VM records and their directories under the agent's state root. */
-import {mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {appendFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import {VM_ID_PATTERN} from '../source/protocol/index.js';
-import {vmRecordSchema, type VmRecord} from './record.js';
+import {goneRecordSchema, vmRecordSchema, type GoneRecord, type VmRecord} from './record.js';
 import {vmPaths, type VmPaths} from './vm-paths.js';
 
 export type StoredRecords = {readonly records: VmRecord[]; readonly unreadable: string[]};
@@ -75,6 +76,41 @@ export class StateStore {
 		} catch {
 			return undefined;
 		}
+	}
+
+	/** `gone.jsonl`: one line per stopped VM, oldest first (not a VM directory: ids never contain a dot). */
+	get gonePath(): string {
+		return join(this.root, 'gone.jsonl');
+	}
+
+	/** Remembers a stopped VM: one appended line, so a crash can tear at most that line. */
+	async appendGone(entry: GoneRecord): Promise<void> {
+		await appendFile(this.gonePath, `${JSON.stringify(entry)}\n`, {mode: 0o600});
+	}
+
+	/**
+	 * The stopped VMs remembered, oldest first, at most `limit` (the newest); torn or foreign lines are
+	 * skipped. When the file holds more than that, it is rewritten (atomically) with only those kept.
+	 */
+	async readGone(limit: number): Promise<GoneRecord[]> {
+		const text = await readFile(this.gonePath, 'utf8').catch(() => '');
+		const lines = text.split('\n').filter(line => line !== '');
+		const entries = lines.flatMap(line => {
+			try {
+				const parsed = goneRecordSchema.safeParse(JSON.parse(line));
+				return parsed.success ? [parsed.data] : [];
+			} catch {
+				return [];
+			}
+		});
+		const kept = entries.slice(-limit);
+		if (kept.length < lines.length) {
+			const temporary = `${this.gonePath}.tmp`;
+			await writeFile(temporary, kept.map(entry => `${JSON.stringify(entry)}\n`).join(''), {mode: 0o600});
+			await rename(temporary, this.gonePath);
+		}
+
+		return kept;
 	}
 
 	/** The last `bytes` of a file, or '' when it does not exist. */

@@ -75,7 +75,7 @@ function logLines(agent: AgentHandle, message: string): Array<Record<string, unk
 }
 
 describe('idempotent start and stop', () => {
-	it('a start sent again with its client token gets the same VM, also from a restarted agent; a repeated stop gets the stopped VM', async () => {
+	it('a start sent again with its client token gets the same VM, also from a restarted agent; a repeated stop gets the stopped VM, also after a restart', async () => {
 		let agent = await startAgent(host('idem'), ['--start-paused']);
 		const clientToken = randomUUID();
 		const first = await client.start({image: 'blank', host: agent.hostId, clientToken}, {timeoutMs: 20_000});
@@ -102,7 +102,15 @@ describe('idempotent start and stop', () => {
 		// A VM this agent never had is still unknown.
 		const unknown = await expectError(client.stop('vm-neverwas', {host: agent.hostId, kill: true, timeoutMs: 10_000}));
 		expect(unknown.code).toBe('unknown_vm');
+
+		// The agent restarts after the VM is gone: its state dir still remembers the token and the stop.
+		await agent.stop('SIGTERM');
+		agent = await startAgent(host('idem'), ['--start-paused']);
+		expect(await client.start({image: 'blank', host: agent.hostId, clientToken}, {timeoutMs: 20_000})).toMatchObject({id: first.id, state: 'stopped', exit: 'killed'});
+		expect(await client.stop(first.id, {host: agent.hostId, kill: true, timeoutMs: 10_000})).toMatchObject({id: first.id, state: 'stopped'});
 		expect(await qemuPidsUnder(agent.stateDir)).toEqual([]);
+		expect((await listVms()).filter(vm => vm.host === agent.hostId)).toEqual([]);
+		figures.starts += 1;
 		await agent.stop('SIGTERM');
 	});
 });
