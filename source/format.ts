@@ -42,12 +42,13 @@ export function formatVms(vms: readonly Vm[]): string {
 	}
 
 	return formatTable(
-		['HOST', 'VM', 'IMAGE', 'STATE', 'MEM', 'CPUS', 'PID', 'UPTIME'],
+		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME'],
 		sortVms(vms).map(vm => [
 			vm.host,
 			vm.id,
 			vm.image,
 			vm.state === 'crashed' && vm.exit ? `crashed (${vm.exit})` : vm.state,
+			vm.ip ?? '-',
 			`${vm.memoryMb}M`,
 			String(vm.cpus),
 			vm.pid === null ? '-' : String(vm.pid),

@@ -16,11 +16,11 @@ describe('CLI formatting', () => {
 	});
 
 	it('prints VMs as an aligned table sorted by host, then age', () => {
-		expect(formatVms([vm('vm-bbbbbbbb', 'host-b', 1), vm('vm-cccccccc', 'host-a', 2), vm('vm-aaaaaaaa', 'host-a', 1)]).split('\n')).toEqual([
-			'HOST    VM           IMAGE  STATE    MEM   CPUS  PID  UPTIME',
-			'host-a  vm-aaaaaaaa  demo   running  256M  1     100  1m15s',
-			'host-a  vm-cccccccc  demo   running  256M  1     100  1m15s',
-			'host-b  vm-bbbbbbbb  demo   running  256M  1     100  1m15s',
+		expect(formatVms([vm('vm-bbbbbbbb', 'host-b', 1), {...vm('vm-cccccccc', 'host-a', 2), ip: '10.77.0.12'}, vm('vm-aaaaaaaa', 'host-a', 1)]).split('\n')).toEqual([
+			'HOST    VM           IMAGE  STATE    IP          MEM   CPUS  PID  UPTIME',
+			'host-a  vm-aaaaaaaa  demo   running  -           256M  1     100  1m15s',
+			'host-a  vm-cccccccc  demo   running  10.77.0.12  256M  1     100  1m15s',
+			'host-b  vm-bbbbbbbb  demo   running  -           256M  1     100  1m15s',
 		]);
 	});
 

@@ -191,6 +191,11 @@ describe.skipIf(missing.length > 0)('networking across two hosts (namespaces), V
 		expect(leasesA).not.toContain(b.mac);
 		expect(leasesB).toContain(b.mac);
 		expect(leasesB).not.toContain(a.mac);
+		// The plain table shows them too, each on its VM's row.
+		const table = (await cloud.cli(['list', '--timeout', '5'])).stdout;
+		expect(table).toMatch(/^HOST\s+VM\s+IMAGE\s+STATE\s+IP\s/m);
+		expect(table).toMatch(new RegExp(`^host-a\\s+${a.id}\\s+demo\\s+running\\s+${leaseA.ip.replaceAll('.', '\\.')}\\s`, 'm'));
+		expect(table).toMatch(new RegExp(`^host-b\\s+${b.id}\\s+demo\\s+running\\s+${leaseB.ip.replaceAll('.', '\\.')}\\s`, 'm'));
 		// The guests agree: their consoles print the address they configured.
 		await waitFor(async () => (await consoleOf(hostA, a.id)).includes(`ip=${leaseA.ip}`), 60_000, 'the ready line on VM a\'s console');
 		await waitFor(async () => (await consoleOf(hostB, b.id)).includes(`ip=${leaseB.ip}`), 60_000, 'the ready line on VM b\'s console');
