@@ -131,7 +131,7 @@ hostname > /etc/hostname
 # DHCP: udhcpc returns once it has a lease, or after ${DHCP_TRIES} tries of 1 s and keeps trying in the background.
 ip=none
 if [ -e /sys/class/net/eth0 ]; then
-	udhcpc -i eth0 -s /etc/udhcpc.script -t ${DHCP_TRIES} -T 1 -A 5 -b -p /run/udhcpc.pid \\
+	udhcpc -i eth0 -s /etc/udhcpc.script -t ${DHCP_TRIES} -T 1 -A 5 -b -p /run/udhcpc.pid -O mtu \\
 		-x "hostname:$(hostname)" > /run/udhcpc.log 2>&1
 	if [ -s /run/kloud-ip ]; then
 		ip=$(cat /run/kloud-ip)
@@ -176,6 +176,10 @@ deconfig)
 	rm -f /run/kloud-ip
 	;;
 bound | renew)
+	# The MTU the DHCP server asks for (option 26): below 1500 across a VXLAN tunnel.
+	if [ -n "$mtu" ]; then
+		ifconfig "$interface" mtu "$mtu"
+	fi
 	ifconfig "$interface" "$ip" netmask "\${subnet:-255.255.255.0}" up
 	if [ -n "$broadcast" ]; then
 		ifconfig "$interface" broadcast "$broadcast"

@@ -156,6 +156,9 @@ describe.skipIf(missing.length > 0)('networking across two hosts (namespaces), V
 				'	sleep 1',
 				'done',
 				'sed "s/^/GUEST-PING /" /run/ping.out',
+				'# The MTU DHCP gave it (1450: VXLAN costs 50 bytes), and a ping bigger than one 1450-byte frame.',
+				'echo "GUEST-MTU $(cat /sys/class/net/eth0/mtu)"',
+				`ping -c 3 -W 2 -s 1440 ${leaseA.ip} 2>&1 | sed "s/^/GUEST-BIGPING /"`,
 				'',
 			].join('\n'),
 		);
@@ -219,6 +222,11 @@ describe.skipIf(missing.length > 0)('networking across two hosts (namespaces), V
 		const received = Number(/GUEST-PING \d+ packets transmitted, (\d+) packets received/.exec(guestPing.stdout)?.[1] ?? 0);
 		expect(received, guestPing.stdout).toBeGreaterThan(0);
 		figures.guestToGuestPing = /GUEST-PING \d+ packets transmitted.*/.exec(guestPing.stdout)?.[0].trim() ?? '?';
+		// Large frames too: DHCP's MTU option reached the guest, so 1468-byte packets cross the tunnel.
+		expect(guestPing.stdout).toContain('GUEST-MTU 1450');
+		const bigReceived = Number(/GUEST-BIGPING \d+ packets transmitted, (\d+) packets received/.exec(guestPing.stdout)?.[1] ?? 0);
+		expect(bigReceived, guestPing.stdout).toBeGreaterThan(0);
+		figures.guestToGuestBigPing = /GUEST-BIGPING \d+ packets transmitted.*/.exec(guestPing.stdout)?.[0].trim() ?? '?';
 
 		const page = await lab.exec(netB, 'curl', ['-sS', '--max-time', '10', `http://${a!.ip}/`], {timeoutMs: 15_000});
 		expect(page).toContain('A kloud demo guest');
