@@ -12,6 +12,7 @@ import {HostRoster} from '../source/broker/host-roster.js';
 import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
+import {listReply} from './list-version.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
@@ -231,7 +232,8 @@ export class Agent {
 
 			case 'vm.list': {
 				const snapshot = await this.snapshot();
-				return {ok: true, value: caller.isAdmin ? snapshot : {...snapshot, vms: snapshot.vms.filter(vm => vm.owner === caller.user)}};
+				const visible = caller.isAdmin ? snapshot : {...snapshot, vms: snapshot.vms.filter(vm => vm.owner === caller.user)};
+				return {ok: true, value: listReply(visible, this.config.hostId, request.body)};
 			}
 
 			case 'images.list': {

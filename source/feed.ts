@@ -4,6 +4,7 @@
  * TUI's actions. The one place where the TUI meets the broker.
  */
 import type {KloudClient} from './broker/client.js';
+import {VmListCache} from './broker/list-cache.js';
 import {imageRows} from './format.js';
 import type {FleetStore} from './state/store.js';
 import type {FleetActions, StartRequest} from './ui/actions.js';
@@ -12,6 +13,8 @@ import type {Target} from './state/view.js';
 export type Feed = FleetActions & {close(): void};
 
 export function startFeed(client: KloudClient, store: FleetStore, options: {readonly refreshMs: number; readonly roundTimeoutMs?: number}): Feed {
+	// Hosts whose VMs did not change since the last round answer without them (rounds never overlap, as the cache needs).
+	const cache = new VmListCache();
 	let isRoundRunning = false;
 	let isStopped = false;
 	const roundTimeoutMs = options.roundTimeoutMs ?? Math.min(2000, Math.max(500, options.refreshMs));
@@ -23,7 +26,7 @@ export function startFeed(client: KloudClient, store: FleetStore, options: {read
 
 		isRoundRunning = true;
 		try {
-			const result = await client.list({timeoutMs: roundTimeoutMs});
+			const result = await client.list({timeoutMs: roundTimeoutMs, cache});
 			if (!isStopped) {
 				store.dispatch({type: 'round', at: Date.now(), snapshots: result.replies, missing: result.missing});
 			}

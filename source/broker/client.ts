@@ -26,6 +26,7 @@ import {
 } from '../protocol/index.js';
 import {BrokerConnection, BrokerUnavailableError, urlUser, type ConnectionState, type SetupContext, type TlsOptions} from './connection.js';
 import {HostRoster} from './host-roster.js';
+import type {VmListCache} from './list-cache.js';
 import {checkShared, declareShared, TopologyError} from './topology.js';
 import {ConnectionLostError, NoRouteError, RequestTimeoutError, Rpc} from './rpc.js';
 
@@ -74,6 +75,8 @@ export type RoundResult<T> = {
 	readonly replies: readonly T[];
 	/** Hosts believed live that did not answer before the timeout. */
 	readonly missing: readonly string[];
+	/** Hosts that answered that their VM list had not changed (`list` with a cache): filled in from it. */
+	readonly unchanged: readonly string[];
 	readonly durationMs: number;
 };
 
@@ -139,9 +142,23 @@ export class KloudClient {
 		return () => this.connection.off('state', listener);
 	}
 
-	/** One list round: every live host's snapshot, and which live hosts stayed silent. */
-	async list(options: {readonly timeoutMs: number}): Promise<RoundResult<HostSnapshot>> {
-		return this.broadcast('vm.list', {type: 'vm.list', body: {}}, options.timeoutMs, value => value.roster);
+	/**
+	 * One list round: every live host's snapshot, and which live hosts stayed silent. With a cache
+	 * (kept by the caller from round to round) hosts whose VM list did not change answer without it,
+	 * and the snapshot is filled in from the cache (those hosts are in `unchanged`).
+	 */
+	async list(options: {readonly timeoutMs: number; readonly cache?: VmListCache}): Promise<RoundResult<HostSnapshot>> {
+		const {cache} = options;
+		if (!cache) {
+			return this.broadcast('vm.list', {type: 'vm.list', body: {}}, options.timeoutMs, value => value.roster);
+		}
+
+		const known = cache.known();
+		const round = await this.broadcast('vm.list', {type: 'vm.list', body: Object.keys(known).length > 0 ? {known} : {}}, options.timeoutMs, value => value.roster, value =>
+			cache.resolve(value, Date.now()),
+		);
+		cache.retain(new Set([...round.replies.map(snapshot => snapshot.host.id), ...round.missing]));
+		return round;
 	}
 
 	async images(options: {readonly timeoutMs: number}): Promise<RoundResult<HostImages>> {
@@ -285,22 +302,32 @@ export class KloudClient {
 		return new KloudRequestError('broker', (error as Error).message, {cause: error});
 	}
 
+	/** `accept` may complete a reply (or refuse it: the host then counts as silent). */
 	private async broadcast<T extends 'vm.list' | 'images.list'>(
 		type: T,
 		draft: RequestDraft,
 		timeoutMs: number,
 		rosterOf: (value: ReplyValue<T>) => readonly string[],
+		accept: (value: ReplyValue<T>) => ReplyValue<T> | undefined = value => value,
 	): Promise<RoundResult<ReplyValue<T>>> {
 		const answered = new Map<string, ReplyValue<T>>();
+		const unchanged: string[] = [];
 		const expected = new Set(this.roster.live(Date.now()));
 		const isComplete = (replies: readonly Reply[]) => {
 			const reply = replies.at(-1);
 			if (reply?.ok) {
-				const value = parseReplyValue(type, reply.value);
-				if (value.ok) {
-					answered.set(reply.from, value.value);
-					for (const id of rosterOf(value.value)) {
+				const parsed = parseReplyValue(type, reply.value);
+				if (parsed.ok) {
+					for (const id of rosterOf(parsed.value)) {
 						expected.add(id);
+					}
+
+					const value = accept(parsed.value);
+					if (value !== undefined) {
+						answered.set(reply.from, value);
+						if ((parsed.value as {vmsUnchanged?: boolean}).vmsUnchanged) {
+							unchanged.push(reply.from);
+						}
 					}
 				}
 			}
@@ -315,6 +342,7 @@ export class KloudClient {
 		return {
 			replies: [...answered.values()],
 			missing: [...expected].filter(id => !answered.has(id)).sort(),
+			unchanged: unchanged.sort(),
 			durationMs: result.durationMs,
 		};
 	}

@@ -166,11 +166,23 @@ const stopBody = z.strictObject({
 });
 export type StopBody = z.infer<typeof stopBody>;
 
+/** A host's VM list version (`HostSnapshot.vmsVersion`): opaque to the requester. */
+export const vmsVersionSchema = z.string().regex(/^[\w-]{1,64}$/, {error: issue => `invalid VM list version ${JSON.stringify(issue.input)}`});
+
+const listBody = z.strictObject({
+	/**
+	 * The VM list version the requester holds for each host: a host whose list is still that one
+	 * answers `vmsUnchanged` with no VMs, so a TUI's idle rounds carry (and check) almost nothing.
+	 */
+	known: z.record(hostIdSchema, vmsVersionSchema).optional(),
+});
+export type ListBody = z.infer<typeof listBody>;
+
 export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
 	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
 	z.object({...envelope, type: z.literal('vm.kill'), body: z.strictObject({vmId: vmIdSchema})}),
-	z.object({...envelope, type: z.literal('vm.list'), body: z.strictObject({})}),
+	z.object({...envelope, type: z.literal('vm.list'), body: listBody}),
 	z.object({...envelope, type: z.literal('images.list'), body: z.strictObject({})}),
 	z.object({
 		...envelope,
@@ -182,12 +194,20 @@ export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
 export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.list', 'images.list', 'vm.console'];
 
-export const hostSnapshotSchema = z.object({
-	host: hostStatusSchema,
-	vms: z.array(vmSchema),
-	/** Hosts this agent has heard a heartbeat from lately: the requester waits for all of them. */
-	roster: z.array(hostIdSchema),
-});
+export const hostSnapshotSchema = z
+	.object({
+		host: hostStatusSchema,
+		vms: z.array(vmSchema),
+		/** Hosts this agent has heard a heartbeat from lately: the requester waits for all of them. */
+		roster: z.array(hostIdSchema),
+		/** Names this list of VMs (everything but their uptime, which the requester can age itself). */
+		vmsVersion: vmsVersionSchema.optional(),
+		/** The list is still the one the request's `known` named: `vms` is empty, the requester keeps its copy. */
+		vmsUnchanged: z.literal(true).optional(),
+	})
+	.refine(snapshot => !snapshot.vmsUnchanged || (snapshot.vms.length === 0 && snapshot.vmsVersion !== undefined), {
+		error: 'an unchanged VM list carries its version and no VMs',
+	});
 export type HostSnapshot = z.infer<typeof hostSnapshotSchema>;
 
 export const hostImagesSchema = z.object({host: hostIdSchema, images: z.array(imageSchema), roster: z.array(hostIdSchema)});

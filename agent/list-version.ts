@@ -1,0 +1,23 @@
+/**
+ * Conditional list replies: a host names its VM list with a version, and a requester that already
+ * holds that version gets `vmsUnchanged` instead of the list. Uptime is left out of the version (it
+ * changes every second and the requester ages it itself), so an idle host's list stays unchanged. Pure.
+ */
+import {createHash} from 'node:crypto';
+import type {HostSnapshot, ListBody, Vm} from '../source/protocol/index.js';
+
+/** 128 bits of SHA-256 over the VMs without their uptime, base64url (22 characters). */
+export function vmsVersion(vms: readonly Vm[]): string {
+	const hash = createHash('sha256');
+	for (const vm of vms) {
+		hash.update(JSON.stringify({...vm, uptimeSeconds: null})).update('\n');
+	}
+
+	return hash.digest('base64url').slice(0, 22);
+}
+
+/** The reply to a `vm.list` from host `hostId`: the list with its version, or only the version when the requester has it. */
+export function listReply(snapshot: HostSnapshot, hostId: string, body: ListBody): HostSnapshot {
+	const version = vmsVersion(snapshot.vms);
+	return body.known?.[hostId] === version ? {...snapshot, vms: [], vmsVersion: version, vmsUnchanged: true} : {...snapshot, vmsVersion: version};
+}
