@@ -91,10 +91,36 @@ async function main(): Promise<void> {
 	log('TUI with 10,000 VMs from 200 hosts (separate process)');
 	const tuiScript = fileURLToPath(new URL('tui.js', import.meta.url));
 	const {stdout} = await run(process.execPath, [tuiScript], {env: {...process.env, BENCH_JSON: '1'}, maxBuffer: 1024 * 1024});
-	const tui = JSON.parse(stdout.trim().split('\n').at(-1)!) as {vms: number; hosts: number; keyMedianMs: number; keyP90Ms: number; cpuShare: number; rssMb: number};
+	const tui = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+		vms: number;
+		hosts: number;
+		changingHosts: number;
+		keyMedianMs: number;
+		keyP90Ms: number;
+		cpuShare: number;
+		cpuShareAllChanging: number;
+		rssMb: number;
+	};
 	rows.push(
 		{measure: `TUI ${tui.vms} VMs / ${tui.hosts} hosts: keypress → next frame`, floor: '–', median: ms(tui.keyMedianMs), p90: ms(tui.keyP90Ms), ratio: '–', goal: '≤ 50 ms', verdict: tui.keyMedianMs <= 50 ? 'met' : 'missed'},
-		{measure: 'TUI: CPU while idle-refreshing at 1 Hz', floor: '–', median: `${(tui.cpuShare * 100).toFixed(1)} % of a core`, p90: '–', ratio: '–', goal: '≤ 10 %', verdict: tui.cpuShare <= 0.1 ? 'met' : 'missed'},
+		{
+			measure: `TUI: CPU while idle-refreshing at 1 Hz (${tui.changingHosts} of ${tui.hosts} hosts' lists changed per round)`,
+			floor: '–',
+			median: `${(tui.cpuShare * 100).toFixed(1)} % of a core`,
+			p90: '–',
+			ratio: '–',
+			goal: '≤ 10 %',
+			verdict: tui.cpuShare <= 0.1 ? 'met' : 'missed',
+		},
+		{
+			measure: `TUI: the same with every host's list changed every round (worst case)`,
+			floor: '–',
+			median: `${(tui.cpuShareAllChanging * 100).toFixed(1)} % of a core`,
+			p90: '–',
+			ratio: '–',
+			goal: '–',
+			verdict: '–',
+		},
 		{measure: 'TUI: RSS', floor: '–', median: `${tui.rssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 200 MB', verdict: tui.rssMb <= 200 ? 'met' : 'missed'},
 		{measure: 'agent RSS, idle', floor: '–', median: `${growth.idleRssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 80 MB', verdict: growth.idleRssMb <= 80 ? 'met' : 'missed'},
 		{measure: `agent RSS with ${growth.loadedVms} VMs`, floor: '–', median: `${growth.loadedRssMb.toFixed(0)} MB`, p90: '–', ratio: '–', goal: '≤ 80 MB', verdict: growth.loadedRssMb <= 80 ? 'met' : 'missed'},

@@ -15,6 +15,7 @@ describe('parseRequest', () => {
 		['vm.stop with a grace period', {type: 'vm.stop', body: {vmId: 'vm-abcdefgh', graceSeconds: 5}}],
 		['vm.kill', {type: 'vm.kill', body: {vmId: 'vm-abcdefgh'}}],
 		['vm.list', {type: 'vm.list', body: {}}],
+		['vm.list naming the versions it holds', {type: 'vm.list', body: {known: {'host-a': 'AbC_-12345678901234567', 'host-b.lan': 'x'}}}],
 		['images.list', {type: 'images.list', body: {}}],
 	])('accepts %s', (_name, message) => {
 		const parsed = parseRequest(wire(message));
@@ -50,6 +51,9 @@ describe('parseRequest', () => {
 		['SSH keys that are not a list', wire({type: 'vm.start', body: {image: 'demo', sshKeys: ED25519_KEY}}), 'bad_request', /sshKeys/],
 		['too many SSH keys', wire({type: 'vm.start', body: {image: 'demo', sshKeys: Array.from({length: 17}, () => ED25519_KEY)}}), 'bad_request', /at most 16 SSH keys/],
 		['a missing id', JSON.stringify({v: 1, from: 'x', ts: 1, type: 'vm.list', body: {}}), 'bad_request', /id/],
+		['a list version that is not a version', wire({type: 'vm.list', body: {known: {'host-a': 'x y'}}}), 'bad_request', /invalid VM list version "x y"/],
+		['a list naming a host id with a slash', wire({type: 'vm.list', body: {known: {'../host': 'v1'}}}), 'bad_request', /host id/],
+		['a list with an unknown field', wire({type: 'vm.list', body: {since: 3}}), 'bad_request', /since/],
 	])('refuses %s with a clear reason', (_name, raw, code, reason) => {
 		const parsed = parseRequest(raw);
 		expect(parsed.ok).toBe(false);

@@ -174,7 +174,9 @@ const listBody = z.strictObject({
 	 * The VM list version the requester holds for each host: a host whose list is still that one
 	 * answers `vmsUnchanged` with no VMs, so a TUI's idle rounds carry (and check) almost nothing.
 	 */
-	known: z.record(hostIdSchema, vmsVersionSchema).optional(),
+	known: z
+		.record(hostIdSchema, vmsVersionSchema, {error: issue => (issue.code === 'invalid_key' ? `invalid host id ${JSON.stringify(issue.input)} in known` : undefined)})
+		.optional(),
 });
 export type ListBody = z.infer<typeof listBody>;
 
