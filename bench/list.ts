@@ -1,7 +1,7 @@
 /** List rounds across N agents (each with a few paused VMs) against plain amqplib rounds to N responders. */
 import {encode, okReply} from '../source/protocol/index.js';
 import type {BenchCloud} from './lib/cloud.js';
-import {listFloor} from './lib/floor.js';
+import {openListFloor} from './lib/floor.js';
 import {median, p90} from './lib/stats.js';
 
 export type ListPoint = {
@@ -27,16 +27,23 @@ export async function measureList(cloud: BenchCloud, hosts: number, rounds: numb
 	const first = sample.replies[0]!;
 	// The floor's responders answer with a reply of the same size as a real agent's.
 	const payload = Buffer.from(encode(okReply('x', first, {id: 'x', from: first.host.id, ts: Date.now()})));
-	const floor = await listFloor(hosts, rounds, payload);
+	// Floor and kloud rounds alternate, so drift on this shared machine weighs on both alike.
+	const floorRounds = await openListFloor(hosts, payload);
+	const floor: number[] = [];
 	const kloud: number[] = [];
 	let incomplete = 0;
-	for (let round = 0; round < rounds; round++) {
-		const started = performance.now();
-		const result = await cloud.client.list({timeoutMs: 2000});
-		kloud.push(performance.now() - started);
-		if (result.replies.length !== hosts) {
-			incomplete++;
+	try {
+		for (let round = 0; round < rounds; round++) {
+			floor.push(await floorRounds.round());
+			const started = performance.now();
+			const result = await cloud.client.list({timeoutMs: 2000});
+			kloud.push(performance.now() - started);
+			if (result.replies.length !== hosts) {
+				incomplete++;
+			}
 		}
+	} finally {
+		await floorRounds.close();
 	}
 
 	return {hosts, vms: sample.replies.reduce((sum, reply) => sum + reply.vms.length, 0), floor, kloud, incomplete};

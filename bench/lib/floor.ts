@@ -18,16 +18,35 @@ import {AMQP_URL} from './agents.js';
 
 const RESPONDER = fileURLToPath(new URL('responder.js', import.meta.url));
 
-/** Times `rounds` scatter-gather rounds to `responders` plain amqplib responder processes that answer with `payload`. */
-export async function listFloor(responders: number, rounds: number, payload: Buffer): Promise<number[]> {
+export type ListFloor = {
+	/** One scatter-gather round to every responder: milliseconds until the last reply. */
+	round(): Promise<number>;
+	close(): Promise<void>;
+};
+
+/**
+ * `responders` plain amqplib responder processes that answer every round with `payload`. Rounds are
+ * taken one at a time by the caller, so they can alternate with kloud's own: both then see the
+ * same machine, not two different stretches of a noisy one.
+ */
+export async function openListFloor(responders: number, payload: Buffer): Promise<ListFloor> {
 	const exchange = `bench-floor-${randomBytes(3).toString('hex')}`;
 	const payloadFile = join(tmpdir(), `${exchange}.json`);
 	await writeFile(payloadFile, payload);
 	const connection = await amqp.connect(AMQP_URL);
 	const children: ChildProcess[] = [];
+	const close = async () => {
+		for (const child of children) {
+			child.kill('SIGTERM');
+		}
+
+		await connection.close().catch(() => {});
+		await rm(payloadFile, {force: true});
+	};
+
 	try {
 		const channel = await connection.createChannel();
-		await channel.assertExchange(exchange, 'fanout', {autoDelete: false, durable: false});
+		await channel.assertExchange(exchange, 'fanout', {autoDelete: true, durable: false});
 		for (let index = 0; index < responders; index += 4) {
 			await Promise.all(
 				Array.from({length: Math.min(4, responders - index)}, async () => {
@@ -54,25 +73,20 @@ export async function listFloor(responders: number, rounds: number, payload: Buf
 			},
 			{noAck: true},
 		);
-		const times: number[] = [];
-		for (let round = 0; round < rounds; round++) {
-			const started = performance.now();
-			await new Promise<void>(resolve => {
-				pending = {id: randomUUID(), left: responders, done: resolve};
-				channel.publish(exchange, '', Buffer.from('{"type":"vm.list"}'), {replyTo: 'amq.rabbitmq.reply-to', correlationId: pending.id});
-			});
-			times.push(performance.now() - started);
-		}
-
-		await channel.deleteExchange(exchange);
-		return times;
-	} finally {
-		for (const child of children) {
-			child.kill('SIGTERM');
-		}
-
-		await connection.close().catch(() => {});
-		await rm(payloadFile, {force: true});
+		return {
+			async round() {
+				const started = performance.now();
+				await new Promise<void>(resolve => {
+					pending = {id: randomUUID(), left: responders, done: resolve};
+					channel.publish(exchange, '', Buffer.from('{"type":"vm.list"}'), {replyTo: 'amq.rabbitmq.reply-to', correlationId: pending.id});
+				});
+				return performance.now() - started;
+			},
+			close,
+		};
+	} catch (error) {
+		await close();
+		throw error;
 	}
 }
 
