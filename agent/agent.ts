@@ -154,6 +154,8 @@ export class Agent {
 	readonly #starts = new Map<string, Promise<Outcome<Vm>>>();
 	/** Recently stopped VMs, oldest first: a repeated stop, or a repeated start of the same token, gets the same VM. */
 	readonly #gone = new Map<string, GoneRecord>();
+	/** Lines in the state root's `gone.jsonl`. */
+	#goneLines = 0;
 	readonly #startedAt = Date.now();
 	#startsInFlight = 0;
 	/** Guest memory of the starts under way. */
@@ -738,7 +740,16 @@ export class Agent {
 	private async remember(record: VmRecord, vm: Vm): Promise<void> {
 		const entry: GoneRecord = {vm, owner: record.owner, clientToken: record.clientToken};
 		this.keepGone(entry);
-		await this.store.appendGone(entry).catch((error: unknown) => this.#log.warn({vm: vm.id, err: error}, 'could not remember the stopped VM on disk'));
+		try {
+			await this.store.appendGone(entry);
+			// Appends past twice the memory: write back only what is remembered, so the file stays bounded.
+			if (++this.#goneLines > 2 * GONE_MEMORY) {
+				await this.store.rewriteGone([...this.#gone.values()]);
+				this.#goneLines = this.#gone.size;
+			}
+		} catch (error) {
+			this.#log.warn({vm: vm.id, err: error}, 'could not remember the stopped VM on disk');
+		}
 	}
 
 	private keepGone(entry: GoneRecord): void {
@@ -815,6 +826,8 @@ export class Agent {
 			for (const entry of await this.store.readGone(GONE_MEMORY)) {
 				this.keepGone(entry);
 			}
+
+			this.#goneLines = this.#gone.size;
 
 			const {records, unreadable} = await this.store.readAll();
 			for (const record of records) {

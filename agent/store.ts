@@ -105,12 +105,17 @@ export class StateStore {
 		});
 		const kept = entries.slice(-limit);
 		if (kept.length < lines.length) {
-			const temporary = `${this.gonePath}.tmp`;
-			await writeFile(temporary, kept.map(entry => `${JSON.stringify(entry)}\n`).join(''), {mode: 0o600});
-			await rename(temporary, this.gonePath);
+			await this.rewriteGone(kept);
 		}
 
 		return kept;
+	}
+
+	/** Replaces `gone.jsonl` with `entries` (atomically): how a long-running agent keeps it bounded. */
+	async rewriteGone(entries: readonly GoneRecord[]): Promise<void> {
+		const temporary = `${this.gonePath}.tmp`;
+		await writeFile(temporary, entries.map(entry => `${JSON.stringify(entry)}\n`).join(''), {mode: 0o600});
+		await rename(temporary, this.gonePath);
 	}
 
 	/** The last `bytes` of a file, or '' when it does not exist. */

@@ -49,6 +49,17 @@ describe('stopped VMs remembered in the state root', () => {
 		expect((await readFile(store.gonePath, 'utf8')).trim().split('\n')).toHaveLength(2);
 	});
 
+	it('is rewritten with just what is given (a long-running agent keeping it bounded), and appends go on after it', async () => {
+		for (const id of ['vm-aaaaaaaa', 'vm-bbbbbbbb', 'vm-cccccccc']) {
+			await store.appendGone(gone(id));
+		}
+
+		await store.rewriteGone([gone('vm-cccccccc')]);
+		await store.appendGone(gone('vm-dddddddd'));
+		expect((await store.readGone(1024)).map(entry => entry.vm.id)).toEqual(['vm-cccccccc', 'vm-dddddddd']);
+		expect((await stat(store.gonePath)).mode & 0o777).toBe(0o600);
+	});
+
 	it('is empty when nothing was ever stopped', async () => {
 		expect(await store.readGone(10)).toEqual([]);
 	});
