@@ -3,7 +3,7 @@ import {HostRoster} from '../source/broker/host-roster.js';
 import type {HostStatus, KloudEvent} from '../source/protocol/index.js';
 
 const status = (id: string): HostStatus => ({id, vmCount: 0, maxVms: 4, freeMemoryMb: 1, totalMemoryMb: 2, accel: 'tcg', images: [], heartbeatMs: 1000, startedAt: 0});
-const beat = (id: string): KloudEvent => ({v: 1, id: 'e', from: id, ts: 0, type: 'host.heartbeat', body: status(id)});
+const beat = (id: string, patch: Partial<HostStatus> = {}): KloudEvent => ({v: 1, id: 'e', from: id, ts: 0, type: 'host.heartbeat', body: {...status(id), ...patch}});
 
 describe('HostRoster', () => {
 	it('knows a host from its heartbeat and forgets it after 2.5 silent intervals, but never within 10 s', () => {
@@ -15,7 +15,7 @@ describe('HostRoster', () => {
 		expect(roster.live(10_000)).toEqual(['a', 'b']);
 		expect(roster.live(10_100)).toEqual(['a']);
 		const slow = new HostRoster();
-		slow.observe({...beat('c'), body: {...status('c'), heartbeatMs: 8000}}, 0);
+		slow.observe(beat('c', {heartbeatMs: 8000}), 0);
 		expect(slow.live(20_000)).toEqual(['c']);
 		expect(slow.live(20_100)).toEqual([]);
 	});

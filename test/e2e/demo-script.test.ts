@@ -9,10 +9,12 @@ import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, deleteNamespace, exchangeExists, pidsMentioning} from '../helpers/cloud.js';
+import {AMQP_URL, exchangeExists, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
 import {demoImage} from '../helpers/demo-image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The demo's state dir, once the test has read it off the demo's output. */
+let workDir: string | undefined;
 const namespace = `test-demo-${randomBytes(3).toString('hex')}`;
 const TIMEOUT_MS = 150_000;
 /** The tests' shared demo image, handed to the script prebuilt (its own builder run would fight over the cache). */
@@ -23,12 +25,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-	// Only if the demo failed to clean up after itself: its agents and VMs, then its topology.
-	for (const pid of await pidsMentioning(`--namespace ${namespace}`)) {
-		process.kill(pid, 'SIGKILL');
-	}
-
-	await deleteNamespace(namespace);
+	await removeDemoLeftovers(namespace, workDir);
 }, 30_000);
 
 describe('npm run demo -- --check', () => {
@@ -66,6 +63,7 @@ describe('npm run demo -- --check', () => {
 
 		// Nothing left: state dir, agents, QEMU, the namespace's exchanges.
 		const work = /state and logs in (\/tmp\/kloud-demo\.\w+)/.exec(output)?.[1];
+		workDir = work;
 		expect(work, output).toBeDefined();
 		expect(existsSync(work!)).toBe(false);
 		expect(await pidsMentioning(`--namespace ${namespace}`)).toEqual([]);

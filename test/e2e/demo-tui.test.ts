@@ -8,11 +8,13 @@ import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, deleteNamespace, exchangeExists, pidByName, pidsMentioning} from '../helpers/cloud.js';
+import {AMQP_URL, exchangeExists, pidByName, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
 import {demoImage} from '../helpers/demo-image.js';
 import {openTerminal, type Terminal} from '../helpers/tmux.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The demo's state dir, once the test has read it off the demo's output. */
+let workDir: string | undefined;
 const namespace = `test-demotui-${randomBytes(3).toString('hex')}`;
 let terminal: Terminal | undefined;
 
@@ -25,12 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
 	await terminal?.close();
-	// Only if the demo failed to clean up after itself.
-	for (const pid of await pidsMentioning(`--namespace ${namespace}`)) {
-		process.kill(pid, 'SIGKILL');
-	}
-
-	await deleteNamespace(namespace);
+	await removeDemoLeftovers(namespace, workDir);
 }, 30_000);
 
 describe('npm run demo in a terminal', () => {
@@ -41,6 +38,7 @@ describe('npm run demo in a terminal', () => {
 		const stateDirLine = /state and logs in (\/tmp\/kloud-demo\.\w+)\)/;
 		const intro = await term.waitForScreen(text => stateDirLine.test(text.replaceAll('\n', '')), 'the demo starting its agents', 120_000);
 		const work = stateDirLine.exec(intro.replaceAll('\n', ''))![1]!;
+		workDir = work;
 		await term.waitForScreen(text => text.includes('hosts 3/3') && text.includes('· 2 VMs'), 'the TUI with three hosts and the demo\'s two VMs', 180_000);
 
 		await term.keys('n');

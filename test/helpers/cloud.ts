@@ -322,3 +322,20 @@ export async function exchangeExists(name: string): Promise<boolean> {
 		await connection.close().catch(() => {});
 	}
 }
+
+/**
+ * What a demo run left behind if it failed to clean up after itself: its agents (their title names
+ * the namespace), its VMs' QEMU and state under `workDir` (when known), and its broker topology.
+ */
+export async function removeDemoLeftovers(namespace: string, workDir: string | undefined): Promise<void> {
+	for (const pid of await pidsMentioning(`--namespace ${namespace}`)) {
+		process.kill(pid, 'SIGKILL');
+	}
+
+	if (workDir) {
+		await killVmProcesses(workDir);
+		await rm(workDir, {recursive: true, force: true});
+	}
+
+	await deleteNamespace(namespace);
+}
