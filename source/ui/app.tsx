@@ -92,43 +92,64 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 	const say = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: false}}), []);
 	const sayError = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: true}}), []);
 
-	// The detail view follows the VM's console while it runs (a boot is watched as it happens); `r` reloads now.
+	// The detail view follows the VM's console while it runs (a boot is watched as it happens): it
+	// loads when opened, when the VM's state changes and on `r`, then every `consoleFollowMs` while
+	// the VM runs and updates are not paused. Only the newest answer for the VM on screen is shown.
 	const detailVm = view.mode.kind === 'detail' ? fleet.vms.get(view.mode.vmId) : undefined;
 	const detailId = detailVm?.id;
 	const detailHost = detailVm?.host;
-	const isDetailLive = detailVm !== undefined && LIVE_STATES.has(detailVm.state) && !view.isPaused;
+	const detailState = detailVm?.state;
+	const isDetailLive = detailState !== undefined && LIVE_STATES.has(detailState) && !view.isPaused;
 	const [consoleReloads, setConsoleReloads] = useState(0);
-	useEffect(() => {
-		if (detailId === undefined || detailHost === undefined) {
-			return;
-		}
-
-		let isCurrent = true;
-		let isLoading = false;
-		const load = () => {
-			if (isLoading) {
+	const consoleLoads = useRef({shown: '', sent: 0, applied: 0, inFlight: 0});
+	const loadConsole = useCallback(
+		(target: Target, options: {readonly isTick: boolean}) => {
+			const loads = consoleLoads.current;
+			// A tick while an answer is still on its way would only queue up behind it.
+			if (options.isTick && loads.inFlight > 0) {
 				return;
 			}
 
-			isLoading = true;
+			const key = `${target.id}@${target.host}`;
+			const sequence = ++loads.sent;
+			const isNewest = () => loads.shown === key && sequence > loads.applied;
+			loads.inFlight++;
 			actions
-				.consoleTail({id: detailId, host: detailHost})
+				.consoleTail(target)
 				.then(
-					text => isCurrent && setConsoleView({text, error: null}),
-					(error: unknown) => isCurrent && setConsoleView(previous => ({text: previous.text, error: `console unavailable: ${describeError(error)}`})),
+					text => {
+						if (isNewest()) {
+							loads.applied = sequence;
+							setConsoleView({text, error: null});
+						}
+					},
+					(error: unknown) => {
+						if (isNewest()) {
+							loads.applied = sequence;
+							setConsoleView(previous => ({text: previous.text, error: `console unavailable: ${describeError(error)}`}));
+						}
+					},
 				)
 				.finally(() => {
-					isLoading = false;
+					loads.inFlight--;
 				});
-		};
+		},
+		[actions],
+	);
+	useEffect(() => {
+		consoleLoads.current.shown = detailId === undefined || detailHost === undefined ? '' : `${detailId}@${detailHost}`;
+		if (detailId !== undefined && detailHost !== undefined) {
+			loadConsole({id: detailId, host: detailHost}, {isTick: false});
+		}
+	}, [loadConsole, detailId, detailHost, detailState, consoleReloads]);
+	useEffect(() => {
+		if (!isDetailLive || detailId === undefined || detailHost === undefined) {
+			return;
+		}
 
-		load();
-		const timer = isDetailLive ? setInterval(load, consoleFollowMs) : undefined;
-		return () => {
-			isCurrent = false;
-			clearInterval(timer);
-		};
-	}, [actions, detailId, detailHost, isDetailLive, consoleReloads, consoleFollowMs]);
+		const timer = setInterval(() => loadConsole({id: detailId, host: detailHost}, {isTick: true}), consoleFollowMs);
+		return () => clearInterval(timer);
+	}, [loadConsole, detailId, detailHost, isDetailLive, consoleFollowMs]);
 
 	const runStop = useCallback(
 		async (action: 'stop' | 'kill', targets: readonly Target[]) => {
