@@ -75,9 +75,12 @@ export type RoundResult<T> = {
 	readonly replies: readonly T[];
 	/** Hosts believed live that did not answer before the timeout. */
 	readonly missing: readonly string[];
+	readonly durationMs: number;
+};
+
+export type ListRound = RoundResult<HostSnapshot> & {
 	/** Hosts that answered that their VM list had not changed (`list` with a cache): filled in from it. */
 	readonly unchanged: readonly string[];
-	readonly durationMs: number;
 };
 
 export type StopOptions = {
@@ -147,18 +150,20 @@ export class KloudClient {
 	 * (kept by the caller from round to round) hosts whose VM list did not change answer without it,
 	 * and the snapshot is filled in from the cache (those hosts are in `unchanged`).
 	 */
-	async list(options: {readonly timeoutMs: number; readonly cache?: VmListCache}): Promise<RoundResult<HostSnapshot>> {
+	async list(options: {readonly timeoutMs: number; readonly cache?: VmListCache}): Promise<ListRound> {
 		const {cache} = options;
-		if (!cache) {
-			return this.broadcast('vm.list', {type: 'vm.list', body: {}}, options.timeoutMs, value => value.roster);
-		}
+		const known = cache?.known() ?? {};
+		const unchanged = new Set<string>();
+		const round = await this.broadcast('vm.list', {type: 'vm.list', body: Object.keys(known).length > 0 ? {known} : {}}, options.timeoutMs, value => value.roster, value => {
+			const filled = cache ? cache.resolve(value, Date.now()) : value;
+			if (filled && value.vmsUnchanged) {
+				unchanged.add(value.host.id);
+			}
 
-		const known = cache.known();
-		const round = await this.broadcast('vm.list', {type: 'vm.list', body: Object.keys(known).length > 0 ? {known} : {}}, options.timeoutMs, value => value.roster, value =>
-			cache.resolve(value, Date.now()),
-		);
-		cache.retain(new Set([...round.replies.map(snapshot => snapshot.host.id), ...round.missing]));
-		return round;
+			return filled;
+		});
+		cache?.retain(new Set([...round.replies.map(snapshot => snapshot.host.id), ...round.missing]));
+		return {...round, unchanged: [...unchanged].sort()};
 	}
 
 	async images(options: {readonly timeoutMs: number}): Promise<RoundResult<HostImages>> {
@@ -311,7 +316,6 @@ export class KloudClient {
 		accept: (value: ReplyValue<T>) => ReplyValue<T> | undefined = value => value,
 	): Promise<RoundResult<ReplyValue<T>>> {
 		const answered = new Map<string, ReplyValue<T>>();
-		const unchanged: string[] = [];
 		const expected = new Set(this.roster.live(Date.now()));
 		const isComplete = (replies: readonly Reply[]) => {
 			const reply = replies.at(-1);
@@ -325,9 +329,6 @@ export class KloudClient {
 					const value = accept(parsed.value);
 					if (value !== undefined) {
 						answered.set(reply.from, value);
-						if ((parsed.value as {vmsUnchanged?: boolean}).vmsUnchanged) {
-							unchanged.push(reply.from);
-						}
 					}
 				}
 			}
@@ -342,7 +343,6 @@ export class KloudClient {
 		return {
 			replies: [...answered.values()],
 			missing: [...expected].filter(id => !answered.has(id)).sort(),
-			unchanged: unchanged.sort(),
 			durationMs: result.durationMs,
 		};
 	}

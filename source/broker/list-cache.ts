@@ -1,8 +1,8 @@
 /**
  * What a requester keeps of each host's last full VM list: sent as `known` with the next `vm.list`,
  * so a host whose list did not change answers `vmsUnchanged` with no VMs, and filled back in here
- * with each VM's uptime aged by the time since. A TUI's idle rounds then carry, parse and check a
- * few hundred bytes per host instead of every VM. Pure: the caller gives the clock.
+ * with each VM's uptime aged by the time since. A TUI's idle rounds then carry, parse and check
+ * each host's status and roster instead of every VM. Pure: the caller gives the clock.
  */
 import type {HostSnapshot, Vm} from '../protocol/index.js';
 
