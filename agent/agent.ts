@@ -149,6 +149,8 @@ export class Agent {
 	readonly #roster = new HostRoster();
 	readonly #records = new Map<string, VmRecord>();
 	readonly #pids = new Map<string, number>();
+	/** VMs found running at start-up: not our children, so their end is noticed by polling. */
+	readonly #adopted = new Set<string>();
 	readonly #stops = new Map<string, Promise<Outcome<Vm>>>();
 	/** Starts under way, by owner and client token. */
 	readonly #starts = new Map<string, Promise<Outcome<Vm>>>();
@@ -672,6 +674,7 @@ export class Agent {
 	/** Forgets a VM whose process is gone: its network attachment, its record and its state dir. */
 	private async discard(id: string, record: VmRecord | undefined = this.#records.get(id)): Promise<void> {
 		this.#pids.delete(id);
+		this.#adopted.delete(id);
 		if (record) {
 			await this.#network.detach(record);
 		}
@@ -686,6 +689,7 @@ export class Agent {
 		}
 
 		this.#pids.delete(id);
+		this.#adopted.delete(id);
 		const record = this.#records.get(id);
 		if (!record || record.phase !== 'running' || this.#stops.has(id)) {
 			return;
@@ -808,9 +812,10 @@ export class Agent {
 		this.#isReconciling = true;
 		try {
 			if (!options.isStartup) {
-				// Between start-ups only watch for VMs that died unseen (adopted ones are not our children).
+				// Between start-ups only watch adopted VMs, which are not our children. A child's own exit
+				// event brings its exit status; polling it here could see its zombie first and lose that.
 				for (const [id, pid] of this.#pids) {
-					if (!this.#runtime.isAlive(pid)) {
+					if (this.#adopted.has(id) && !this.#runtime.isAlive(pid)) {
 						this.onExit(id, pid, 'process ended (exit status unknown: adopted VM)');
 					}
 				}
@@ -838,6 +843,7 @@ export class Agent {
 				switch (action.kind) {
 					case 'adopt': {
 						this.#pids.set(action.id, action.pid);
+						this.#adopted.add(action.id);
 						const record = this.#records.get(action.id);
 						if (record && record.phase === 'creating') {
 							const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};

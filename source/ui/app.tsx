@@ -147,9 +147,10 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 			return;
 		}
 
-		const timer = setInterval(() => loadConsole({id: detailId, host: detailHost}, {isTick: true}), consoleFollowMs);
+		// A `p` takes hold at the key, not when React gets round to this effect's cleanup.
+		const timer = setInterval(() => viewRef.current.isPaused || loadConsole({id: detailId, host: detailHost}, {isTick: true}), consoleFollowMs);
 		return () => clearInterval(timer);
-	}, [loadConsole, detailId, detailHost, isDetailLive, consoleFollowMs]);
+	}, [loadConsole, detailId, detailHost, isDetailLive, consoleFollowMs, viewRef]);
 
 	const runStop = useCallback(
 		async (action: 'stop' | 'kill', targets: readonly Target[]) => {
