@@ -260,8 +260,13 @@ describe('the VM table', () => {
 		expect(frame).toContain('⚠ broker connection lost (connection closed), retrying in 3s; showing the last table');
 		expect(frame).toContain('✕ disconnected');
 		expect(tui.tableLines()).toHaveLength(3);
+		tui.store.dispatch({type: 'tick', now: NOW + 2000});
 		tui.store.dispatch({type: 'connection', connection: {status: 'connected'}});
-		await tui.waitFor(text => text.includes('● connected') && !text.includes('connection lost'));
+		// Back: the banner goes, and a line recalls the drop for a minute (an operator who looked away still learns of it).
+		await tui.waitFor(text => text.includes('● connected') && !text.includes('⚠'));
+		expect(tui.frame()).toContain('↻ broker connection lost 2s ago (connection closed), back after 2s');
+		tui.store.dispatch({type: 'tick', now: NOW + 2000 + 61_000});
+		await tui.waitFor(text => !text.includes('↻'), 'the recall of the drop gone after a minute');
 	});
 
 	it('q quits: the app is gone, so a VM that arrives afterwards is never drawn', async () => {
