@@ -13,6 +13,8 @@ import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostSta
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
 import {listReply} from './list-version.js';
+import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES} from './log-cap.js';
+import {readLogTail, rotateLog} from './log-files.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
@@ -60,6 +62,10 @@ export type AgentConfig = {
 	readonly runAs?: string;
 	/** CA and client certificate for `amqps://` URLs. */
 	readonly tls?: TlsOptions;
+	/** Cap of each VM's console log (`console.log` + `.1`, checked every second); default 1 MiB. */
+	readonly consoleLogMaxBytes?: number;
+	/** Cap of the private network's dnsmasq log (`dnsmasq.log` + `.1`); default 4 MiB. */
+	readonly dnsmasqLogMaxBytes?: number;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -413,10 +419,8 @@ export class Agent {
 			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
 		}
 
-		const path = this.store.paths(vmId).console;
-		const size = (await stat(path).catch(() => undefined))?.size ?? 0;
-		const data = await this.store.tail(path, bytes);
-		return {ok: true, value: {vmId, host: this.config.hostId, data, sizeBytes: size}};
+		const tail = await readLogTail(this.store.paths(vmId).console, bytes);
+		return {ok: true, value: {vmId, host: this.config.hostId, data: tail.data.toString('utf8'), sizeBytes: tail.sizeBytes}};
 	}
 
 	async snapshot(): Promise<HostSnapshot> {
@@ -803,6 +807,25 @@ export class Agent {
 		return true;
 	}
 
+	/** Keeps every console log and the dnsmasq log under their caps (a guest can write without end). */
+	private async capLogs(records: readonly VmRecord[]): Promise<void> {
+		const consoleMax = this.config.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES;
+		const logs = [...records.map(record => ({id: record.id, path: this.store.paths(record.id).console, maxBytes: consoleMax})), {id: undefined, path: this.#network.paths.log, maxBytes: this.config.dnsmasqLogMaxBytes ?? DEFAULT_DNSMASQ_LOG_MAX_BYTES}];
+		for (const {id, path, maxBytes} of logs) {
+			// A VM stopped meanwhile: its directory is on its way out.
+			if (id !== undefined && !this.#records.has(id)) {
+				continue;
+			}
+
+			const result = await rotateLog(path, maxBytes).catch((error: unknown) => {
+				this.#log.warn({err: error, path}, 'could not rotate a log');
+			});
+			if (result?.isRotated) {
+				this.#log.debug({path, sizeBefore: result.sizeBefore, kept: result.keptBytes}, 'log rotated');
+			}
+		}
+	}
+
 	/** Joins the state dir with the running processes: adopts, marks crashes, clears half-made VMs. */
 	private async reconcileState(options: {readonly isStartup: boolean}): Promise<void> {
 		if (this.#isReconciling) {
@@ -821,6 +844,7 @@ export class Agent {
 				}
 
 				const records = [...this.#records.values()];
+				void this.capLogs(records);
 				void this.#network.refreshPublic(records).catch((error: unknown) => this.#log.debug({err: error}, 'public addresses not read'));
 				void this.#network.syncPeers(this.peers());
 				return;

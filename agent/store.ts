@@ -2,6 +2,7 @@
 import {appendFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {VM_ID_PATTERN} from '../source/protocol/index.js';
+import {logSettled} from './log-files.js';
 import {goneRecordSchema, vmRecordSchema, type GoneRecord, type VmRecord} from './record.js';
 import {vmPaths, type VmPaths} from './vm-paths.js';
 
@@ -39,6 +40,8 @@ export class StateStore {
 	}
 
 	async remove(id: string): Promise<void> {
+		// A console rotation under way would write `console.log.1` into the directory being removed.
+		await logSettled(this.paths(id).console);
 		await rm(this.paths(id).dir, {recursive: true, force: true});
 	}
 
