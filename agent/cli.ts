@@ -9,11 +9,13 @@ import {readFileSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
+import {urlUser} from '../source/broker/connection.js';
 import {pino} from 'pino';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES, logMaxBytes} from './log-cap.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
+import {tenantNameProblem} from './tenant-name.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, privateLayout, vxlanName} from './network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
@@ -168,6 +170,15 @@ if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
 }
 
 const admins = flags.admins.split(',').map(name => name.trim()).filter(name => name !== '');
+if (flags.tenants) {
+	// Their VMs' events are routed by owner too: a name the recipe cannot express would leak them.
+	for (const [what, name] of [...admins.map(name => ['--admins', name] as const), ['the --amqp user', urlUser(flags.amqp)] as const]) {
+		const problem = tenantNameProblem(name);
+		if (problem) {
+			fail(`${what}: ${problem}`);
+		}
+	}
+}
 
 function readPem(flag: string, path: string | undefined): Buffer | undefined {
 	if (path === undefined) {

@@ -3,6 +3,7 @@ import {appendFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile}
 import {join} from 'node:path';
 import {VM_ID_PATTERN} from '../source/protocol/index.js';
 import {logSettled} from './log-files.js';
+import {checkStateRoot} from './state-root.js';
 import {goneRecordSchema, vmRecordSchema, type GoneRecord, type VmRecord} from './record.js';
 import {vmPaths, type VmPaths} from './vm-paths.js';
 
@@ -19,9 +20,11 @@ export class StateStore {
 		return vmPaths(this.root, id);
 	}
 
+	/** Makes the state root if it is missing, and refuses one that is unsafe (`StateRootError`). */
 	async init(): Promise<void> {
 		// State holds consoles and disks: not for other users' eyes.
 		await mkdir(this.root, {recursive: true, mode: 0o700});
+		await checkStateRoot(this.root);
 	}
 
 	async create(record: VmRecord): Promise<VmPaths> {
