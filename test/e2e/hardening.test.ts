@@ -33,13 +33,13 @@ beforeAll(async () => {
 	eve = await createTenant(cloud.namespace, 'eve', {name: `kt-${TAG}-eve`});
 	dotted = await createTenant(cloud.namespace, 'dotted', {name: `kt-${TAG}-eve.x`});
 	agent = await cloud.startAgent(`hard-${TAG}`, ['--start-paused', '--tenants']);
-});
+}, 180_000);
 
 afterAll(async () => {
 	await Promise.all(clients.map(async client => client.close()));
 	await cloud?.cleanup();
 	await Promise.all([eve, dotted].map(async tenant => tenant?.remove()));
-});
+}, 60_000);
 
 async function connect(tenant: Tenant, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
 	const name = `kloud-test-hardening@${tenant.name}`;
