@@ -17,6 +17,8 @@ import {AGENT_BIN, createCloud, createTenant, waitFor, type AgentHandle, type Cl
 
 const run = promisify(execFile);
 const TAG = randomBytes(3).toString('hex');
+/** An agent that does not refuse runs on: killed (SIGTERM) after this long, so nothing lingers. */
+const AGENT_EXIT_MS = 30_000;
 /** The README's queue limits for a namespace's queues. */
 const QUEUE_LIMITS = {'max-length': 10_000, 'max-length-bytes': 64 * 1024 * 1024, overflow: 'reject-publish'};
 
@@ -74,13 +76,13 @@ describe('tenant names the recipe cannot express', () => {
 	}, 60_000);
 
 	it('in --tenants mode the agent will not start with an --admins name the recipe cannot express', async () => {
-		const result = await run(process.execPath, [AGENT_BIN, '--tenants', '--admins', 'ops.team', '--state-dir', join(cloud.dir, 'never'), '--namespace', cloud.namespace]).then(
+		const result = await run(process.execPath, [AGENT_BIN, '--tenants', '--admins', 'ops.team', '--state-dir', join(cloud.dir, 'never'), '--namespace', cloud.namespace], {timeout: AGENT_EXIT_MS}).then(
 			() => ({code: 0, stderr: ''}),
 			(error: {code: number; stderr: string}) => error,
 		);
 		expect(result.code).toBe(2);
 		expect(result.stderr).toMatch(/^kloud-agent: --admins: user name "ops\.team" cannot be a tenant/);
-	});
+	}, 60_000);
 });
 
 describe('the state dir', () => {
@@ -106,13 +108,13 @@ describe('the state dir', () => {
 		it(`an agent refuses one that is ${what}, before it touches anything`, async () => {
 			const path = join(cloud.dir, `state-${what.length}`);
 			await make(path);
-			const result = await run(process.execPath, [AGENT_BIN, '--state-dir', path, '--namespace', cloud.namespace, '--host-id', 'refused']).then(
+			const result = await run(process.execPath, [AGENT_BIN, '--state-dir', path, '--namespace', cloud.namespace, '--host-id', 'refused'], {timeout: AGENT_EXIT_MS}).then(
 				() => ({code: 0, stderr: ''}),
 				(error: {code: number; stderr: string}) => error,
 			);
 			expect(result.code).toBe(2);
 			expect(result.stderr).toMatch(new RegExp(`^kloud-agent: state dir ${path} ${expected.source}`));
-		});
+		}, 60_000);
 	}
 });
 
