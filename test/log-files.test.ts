@@ -4,12 +4,14 @@
  * last N bytes are read across the two files.
  */
 import {spawn, type ChildProcess} from 'node:child_process';
-import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {readLogTail, rotatedPath, rotateLog} from '../agent/log-files.js';
+import {dnsmasqArgs, privateLayout, privateNetworkPaths} from '../agent/network.js';
 import {waitFor} from './helpers/cloud.js';
+import {createLab} from './helpers/netns.js';
 
 const KIB = 1024;
 const CAP = 256 * KIB;
@@ -109,4 +111,39 @@ describe('rotateLog and readLogTail', () => {
 		expect(await sizeOf(path)).toBe(CAP / 2 - 1);
 		expect(await rotateLog(join(dir, 'gone', 'console.log'), CAP)).toEqual({isRotated: false});
 	});
+
+	it('dnsmasq, started with the agent\'s own argv, appends to its log: rotated, it goes on at the start', async () => {
+		const lab = createLab();
+		try {
+			const netns = await lab.addNamespace('dq');
+			const layout = privateLayout('10.77.0.0/24', 0);
+			const paths = privateNetworkPaths(dir);
+			await mkdir(paths.dir, {recursive: true});
+			await lab.exec(netns, 'ip', ['link', 'add', 'kloud0', 'type', 'bridge']);
+			await lab.exec(netns, 'ip', ['addr', 'add', `${layout.gateway}/${layout.prefix}`, 'dev', 'kloud0']);
+			await lab.exec(netns, 'ip', ['link', 'set', 'kloud0', 'up']);
+			await lab.exec(netns, 'dnsmasq', dnsmasqArgs({bridge: 'kloud0', layout, owner: 'kloud test', paths}));
+			const pid = Number((await readFile(paths.pid, 'utf8')).trim());
+			const fds = await readdir(`/proc/${pid}/fd`);
+			const logFd = (await Promise.all(fds.map(async fd => ({fd, target: await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')})))).find(entry => entry.target === paths.log);
+			expect(logFd, 'dnsmasq has its log open').toBeDefined();
+			const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(await readFile(`/proc/${pid}/fdinfo/${logFd!.fd}`, 'utf8'))?.[1] ?? '0', 8);
+			expect(flags & 0o2000, 'O_APPEND').toBe(0o2000);
+
+			// SIGUSR1: dnsmasq writes its cache statistics to the log, a few lines each time.
+			const cap = 2 * KIB;
+			await waitFor(async () => {
+				process.kill(pid, 'SIGUSR1');
+				return (await sizeOf(paths.log)) >= cap / 2;
+			}, 20_000, 'dnsmasq to fill half of a 2 KiB cap');
+			expect((await rotateLog(paths.log, cap)).isRotated).toBe(true);
+			await waitFor(async () => {
+				process.kill(pid, 'SIGUSR1');
+				return (await sizeOf(paths.log)) > 0;
+			}, 20_000, 'dnsmasq to write again');
+			expect(await firstBytes(paths.log)).toMatch(/^[A-Z][a-z]{2} [ \d]\d \d\d:/);
+		} finally {
+			await lab.cleanup();
+		}
+	}, 60_000);
 });
