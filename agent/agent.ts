@@ -13,14 +13,17 @@ import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostSta
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
 import {listReply} from './list-version.js';
+import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES} from './log-cap.js';
+import {readLogTail, rotateLog} from './log-files.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
 import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
-import type {Runtime} from './runtime.js';
+import type {ProcessRef, Runtime} from './runtime.js';
 import {StateStore} from './store.js';
+import {tenantNameProblem} from './tenant-name.js';
 import {serveTutorial} from './tutorial.js';
 
 export type AgentConfig = {
@@ -60,6 +63,10 @@ export type AgentConfig = {
 	readonly runAs?: string;
 	/** CA and client certificate for `amqps://` URLs. */
 	readonly tls?: TlsOptions;
+	/** Cap of each VM's console log (`console.log` + `.1`, checked every second); default 1 MiB. */
+	readonly consoleLogMaxBytes?: number;
+	/** Cap of the private network's dnsmasq log (`dnsmasq.log` + `.1`); default 4 MiB. */
+	readonly dnsmasqLogMaxBytes?: number;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -148,7 +155,8 @@ export class Agent {
 	#addresses = new Map<string, string>();
 	readonly #roster = new HostRoster();
 	readonly #records = new Map<string, VmRecord>();
-	readonly #pids = new Map<string, number>();
+	/** Each VM's QEMU as pid and start time: a signal never reaches a later process given the same pid. */
+	readonly #pids = new Map<string, ProcessRef>();
 	/** VMs found running at start-up: not our children, so their end is noticed by polling. */
 	readonly #adopted = new Set<string>();
 	readonly #stops = new Map<string, Promise<Outcome<Vm>>>();
@@ -201,6 +209,11 @@ export class Agent {
 		const caller = this.caller(context);
 		if (!caller) {
 			return {ok: false, code: 'forbidden', reason: `host ${this.config.hostId} serves tenants: a request must carry its user id (AMQP userId, checked by the broker)`};
+		}
+
+		const badName = this.config.tenants && caller.user !== null ? tenantNameProblem(caller.user) : undefined;
+		if (badName) {
+			return {ok: false, code: 'forbidden', reason: `host ${this.config.hostId} serves tenants: ${badName}`};
 		}
 
 		switch (request.type) {
@@ -383,9 +396,9 @@ export class Agent {
 		const inProgress = this.#stops.get(vmId);
 		if (inProgress) {
 			if (options.isKill) {
-				const pid = this.#pids.get(vmId);
-				if (pid !== undefined) {
-					this.#runtime.signal(pid, 'SIGKILL');
+				const running = this.#pids.get(vmId);
+				if (running !== undefined) {
+					this.#runtime.signal(running, 'SIGKILL');
 				}
 			}
 
@@ -413,10 +426,8 @@ export class Agent {
 			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
 		}
 
-		const path = this.store.paths(vmId).console;
-		const size = (await stat(path).catch(() => undefined))?.size ?? 0;
-		const data = await this.store.tail(path, bytes);
-		return {ok: true, value: {vmId, host: this.config.hostId, data, sizeBytes: size}};
+		const tail = await readLogTail(this.store.paths(vmId).console, bytes);
+		return {ok: true, value: {vmId, host: this.config.hostId, data: tail.data.toString('utf8'), sizeBytes: tail.sizeBytes}};
 	}
 
 	async snapshot(): Promise<HostSnapshot> {
@@ -542,7 +553,7 @@ export class Agent {
 	}
 
 	private toVm(record: VmRecord, stateOverride?: Vm['state']): Vm {
-		const pid = this.#pids.get(record.id) ?? null;
+		const pid = this.#pids.get(record.id)?.pid ?? null;
 		const state: Vm['state'] =
 			stateOverride ??
 			(this.#stops.has(record.id) || record.phase === 'stopping'
@@ -623,7 +634,7 @@ export class Agent {
 			mac: network === 'none' ? null : newMac(takenMacs),
 		};
 		const log = this.#log.child({vm: id});
-		let pid: number | undefined;
+		let spawned: ProcessRef | undefined;
 		try {
 			const paths = await this.store.create(record);
 			this.#records.set(id, record);
@@ -646,23 +657,23 @@ export class Agent {
 			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: this.config.startPaused ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
 			const {netns} = this.#network.config;
 			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...(netns === undefined ? {} : {netns})});
-			pid = child.pid;
-			this.#pids.set(id, pid);
+			spawned = {pid: child.pid, startTime: child.startTime};
+			this.#pids.set(id, spawned);
 			void child.exited.then(exit => this.onExit(id, child.pid, `${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`}`));
-			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(child.pid)});
+			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(child)});
 			const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};
 			await this.store.write(running);
 			this.#records.set(id, running);
 			const vm = this.toVm(running);
-			log.info({image: body.image, pid, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
+			log.info({image: body.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
 			void this.publishVm('vm.started', vm);
 			return {ok: true, value: vm};
 		} catch (error) {
 			const qemuLog = (await this.store.tail(this.store.paths(id).qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
 			log.warn({err: error, qemuLog}, 'VM start failed');
-			if (pid !== undefined) {
-				this.#runtime.signal(pid, 'SIGKILL');
-				await this.waitForExit(pid, 5000);
+			if (spawned !== undefined) {
+				this.#runtime.signal(spawned, 'SIGKILL');
+				await this.waitForExit(spawned, 5000);
 			}
 
 			await this.discard(id, record);
@@ -684,7 +695,7 @@ export class Agent {
 	}
 
 	private onExit(id: string, pid: number, description: string): void {
-		if (this.#pids.get(id) !== pid) {
+		if (this.#pids.get(id)?.pid !== pid) {
 			return;
 		}
 
@@ -712,20 +723,20 @@ export class Agent {
 		const stopping: VmRecord = {...record, phase: 'stopping'};
 		this.#records.set(id, stopping);
 		await this.store.write(stopping).catch(() => {});
-		const pid = this.#pids.get(id);
+		const running = this.#pids.get(id);
 		let how = 'was not running';
-		if (pid !== undefined && this.#runtime.isAlive(pid)) {
+		if (running !== undefined && this.#runtime.isAlive(running)) {
 			if (options.isKill) {
-				this.#runtime.signal(pid, 'SIGKILL');
+				this.#runtime.signal(running, 'SIGKILL');
 				how = 'killed';
 			} else {
-				how = await this.powerdown(pid, paths.qmp, options.graceSeconds);
+				how = await this.powerdown(running, paths.qmp, options.graceSeconds);
 			}
 
-			if (!(await this.waitForExit(pid, 5000))) {
+			if (!(await this.waitForExit(running, 5000))) {
 				this.#records.set(id, record);
 				await this.store.write(record).catch(() => {});
-				return {ok: false, code: 'stop_failed', reason: `VM ${id} (pid ${pid}) did not exit after SIGKILL`};
+				return {ok: false, code: 'stop_failed', reason: `VM ${id} (pid ${running.pid}) did not exit after SIGKILL`};
 			}
 		}
 
@@ -768,7 +779,7 @@ export class Agent {
 	}
 
 	/** ACPI power button, repeated (a press before the guest listens is lost), then SIGKILL at the deadline. */
-	private async powerdown(pid: number, qmpPath: string, graceSeconds: number): Promise<string> {
+	private async powerdown(pid: ProcessRef, qmpPath: string, graceSeconds: number): Promise<string> {
 		const deadline = Date.now() + graceSeconds * 1000;
 		let nextPress = 0;
 		while (Date.now() < deadline) {
@@ -790,7 +801,7 @@ export class Agent {
 		return `killed after ${graceSeconds} s grace`;
 	}
 
-	private async waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+	private async waitForExit(pid: ProcessRef, timeoutMs: number): Promise<boolean> {
 		const deadline = Date.now() + timeoutMs;
 		while (this.#runtime.isAlive(pid)) {
 			if (Date.now() >= deadline) {
@@ -801,6 +812,25 @@ export class Agent {
 		}
 
 		return true;
+	}
+
+	/** Keeps every console log and the dnsmasq log under their caps (a guest can write without end). */
+	private async capLogs(records: readonly VmRecord[]): Promise<void> {
+		const consoleMax = this.config.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES;
+		const logs = [...records.map(record => ({id: record.id, path: this.store.paths(record.id).console, maxBytes: consoleMax})), {id: undefined, path: this.#network.paths.log, maxBytes: this.config.dnsmasqLogMaxBytes ?? DEFAULT_DNSMASQ_LOG_MAX_BYTES}];
+		for (const {id, path, maxBytes} of logs) {
+			// A VM stopped meanwhile: its directory is on its way out.
+			if (id !== undefined && !this.#records.has(id)) {
+				continue;
+			}
+
+			const result = await rotateLog(path, maxBytes).catch((error: unknown) => {
+				this.#log.warn({err: error, path}, 'could not rotate a log');
+			});
+			if (result?.isRotated) {
+				this.#log.debug({path, sizeBefore: result.sizeBefore, kept: result.keptBytes}, 'log rotated');
+			}
+		}
 	}
 
 	/** Joins the state dir with the running processes: adopts, marks crashes, clears half-made VMs. */
@@ -814,13 +844,14 @@ export class Agent {
 			if (!options.isStartup) {
 				// Between start-ups only watch adopted VMs, which are not our children. A child's own exit
 				// event brings its exit status; polling it here could see its zombie first and lose that.
-				for (const [id, pid] of this.#pids) {
-					if (this.#adopted.has(id) && !this.#runtime.isAlive(pid)) {
-						this.onExit(id, pid, 'process ended (exit status unknown: adopted VM)');
+				for (const [id, running] of this.#pids) {
+					if (this.#adopted.has(id) && !this.#runtime.isAlive(running)) {
+						this.onExit(id, running.pid, 'process ended (exit status unknown: adopted VM)');
 					}
 				}
 
 				const records = [...this.#records.values()];
+				void this.capLogs(records);
 				void this.#network.refreshPublic(records).catch((error: unknown) => this.#log.debug({err: error}, 'public addresses not read'));
 				void this.#network.syncPeers(this.peers());
 				return;
@@ -842,7 +873,7 @@ export class Agent {
 			for (const action of reconcile(records, unreadable, observed)) {
 				switch (action.kind) {
 					case 'adopt': {
-						this.#pids.set(action.id, action.pid);
+						this.#pids.set(action.id, {pid: action.pid, startTime: action.startTime});
 						this.#adopted.add(action.id);
 						const record = this.#records.get(action.id);
 						if (record && record.phase === 'creating') {
@@ -851,7 +882,7 @@ export class Agent {
 							await this.store.write(running);
 						}
 
-						this.#log.info({vm: action.id, pid: action.pid}, 'adopted running VM');
+						this.#log.info({vm: action.id, pid: action.pid, startTime: action.startTime}, 'adopted running VM');
 						break;
 					}
 
@@ -867,8 +898,8 @@ export class Agent {
 					}
 
 					case 'kill': {
-						this.#runtime.signal(action.pid, 'SIGKILL');
-						await this.waitForExit(action.pid, 5000);
+						this.#runtime.signal(action, 'SIGKILL');
+						await this.waitForExit(action, 5000);
 						await this.discard(action.id);
 						this.#log.warn({vm: action.id, reason: action.reason}, 'killed an unmanaged VM process');
 						break;

@@ -9,10 +9,13 @@ import {readFileSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
+import {urlUser} from '../source/broker/connection.js';
 import {pino} from 'pino';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
+import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES, logMaxBytes} from './log-cap.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
+import {tenantNameProblem} from './tenant-name.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, privateLayout, vxlanName} from './network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
@@ -22,6 +25,7 @@ if (process.argv[2] === 'image') {
 }
 
 const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+const MIB = 1024 * 1024;
 
 const cli = meow(
 	`
@@ -50,6 +54,8 @@ const cli = meow(
 	                        (benchmarks and tests that need many VMs)
 	  --memory-budget MB    guest memory this host hands out in all [KLOUD_MEMORY_BUDGET]
 	                        (default: total memory less 10 %, at least 1 GiB)
+	  --console-log-max MiB each VM's console log is kept to its last MiB (default 1, ≥ 0.25)
+	  --dnsmasq-log-max MiB the private network's dnsmasq log, likewise (default 4)
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
@@ -92,6 +98,8 @@ const cli = meow(
 			logLevel: {type: 'string', default: process.env.KLOUD_LOG_LEVEL ?? 'info'},
 			startPaused: {type: 'boolean', default: false},
 			memoryBudget: {type: 'number'},
+			consoleLogMax: {type: 'number', default: DEFAULT_CONSOLE_LOG_MAX_BYTES / MIB},
+			dnsmasqLogMax: {type: 'number', default: DEFAULT_DNSMASQ_LOG_MAX_BYTES / MIB},
 			tenants: {type: 'boolean', default: process.env.KLOUD_TENANTS === '1'},
 			admins: {type: 'string', default: ''},
 			runas: {type: 'string'},
@@ -145,6 +153,14 @@ if (memoryBudget !== undefined && (!Number.isFinite(memoryBudget) || memoryBudge
 	fail(`invalid --memory-budget ${memoryBudget}: must be a number of MB ≥ 16`);
 }
 
+const consoleLogMax = logMaxBytes('--console-log-max', flags.consoleLogMax);
+const dnsmasqLogMax = logMaxBytes('--dnsmasq-log-max', flags.dnsmasqLogMax);
+for (const checked of [consoleLogMax, dnsmasqLogMax]) {
+	if (!checked.ok) {
+		fail(checked.reason);
+	}
+}
+
 if (flags.tenants && flags.tutorialCompat) {
 	fail('--tutorial-compat cannot go with --tenants: the tutorial\'s messages carry no user');
 }
@@ -154,6 +170,15 @@ if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
 }
 
 const admins = flags.admins.split(',').map(name => name.trim()).filter(name => name !== '');
+if (flags.tenants) {
+	// Their VMs' events are routed by owner too: a name the recipe cannot express would leak them.
+	for (const [what, name] of [...admins.map(name => ['--admins', name] as const), ['the --amqp user', urlUser(flags.amqp)] as const]) {
+		const problem = tenantNameProblem(name);
+		if (problem) {
+			fail(`${what}: ${problem}`);
+		}
+	}
+}
 
 function readPem(flag: string, path: string | undefined): Buffer | undefined {
 	if (path === undefined) {
@@ -231,6 +256,8 @@ const config: AgentConfig = {
 	...(memoryBudget === undefined ? {} : {memoryBudgetMb: Math.floor(memoryBudget)}),
 	tenants: flags.tenants,
 	admins,
+	...(consoleLogMax.ok ? {consoleLogMaxBytes: consoleLogMax.bytes} : {}),
+	...(dnsmasqLogMax.ok ? {dnsmasqLogMaxBytes: dnsmasqLogMax.bytes} : {}),
 	...(flags.runas === undefined ? {} : {runAs: flags.runas}),
 	...(ca || cert || key ? {tls: {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})}} : {}),
 	networkDefault: flags.networkDefault as NetworkMode,

@@ -11,6 +11,8 @@ import type {ProcessRow} from './runtime.js';
 export type ObservedVm = {
 	readonly id: string;
 	readonly pid: number;
+	/** Its start time (`/proc/<pid>/stat` field 22): signals go to this process only, never to a later one with its pid. */
+	readonly startTime?: number;
 };
 
 /** Characters that can come right before a path in QEMU's command line (`file=`, `unix:`, a space). */
@@ -22,7 +24,7 @@ export function discoverVms(rows: readonly ProcessRow[], stateRoot: string): Obs
 	const vms: ObservedVm[] = [];
 	for (const row of rows) {
 		if (VM_ID_PATTERN.test(row.name) && hasPath(row.cmd, `${root}/${row.name}/`)) {
-			vms.push({id: row.name, pid: row.pid});
+			vms.push({id: row.name, pid: row.pid, ...(row.startTime === undefined ? {} : {startTime: row.startTime})});
 		}
 	}
 

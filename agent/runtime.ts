@@ -8,6 +8,7 @@ import {freemem, totalmem} from 'node:os';
 import {basename, dirname, join, resolve} from 'node:path';
 import {execa} from 'execa';
 import psList from 'ps-list';
+import {parseProcStat} from './proc-stat.js';
 import {QEMU_BINARY} from './qemu-args.js';
 
 /** One row of the process table. */
@@ -17,7 +18,16 @@ export type ProcessRow = {
 	readonly name: string;
 	/** The full command line, arguments joined by spaces. */
 	readonly cmd: string;
+	/** When it started (`/proc/<pid>/stat` field 22), where it could be read. */
+	readonly startTime?: number;
 };
+
+/**
+ * One process for good: its pid and its start time (clock ticks after boot, `/proc/<pid>/stat`
+ * field 22), which a later process given the same pid does not share. Without a start time, the
+ * pid alone (a process not seen in time to read it).
+ */
+export type ProcessRef = {readonly pid: number; readonly startTime?: number};
 
 /** How a spawned process ended; both null when the outcome could not be observed. */
 export type ProcessExit = {
@@ -28,6 +38,8 @@ export type ProcessExit = {
 /** A process started by `spawnQemu`. */
 export type SpawnedProcess = {
 	readonly pid: number;
+	/** Read right after the spawn, before the child can have been reaped (so its pid not reused). */
+	readonly startTime?: number;
 	/** Settles when the process ends; never rejects. Only meaningful while this agent lives. */
 	readonly exited: Promise<ProcessExit>;
 };
@@ -73,10 +85,10 @@ export type Runtime = {
 	spawnQemu(args: readonly string[], options: SpawnQemuOptions): SpawnedProcess;
 	/** Every process on the host, with its kernel name and full command line. */
 	listProcesses(): Promise<ProcessRow[]>;
-	/** Whether `pid` exists and is not a zombie. */
-	isAlive(pid: number): boolean;
-	/** Sends `signal` to `pid`; false if there is no such process. */
-	signal(pid: number, signal: 'SIGTERM' | 'SIGKILL'): boolean;
+	/** Whether the process exists and is not a zombie (with a start time: and is that very process, not a later one with its pid). */
+	isAlive(process: number | ProcessRef): boolean;
+	/** Sends `signal` to the process; false if there is no such process (or, with a start time, only a later one with its pid). */
+	signal(process: number | ProcessRef, signal: 'SIGTERM' | 'SIGKILL'): boolean;
 	/** Host memory in MiB; `freeMb` is what the kernel reports as available. */
 	memoryInfo(): {totalMb: number; freeMb: number};
 	/**
@@ -226,46 +238,57 @@ function spawnQemu(args: readonly string[], options: SpawnQemuOptions): SpawnedP
 	}
 
 	subprocess.unref();
-	return {pid, exited};
+	const startTime = readStat(pid)?.startTime;
+	return {pid, exited, ...(startTime === undefined ? {} : {startTime})};
 }
 
 async function listProcesses(): Promise<ProcessRow[]> {
 	const rows = await psList({all: true});
 	// ps-list names a process after its executable (`/proc/<pid>/exe`), not after its comm, which
-	// is where QEMU's `-name process=` lands: read the comm ourselves.
+	// is where QEMU's `-name process=` lands: read the comm ourselves, with the start time.
 	return Promise.all(
 		rows.map(async row => {
-			const comm = await readFile(`/proc/${row.pid}/comm`, 'utf8').catch(() => undefined);
-			return {pid: row.pid, name: comm === undefined ? row.name : comm.replace(/\n$/, ''), cmd: row.cmd ?? ''};
+			const stat = parseProcStat(await readFile(`/proc/${row.pid}/stat`, 'utf8').catch(() => ''));
+			return {pid: row.pid, name: stat?.comm ?? row.name, cmd: row.cmd ?? '', ...(stat ? {startTime: stat.startTime} : {})};
 		}),
 	);
 }
 
-function isAlive(pid: number): boolean {
+function isAlive(process_: number | ProcessRef): boolean {
+	const {pid, startTime} = typeof process_ === 'number' ? {pid: process_, startTime: undefined} : process_;
 	try {
 		process.kill(pid, 0);
 	} catch (error) {
 		// EPERM: it exists but belongs to someone else.
-		return isRecord(error) && error.code === 'EPERM';
+		if (!(isRecord(error) && error.code === 'EPERM')) {
+			return false;
+		}
 	}
 
-	return !isZombie(pid);
-}
-
-function isZombie(pid: number): boolean {
-	let stat: string;
-	try {
-		stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-	} catch {
+	const stat = readStat(pid);
+	if (startTime !== undefined && stat?.startTime !== startTime) {
 		return false;
 	}
 
-	// The comm field is in parentheses and may itself hold ") ": the state follows the last one.
-	const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-	return state === 'Z' || state === 'X';
+	return stat?.state !== 'Z' && stat?.state !== 'X';
 }
 
-function signal(pid: number, signalName: 'SIGTERM' | 'SIGKILL'): boolean {
+function readStat(pid: number): ReturnType<typeof parseProcStat> {
+	try {
+		return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+	} catch {
+		return undefined;
+	}
+}
+
+function signal(process_: number | ProcessRef, signalName: 'SIGTERM' | 'SIGKILL'): boolean {
+	const {pid, startTime} = typeof process_ === 'number' ? {pid: process_, startTime: undefined} : process_;
+	// The pid now names a later process: the one meant has ended. (What is left is the instant
+	// between this read and the kill; a pidfd would close it, and Node has none.)
+	if (startTime !== undefined && readStat(pid)?.startTime !== startTime) {
+		return false;
+	}
+
 	try {
 		return process.kill(pid, signalName);
 	} catch (error) {

@@ -2,6 +2,8 @@
 import {appendFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {VM_ID_PATTERN} from '../source/protocol/index.js';
+import {logSettled} from './log-files.js';
+import {checkStateRoot} from './state-root.js';
 import {goneRecordSchema, vmRecordSchema, type GoneRecord, type VmRecord} from './record.js';
 import {vmPaths, type VmPaths} from './vm-paths.js';
 
@@ -18,9 +20,11 @@ export class StateStore {
 		return vmPaths(this.root, id);
 	}
 
+	/** Makes the state root if it is missing, and refuses one that is unsafe (`StateRootError`). */
 	async init(): Promise<void> {
 		// State holds consoles and disks: not for other users' eyes.
 		await mkdir(this.root, {recursive: true, mode: 0o700});
+		await checkStateRoot(this.root);
 	}
 
 	async create(record: VmRecord): Promise<VmPaths> {
@@ -39,6 +43,8 @@ export class StateStore {
 	}
 
 	async remove(id: string): Promise<void> {
+		// A console rotation under way would write `console.log.1` into the directory being removed.
+		await logSettled(this.paths(id).console);
 		await rm(this.paths(id).dir, {recursive: true, force: true});
 	}
 

@@ -172,8 +172,10 @@ describe('QEMU lifecycle', () => {
 		const rows = await runtime.listProcesses();
 		console.log(`listProcesses: ${rows.length} rows in ${(performance.now() - t1).toFixed(1)} ms`);
 		expect(rows.find(row => row.pid === vm.pid)).toMatchObject({name: id});
-		expect(discoverVms(rows, stateRoot)).toContainEqual({id, pid: vm.pid});
-		expect(discoverVms(rows, join(tmp, 'other'))).not.toContainEqual({id, pid: vm.pid});
+		// Discovered with the start time the spawn read: signals then reach this process only.
+		expect(vm.startTime).toBeGreaterThan(0);
+		expect(discoverVms(rows, stateRoot)).toContainEqual({id, pid: vm.pid, startTime: vm.startTime});
+		expect(discoverVms(rows, join(tmp, 'other'))).not.toContainEqual(expect.objectContaining({id, pid: vm.pid}));
 
 		expect(await qmpExecute(paths.qmp, 'query-status')).toMatchObject({status: 'running', running: true});
 		expect(await qmpExecute(paths.qmp, 'query-name')).toEqual({name: `qemu-${id}`});
@@ -337,7 +339,7 @@ describe('VMs outlive the agent', () => {
 
 			expect(runtime.isAlive(pid)).toBe(true);
 			expect(await qmpExecute(paths.qmp, 'query-status')).toMatchObject({status: 'running'});
-			expect(discoverVms(await runtime.listProcesses(), stateRoot)).toContainEqual({id, pid});
+			expect(discoverVms(await runtime.listProcesses(), stateRoot)).toContainEqual(expect.objectContaining({id, pid}));
 
 			// No longer our child: it ends as someone else's (possibly unreaped) child.
 			expect(runtime.signal(pid, 'SIGKILL')).toBe(true);

@@ -225,7 +225,7 @@ export const consoleTailSchema = z.object({
 	host: hostIdSchema,
 	/** The last bytes of the serial console, decoded as UTF-8. */
 	data: z.string(),
-	/** The whole log's size, so a reader knows how much was left out. */
+	/** The size of the log kept (a capped log's two files together), so a reader knows how much was left out. */
 	sizeBytes: z.number().int().nonnegative(),
 });
 export type ConsoleTail = z.infer<typeof consoleTailSchema>;

@@ -1,0 +1,168 @@
+/**
+ * What remains, hardened (real broker, real agent): a tenant whose name the permission recipe
+ * cannot express is refused, so its VMs' events never reach the tenant whose name is its prefix; an
+ * agent refuses a state dir that is a symlink or someone else's; and the README's queue-length
+ * policy, set on this run's namespace (and removed after), makes the broker refuse a flood.
+ */
+import {execFile} from 'node:child_process';
+import {randomBytes} from 'node:crypto';
+import {chown, mkdir, symlink} from 'node:fs/promises';
+import {join} from 'node:path';
+import {promisify} from 'node:util';
+import amqp from 'amqplib';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
+import type {KloudEvent} from '../../source/protocol/index.js';
+import {AGENT_BIN, createCloud, createTenant, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+
+const run = promisify(execFile);
+const TAG = randomBytes(3).toString('hex');
+/** An agent that does not refuse runs on: killed (SIGTERM) after this long, so nothing lingers. */
+const AGENT_EXIT_MS = 30_000;
+/** The README's queue limits for a namespace's queues. */
+const QUEUE_LIMITS = {'max-length': 10_000, 'max-length-bytes': 64 * 1024 * 1024, overflow: 'reject-publish'};
+
+let cloud: Cloud;
+let agent: AgentHandle;
+let eve: Tenant;
+let dotted: Tenant;
+const clients: KloudClient[] = [];
+
+beforeAll(async () => {
+	cloud = await createCloud('hard');
+	// Eve has a good name; the other tenant's name is eve's plus ".x": the recipe's `{username}`
+	// pattern for eve, vm\.[^.]+\.kt-…-eve\..*, also matches that tenant's VM events.
+	eve = await createTenant(cloud.namespace, 'eve', {name: `kt-${TAG}-eve`});
+	dotted = await createTenant(cloud.namespace, 'dotted', {name: `kt-${TAG}-eve.x`});
+	agent = await cloud.startAgent(`hard-${TAG}`, ['--start-paused', '--tenants']);
+}, 180_000);
+
+afterAll(async () => {
+	await Promise.all(clients.map(async client => client.close()));
+	await cloud?.cleanup();
+	await Promise.all([eve, dotted].map(async tenant => tenant?.remove()));
+}, 60_000);
+
+async function connect(tenant: Tenant, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
+	const name = `kloud-test-hardening@${tenant.name}`;
+	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+	clients.push(client);
+	return client;
+}
+
+describe('tenant names the recipe cannot express', () => {
+	it('a tenant named like another\'s prefix plus ".x" is refused, and its prefix sees none of its events', async () => {
+		const watchEve = await connect(eve, {watchEvents: true});
+		const asEve = await connect(eve);
+		const asDotted = await connect(dotted);
+		const seen: KloudEvent[] = [];
+		watchEve.onEvent(event => seen.push(event));
+
+		const outcome = await asDotted.start({image: 'blank'}, {timeoutMs: 20_000}).then(
+			vm => ({vm}),
+			(error: unknown) => ({error}),
+		);
+		// Eve's own start: its vm.started proves eve's event queue was bound and had its chance.
+		const own = await asEve.start({image: 'blank'}, {timeoutMs: 20_000});
+		await waitFor(() => seen.some(event => event.type === 'vm.started' && event.body.vm.id === own.id), 10_000, 'eve\'s own vm.started');
+		const leaked = seen.filter(event => 'vm' in event.body && event.body.vm.owner === dotted.name).map(event => `${event.type} ${'vm' in event.body ? event.body.vm.id : ''}`);
+		expect(leaked, `events of ${dotted.name}'s VMs that ${eve.name} received`).toEqual([]);
+		expect('error' in outcome, `${dotted.name}'s start was served: ${JSON.stringify(outcome)}`).toBe(true);
+		const error = (outcome as {error: unknown}).error;
+		expect(error).toBeInstanceOf(KloudRequestError);
+		expect((error as KloudRequestError).code).toBe('forbidden');
+		expect((error as Error).message).toMatch(/cannot be a tenant: the permission recipe puts it unescaped into a regex and a routing key/);
+		await asEve.stop(own.id, {kill: true, timeoutMs: 5000});
+	}, 60_000);
+
+	it('in --tenants mode the agent will not start with an --admins name the recipe cannot express', async () => {
+		const result = await run(process.execPath, [AGENT_BIN, '--tenants', '--admins', 'ops.team', '--state-dir', join(cloud.dir, 'never'), '--namespace', cloud.namespace], {timeout: AGENT_EXIT_MS}).then(
+			() => ({code: 0, stderr: ''}),
+			(error: {code: number; stderr: string}) => error,
+		);
+		expect(result.code).toBe(2);
+		expect(result.stderr).toMatch(/^kloud-agent: --admins: user name "ops\.team" cannot be a tenant/);
+	}, 60_000);
+});
+
+describe('the state dir', () => {
+	const cases = [
+		{
+			what: 'a symbolic link',
+			async make(path: string) {
+				await mkdir(`${path}-real`, {mode: 0o700});
+				await symlink(`${path}-real`, path);
+			},
+			expected: /is a symbolic link/,
+		},
+		{
+			what: 'owned by another user (65534)',
+			async make(path: string) {
+				await mkdir(path, {mode: 0o700});
+				await chown(path, 65_534, 65_534);
+			},
+			expected: /is owned by uid 65534, not by root or the agent/,
+		},
+	];
+	for (const {what, make, expected} of cases) {
+		it(`an agent refuses one that is ${what}, before it touches anything`, async () => {
+			const path = join(cloud.dir, `state-${what.length}`);
+			await make(path);
+			const result = await run(process.execPath, [AGENT_BIN, '--state-dir', path, '--namespace', cloud.namespace, '--host-id', 'refused'], {timeout: AGENT_EXIT_MS}).then(
+				() => ({code: 0, stderr: ''}),
+				(error: {code: number; stderr: string}) => error,
+			);
+			expect(result.code).toBe(2);
+			expect(result.stderr).toMatch(new RegExp(`^kloud-agent: state dir ${path} ${expected.source}`));
+		}, 60_000);
+	}
+});
+
+describe('broker limits from the recipe', () => {
+	it('the queue-length policy on the namespace makes the broker refuse a flood of starts (reject-publish)', async () => {
+		const policy = `kloud-limits-${TAG}`;
+		const pattern = `^${cloud.namespace.replaceAll('.', '\\.')}\\.`;
+		await run('rabbitmqctl', ['-q', 'set_policy', '-p', '/', policy, pattern, JSON.stringify(QUEUE_LIMITS), '--apply-to', 'queues']);
+		try {
+			// No agent takes starts now: they wait in the (durable, quorum) start queue.
+			await agent.stop();
+			const startQueue = `${cloud.namespace}.start`;
+			await waitFor(async () => (await run('rabbitmqctl', ['-q', 'list_queues', '-p', '/', 'name', 'policy'])).stdout.includes(`${startQueue}\t${policy}`), 15_000, 'the policy on the start queue');
+			const connection = await amqp.connect(cloud.amqpUrl);
+			let nacked = 0;
+			try {
+				const channel = await connection.createConfirmChannel();
+				const flood = QUEUE_LIMITS['max-length'] + 500;
+				const body = Buffer.from('{"flood":true}');
+				const confirms: Array<Promise<void>> = [];
+				for (let index = 0; index < flood; index++) {
+					confirms.push(
+						new Promise<void>(resolve => {
+							channel.sendToQueue(startQueue, body, {}, error => {
+								if (error) {
+									nacked++;
+								}
+
+								resolve();
+							});
+						}),
+					);
+				}
+
+				await Promise.all(confirms);
+			} finally {
+				await connection.close();
+			}
+
+			const lengths = (await run('rabbitmqctl', ['-q', 'list_queues', '-p', '/', 'name', 'messages'])).stdout;
+			const length = Number(new RegExp(`^${startQueue.replaceAll('.', '\\.')}\\t(\\d+)$`, 'm').exec(lengths)?.[1]);
+			console.info(`queue limits: ${QUEUE_LIMITS['max-length'] + 500} published, ${nacked} refused, ${length} kept`);
+			expect(nacked).toBeGreaterThan(0);
+			expect(length + nacked).toBe(QUEUE_LIMITS['max-length'] + 500);
+			// A quorum queue enforces the limit loosely (publishes in flight still land): within 10 %.
+			expect(length).toBeLessThanOrEqual(QUEUE_LIMITS['max-length'] * 1.1);
+		} finally {
+			await run('rabbitmqctl', ['-q', 'clear_policy', '-p', '/', policy]);
+		}
+	}, 120_000);
+});
