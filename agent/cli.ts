@@ -10,6 +10,7 @@ import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
 import {pino} from 'pino';
+import {urlUser} from '../source/broker/connection.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
@@ -147,6 +148,12 @@ if (memoryBudget !== undefined && (!Number.isFinite(memoryBudget) || memoryBudge
 
 if (flags.tenants && flags.tutorialCompat) {
 	fail('--tutorial-compat cannot go with --tenants: the tutorial\'s messages carry no user');
+}
+
+// guest/guest is every broker's well-known login with every right: whoever reaches the broker
+// (a local process, a guest through a leak) would be an agent, and agents are the admins.
+if (flags.tenants && urlUser(flags.amqp) === 'guest') {
+	fail('--tenants needs a broker user of the agents\' own, not "guest" (the well-known default login, with every right): create one as the README\'s recipe shows ("Tenants: the RabbitMQ permission recipe") and pass it with --amqp amqp://USER:PASSWORD@HOST');
 }
 
 if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
