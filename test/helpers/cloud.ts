@@ -341,9 +341,15 @@ export async function exchangeExists(name: string): Promise<boolean> {
 	}
 }
 
+/** The broker users whose names start with `prefix` (the demo names its users `<namespace>-<kind>-<hex>`). */
+export async function brokerUsersStartingWith(prefix: string): Promise<string[]> {
+	const {stdout} = await run('rabbitmqctl', ['-q', 'list_users']);
+	return stdout.split('\n').map(line => line.split('\t')[0] ?? '').filter(name => name.startsWith(prefix));
+}
+
 /**
  * What a demo run left behind if it failed to clean up after itself: its agents (their title names
- * the namespace), its VMs' QEMU and state under `workDir` (when known), and its broker topology.
+ * the namespace), its VMs' QEMU and state under `workDir` (when known), its broker topology and users.
  */
 export async function removeDemoLeftovers(namespace: string, workDir: string | undefined): Promise<void> {
 	for (const pid of await pidsMentioning(`--namespace ${namespace}`)) {
@@ -356,4 +362,7 @@ export async function removeDemoLeftovers(namespace: string, workDir: string | u
 	}
 
 	await deleteNamespace(namespace);
+	for (const user of await brokerUsersStartingWith(`${namespace}-`)) {
+		await run('rabbitmqctl', ['-q', 'delete_user', user]).catch(() => {});
+	}
 }
