@@ -54,7 +54,7 @@ const cli = meow(
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
-	                        acts on its own VMs only [KLOUD_TENANTS=1]
+	                        acts on its own VMs only; needs a broker user other than guest [KLOUD_TENANTS=1]
 	  --admins U1,U2        users who see and act on every VM (the agent's own user always does)
 	  --runas USER          run QEMU as this unprivileged user (QEMU's -runas)
 	  --ca FILE             CA certificate(s) to trust for amqps:// (PEM)
@@ -153,7 +153,7 @@ if (flags.tenants && flags.tutorialCompat) {
 // guest/guest is every broker's well-known login with every right: whoever reaches the broker
 // (a local process, a guest through a leak) would be an agent, and agents are the admins.
 if (flags.tenants && urlUser(flags.amqp) === 'guest') {
-	fail('--tenants needs a broker user of the agents\' own, not "guest" (the well-known default login, with every right): create one as the README\'s recipe shows ("Tenants: the RabbitMQ permission recipe") and pass it with --amqp amqp://USER:PASSWORD@HOST');
+	fail('--tenants needs a broker user of the agents\' own, not "guest" (the well-known default login, with every right): create one as the README\'s recipe shows ("Tenants: the RabbitMQ permission recipe") and give it with --amqp or KLOUD_AMQP_URL (amqp://USER:PASSWORD@HOST)');
 }
 
 if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
