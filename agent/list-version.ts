@@ -18,6 +18,11 @@ export function vmsVersion(vms: readonly Vm[]): string {
 
 /** The reply to a `vm.list` from host `hostId`: the list with its version, or only the version when the requester has it. */
 export function listReply(snapshot: HostSnapshot, hostId: string, body: ListBody): HostSnapshot {
+	if (body.vmId !== undefined) {
+		// A lookup of one VM: no version, so it never answers "unchanged" or replaces a cached list.
+		return {...snapshot, vms: snapshot.vms.filter(vm => vm.id === body.vmId)};
+	}
+
 	const version = vmsVersion(snapshot.vms);
 	return body.known?.[hostId] === version ? {...snapshot, vms: [], vmsVersion: version, vmsUnchanged: true} : {...snapshot, vmsVersion: version};
 }

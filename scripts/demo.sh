@@ -30,7 +30,7 @@ IMAGES=${KLOUD_DEMO_IMAGES:-$REPO/.kloud/images}
 HOSTS=(host-a host-b host-c)
 export KLOUD_NAMESPACE=$NS
 AGENT=(node "$REPO/dist/agent/cli.js")
-TUI=(node "$REPO/dist/source/cli.js")
+TUI=(node "$REPO/dist/bin/kloud-tui.js")
 
 bold=$'\033[1m' cyan=$'\033[1;36m' red=$'\033[1;31m' plain=$'\033[0m'
 if [ -n "${NO_COLOR:-}" ] || [ ! -t 1 ]; then bold='' cyan='' red='' plain=''; fi
@@ -57,7 +57,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	die "missing packages: ${missing[*]}. Run: ./scripts/setup.sh && npm run demo"
 fi
 [ -d node_modules ] || die 'the npm dependencies are not installed. Run: ./scripts/setup.sh && npm run demo'
-if [ ! -f dist/agent/cli.js ] || [ ! -f dist/source/cli.js ]; then
+if [ ! -f dist/agent/cli.js ] || [ ! -f dist/bin/kloud-tui.js ]; then
 	step 'building kloud (npm run build)'
 	npm run --silent build
 fi
@@ -215,7 +215,7 @@ for _ in $(seq 50); do
 	[ "$(tui hosts --json --timeout 2 2>/dev/null | json 'd => d.length')" = "${#HOSTS[@]}" ] && break
 	sleep 0.2
 done
-step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP node dist/source/cli.js list"
+step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP node dist/bin/kloud-tui.js list"
 
 show hosts
 tui hosts

@@ -34,6 +34,19 @@ describe('fleetReducer', () => {
 		expect(hostHealth(state.hosts.get('a')!, NOW)).toBe('down');
 	});
 
+	it('remembers a broker drop from its first loss (retries keep it) until the connection is back', () => {
+		const lost = (error: string) => ({type: 'connection', connection: {status: 'disconnected', error, retryAt: null}}) as const;
+		let state = fleetReducer(initialFleet(NOW), {type: 'connection', connection: {status: 'connected'}});
+		expect(state.lastDrop).toBeNull();
+		state = fleetReducer(state, lost('closed'));
+		state = fleetReducer(fleetReducer(state, {type: 'tick', now: NOW + 500}), lost('refused'));
+		expect(state.lastDrop).toEqual({error: 'refused', lostAt: NOW, backAt: null});
+		state = fleetReducer(fleetReducer(state, {type: 'tick', now: NOW + 900}), {type: 'connection', connection: {status: 'connected'}});
+		expect(state.lastDrop).toEqual({error: 'refused', lostAt: NOW, backAt: NOW + 900});
+		state = fleetReducer(fleetReducer(state, {type: 'tick', now: NOW + 5000}), lost('again'));
+		expect(state.lastDrop).toEqual({error: 'again', lostAt: NOW + 5000, backAt: null});
+	});
+
 	it('returns the same state object for events that change nothing', () => {
 		const state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
 		expect(fleetReducer(state, {type: 'tick', now: NOW})).toBe(state);

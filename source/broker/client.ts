@@ -187,7 +187,7 @@ export class KloudClient {
 		return this.ask('vm.start', draft, '', this.topo.startQueue, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat});
 	}
 
-	/** Graceful stop (or kill) sent only to the VM's owner; finds the owner with a list round if not given. */
+	/** Graceful stop (or kill) sent only to the VM's owner; finds the owner (`findOwner`) if not given. */
 	async stop(vmId: string, options: StopOptions): Promise<Vm> {
 		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
 		const draft: RequestDraft = options.kill
@@ -218,9 +218,14 @@ export class KloudClient {
 		return this;
 	}
 
-	private async findOwner(vmId: string, timeoutMs: number): Promise<string> {
-		const round = await this.list({timeoutMs});
-		const owner = round.replies.find(snapshot => snapshot.vms.some(vm => vm.id === vmId));
+	/**
+	 * The host that has VM `vmId`: a `vm.list` round for that VM alone, which ends at the first host
+	 * that has it (only when no host has it does it wait for every live host, as a list round does).
+	 */
+	async findOwner(vmId: string, timeoutMs: number): Promise<string> {
+		const hasVm = (snapshot: HostSnapshot) => snapshot.vms.some(vm => vm.id === vmId);
+		const round = await this.broadcast('vm.list', {type: 'vm.list', body: {vmId}}, timeoutMs, value => value.roster, value => value, replies => replies.some(hasVm));
+		const owner = round.replies.find(hasVm);
 		if (owner) {
 			return owner.host.id;
 		}
@@ -307,13 +312,17 @@ export class KloudClient {
 		return new KloudRequestError('broker', (error as Error).message, {cause: error});
 	}
 
-	/** `accept` may complete a reply (or refuse it: the host then counts as silent). */
+	/**
+	 * `accept` may complete a reply (or refuse it: the host then counts as silent); `isAnswered` may
+	 * end the round before every live host has answered (it has what it asked for).
+	 */
 	private async broadcast<T extends 'vm.list' | 'images.list'>(
 		type: T,
 		draft: RequestDraft,
 		timeoutMs: number,
 		rosterOf: (value: ReplyValue<T>) => readonly string[],
 		accept: (value: ReplyValue<T>) => ReplyValue<T> | undefined = value => value,
+		isAnswered: (replies: ReadonlyArray<ReplyValue<T>>) => boolean = () => false,
 	): Promise<RoundResult<ReplyValue<T>>> {
 		const answered = new Map<string, ReplyValue<T>>();
 		const expected = new Set(this.roster.live(Date.now()));
@@ -333,7 +342,7 @@ export class KloudClient {
 				}
 			}
 
-			return answered.size > 0 && [...expected].every(id => answered.has(id));
+			return answered.size > 0 && (isAnswered([...answered.values()]) || [...expected].every(id => answered.has(id)));
 		};
 
 		const result = await this.retrying(timeoutMs, type, undefined, async remainingMs =>

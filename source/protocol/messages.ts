@@ -171,6 +171,11 @@ export const vmsVersionSchema = z.string().regex(/^[\w-]{1,64}$/, {error: issue 
 
 const listBody = z.strictObject({
 	/**
+	 * Only this VM: hosts answer with it or with no VMs, and the requester stops at the first host
+	 * that has it (how the CLI finds a VM's owner without a full list round).
+	 */
+	vmId: vmIdSchema.optional(),
+	/**
 	 * The VM list version the requester holds for each host: a host whose list is still that one
 	 * answers `vmsUnchanged` with no VMs, so a TUI's idle rounds carry (and check) almost nothing.
 	 */

@@ -30,9 +30,16 @@ export type FleetState = {
 	readonly hosts: ReadonlyMap<string, HostView>;
 	readonly vms: ReadonlyMap<string, Vm>;
 	readonly connection: ConnectionView;
+	/** The latest loss of the broker connection: the header says so for a while after it is back, however short it was. */
+	readonly lastDrop: BrokerDrop | null;
 	readonly lastRoundAt: number | null;
 	readonly now: number;
 };
+
+export type BrokerDrop = {readonly error: string; readonly lostAt: number; readonly backAt: number | null};
+
+/** How long the header recalls a broker drop once the connection is back. */
+export const DROP_NOTICE_MS = 60_000;
 
 export type FleetEvent =
 	| {readonly type: 'round'; readonly at: number; readonly snapshots: readonly HostSnapshot[]; readonly missing: readonly string[]}
@@ -41,11 +48,21 @@ export type FleetEvent =
 	| {readonly type: 'tick'; readonly now: number};
 
 export function initialFleet(now: number): FleetState {
-	return {hosts: new Map(), vms: new Map(), connection: {status: 'connecting'}, lastRoundAt: null, now};
+	return {hosts: new Map(), vms: new Map(), connection: {status: 'connecting'}, lastDrop: null, lastRoundAt: null, now};
 }
 
 function assertNever(value: never): never {
 	throw new Error(`unhandled fleet event ${JSON.stringify(value)}`);
+}
+
+/** A drop starts when the connection is lost (retries keep its start) and ends when it is back. */
+function nextDrop(state: FleetState, connection: ConnectionView): BrokerDrop | null {
+	const drop = state.lastDrop;
+	if (connection.status === 'disconnected') {
+		return {error: connection.error, lostAt: drop !== null && drop.backAt === null ? drop.lostAt : state.now, backAt: null};
+	}
+
+	return connection.status === 'connected' && drop !== null && drop.backAt === null ? {...drop, backAt: state.now} : drop;
 }
 
 export function fleetReducer(state: FleetState, event: FleetEvent): FleetState {
@@ -60,7 +77,7 @@ export function fleetReducer(state: FleetState, event: FleetEvent): FleetState {
 
 		case 'connection': {
 			const same = state.connection.status === event.connection.status && event.connection.status !== 'disconnected';
-			return same ? state : {...state, connection: event.connection};
+			return same ? state : {...state, connection: event.connection, lastDrop: nextDrop(state, event.connection)};
 		}
 
 		case 'tick': {

@@ -1,7 +1,7 @@
 /** Two lines on top: where we are connected and how fresh the table is; then stale/down hosts or the disconnected banner. */
 import {Box, Text} from 'ink';
 import type {ReactElement} from 'react';
-import {hostHealth, type FleetState} from '../state/fleet.js';
+import {DROP_NOTICE_MS, hostHealth, type FleetState} from '../state/fleet.js';
 import type {FeedInfo} from './actions.js';
 import {formatAge} from './format-age.js';
 import {color} from './theme.js';
@@ -42,6 +42,11 @@ export function Header({fleet, info, isPaused, vmCount, shownCount, width}: Head
 					? `${host.id} down`
 					: `${host.id} stale (answered ${host.lastAnsweredAt === null ? 'never' : `${formatAge(fleet.now - host.lastAnsweredAt)} ago`})`,
 			);
+		const drop = fleet.lastDrop;
+		if (drop?.backAt !== null && drop !== null && fleet.now - drop.backAt < DROP_NOTICE_MS) {
+			troubled.unshift(`↻ broker connection lost ${formatAge(fleet.now - drop.lostAt)} ago (${drop.error}), back after ${formatAge(drop.backAt - drop.lostAt)}`);
+		}
+
 		if (troubled.length > 0) {
 			second = (
 				<Text color={color('yellow')} wrap="truncate">

@@ -29,15 +29,15 @@ describe('two agents on one broker', () => {
 			const hosts = await cloud.cliJson<Array<{id: string}>>(['hosts']);
 			return hosts.length === 2;
 		}, 10_000, 'both hosts in the roster');
-		const result = await cloud.cli(['list', '--json', '--timeout', '5']);
+		const result = await cloud.cli(['list', '--json', '--timeout', '30']);
 		expect(result.code).toBe(0);
 		const list = JSON.parse(result.stdout) as ListJson;
 		expect(list.hosts.map(host => [host.id, host.answered])).toEqual([
 			['host-a', true],
 			['host-b', true],
 		]);
-		expect(list.durationMs).toBeLessThan(1000);
-		expect(result.ms).toBeLessThan(4000);
+		// The round ended when both had answered, not at its 30 s timeout (a wide margin: CI is a loaded 2-core box).
+		expect(list.durationMs).toBeLessThan(10_000);
 	});
 
 	it('start → the vm-<id> process runs and list shows it on its host → stop → gone', async () => {

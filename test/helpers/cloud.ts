@@ -14,7 +14,7 @@ import amqp from 'amqplib';
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const AGENT_BIN = join(ROOT, 'dist/agent/cli.js');
-export const CLI_BIN = join(ROOT, 'dist/source/cli.js');
+export const CLI_BIN = join(ROOT, 'dist/bin/kloud-tui.js');
 export const AMQP_URL = process.env.KLOUD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 export type AgentHandle = {
@@ -56,7 +56,8 @@ export async function createCloud(label: string, options: {readonly amqpUrl?: st
 		const child = spawn(
 			process.execPath,
 			[
-				AGENT_BIN, '--amqp', options.amqpUrl ?? amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', imagesDir, '--state-dir', stateDir, '--heartbeat', '1', '--grace', '3', '--log-level', 'debug',
+				AGENT_BIN, '--amqp', options.amqpUrl ?? amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', imagesDir, '--state-dir', stateDir, '--grace', '3', '--log-level', 'debug',
+				...(extra.includes('--heartbeat') ? [] : ['--heartbeat', '1']),
 				// The agent's default network is `private`, which builds a bridge, NAT and dnsmasq: only in
 				// a namespace of the test's own (`--netns`), never on the machine running the tests.
 				...(extra.includes('--network-default') ? [] : ['--network-default', 'none']),

@@ -42,24 +42,24 @@ describe('the VM table', () => {
 	it('moves with arrows, j/k, g/G and PgDn, and keeps the selection on the same VM across refreshes', async () => {
 		const tui = renderTui(fleet());
 		await tui.waitFor(text => text.includes('vm-bbbbbbbb'));
-		expect(selectedLine(tui.frame())).toContain('vm-aaaaaaaa');
+		await tui.waitFor(text => selectedLine(text).includes('vm-aaaaaaaa'), 'the selection on vm-aaaaaaaa');
 		await tui.press('j');
-		expect(selectedLine(tui.frame())).toContain('vm-cccccccc');
+		await tui.waitFor(text => selectedLine(text).includes('vm-cccccccc'), 'the selection on vm-cccccccc');
 		await tui.press(KEYS.down);
-		expect(selectedLine(tui.frame())).toContain('vm-bbbbbbbb');
+		await tui.waitFor(text => selectedLine(text).includes('vm-bbbbbbbb'), 'the selection on vm-bbbbbbbb');
 		await tui.press('k', 'g');
-		expect(selectedLine(tui.frame())).toContain('vm-aaaaaaaa');
+		await tui.waitFor(text => selectedLine(text).includes('vm-aaaaaaaa'), 'the selection on vm-aaaaaaaa');
 		await tui.press('G');
-		expect(selectedLine(tui.frame())).toContain('vm-bbbbbbbb');
+		await tui.waitFor(text => selectedLine(text).includes('vm-bbbbbbbb'), 'the selection on vm-bbbbbbbb');
 		await tui.press(KEYS.up, KEYS.pageDown);
-		expect(selectedLine(tui.frame())).toContain('vm-bbbbbbbb');
+		await tui.waitFor(text => selectedLine(text).includes('vm-bbbbbbbb'), 'the selection on vm-bbbbbbbb');
 
 		await tui.press('g', 'j');
-		expect(selectedLine(tui.frame())).toContain('vm-cccccccc');
+		await tui.waitFor(text => selectedLine(text).includes('vm-cccccccc'), 'the selection on vm-cccccccc');
 		// A new VM sorts in above the selection: the selection stays on vm-cccccccc.
 		tui.store.dispatch({type: 'round', at: NOW + 2000, snapshots: [snapshot('host-a', [makeVm('vm-aaaaaaaa', 'host-a'), makeVm('vm-abababab', 'host-a', {createdAt: NOW - 90_000}), makeVm('vm-cccccccc', 'host-a', {createdAt: NOW - 1000})]), fleet()[0]!], missing: []});
 		await tui.waitFor(text => text.includes('vm-abababab'));
-		expect(selectedLine(tui.frame())).toContain('vm-cccccccc');
+		await tui.waitFor(text => selectedLine(text).includes('vm-cccccccc'), 'the selection on vm-cccccccc');
 	});
 
 	it('n opens a dialog of the advertised images with their hosts; Enter starts the highlighted one', async () => {
@@ -260,8 +260,13 @@ describe('the VM table', () => {
 		expect(frame).toContain('⚠ broker connection lost (connection closed), retrying in 3s; showing the last table');
 		expect(frame).toContain('✕ disconnected');
 		expect(tui.tableLines()).toHaveLength(3);
+		tui.store.dispatch({type: 'tick', now: NOW + 2000});
 		tui.store.dispatch({type: 'connection', connection: {status: 'connected'}});
-		await tui.waitFor(text => text.includes('● connected') && !text.includes('connection lost'));
+		// Back: the banner goes, and a line recalls the drop for a minute (an operator who looked away still learns of it).
+		await tui.waitFor(text => text.includes('● connected') && !text.includes('⚠'));
+		expect(tui.frame()).toContain('↻ broker connection lost 2s ago (connection closed), back after 2s');
+		tui.store.dispatch({type: 'tick', now: NOW + 2000 + 61_000});
+		await tui.waitFor(text => !text.includes('↻'), 'the recall of the drop gone after a minute');
 	});
 
 	it('q quits: the app is gone, so a VM that arrives afterwards is never drawn', async () => {

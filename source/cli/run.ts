@@ -1,18 +1,16 @@
-#!/usr/bin/env node
-/** `kloud-tui`: the operator's terminal UI and its scriptable subcommands. */
-import './production-env.js';
+/**
+ * `kloud-tui`'s commands once the command line is parsed: the TUI (Ink and React, loaded only
+ * here, only for it) or one scriptable subcommand (zod and amqplib, loaded only when one runs).
+ */
 import {readFileSync} from 'node:fs';
 import {readFile, stat} from 'node:fs/promises';
-import meow from 'meow';
-import {KloudRequestError, type KloudClient} from './broker/client.js';
-import {connectOperator} from './operator.js';
-import type {TlsOptions} from './broker/connection.js';
-import {runTui} from './tui.js';
-import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from './commands.js';
+import type {KloudClient} from '../broker/client.js';
+import {connectOperator} from '../operator.js';
+import type {TlsOptions} from '../broker/connection.js';
+import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
 	checkUserDataSize,
-	DEFAULT_NAMESPACE,
 	hostIdSchema,
 	imageNameSchema,
 	MAX_CONSOLE_BYTES,
@@ -21,67 +19,8 @@ import {
 	networkModeSchema,
 	sshKeySchema,
 	vmIdSchema,
-} from './protocol/index.js';
-
-const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
-
-const cli = meow(
-	`
-	Usage
-	  $ kloud-tui [--refresh SECONDS]      the live VM table across every host (press ? for keys)
-	  $ kloud-tui list [--json]            every VM on every host
-	  $ kloud-tui start --image NAME [--host H] [--memory MB] [--cpus N]
-	                   [--network private|public|none|user] [--user-data FILE]
-	                   [--ssh-key FILE]... [--json]
-	  $ kloud-tui stop VM_ID [--kill] [--host H] [--grace SECONDS] [--json]
-	  $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
-	  $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
-	  $ kloud-tui images [--json]          base images and the hosts that have them
-
-	Global options
-	  --amqp URL         broker URL [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
-	  --namespace NAME   [KLOUD_NAMESPACE] (default ${DEFAULT_NAMESPACE})
-	  --timeout SECONDS  how long to wait for answers (list/hosts/images: 2, start: 30,
-	                     stop: 10 plus the grace period)
-	  --json             machine-readable output on stdout
-	  --ca FILE          CA certificate(s) to trust for an amqps:// URL (PEM)
-	  --cert FILE        client certificate for amqps:// (PEM), with --key FILE
-
-	Start options
-	  --user-data FILE   given to the guest in its NoCloud seed (at most 64 KiB): the demo
-	                     image runs it if it starts with #!, cloud-init images as cloud-init does
-	  --ssh-key FILE     OpenSSH public key(s) for the guest (meta-data public-keys); repeatable
-
-	Errors print one line on stderr and exit with status 1 (2 for bad usage).
-`,
-	{
-		importMeta: import.meta,
-		flags: {
-			amqp: {type: 'string', default: process.env.KLOUD_AMQP_URL ?? DEFAULT_AMQP_URL},
-			namespace: {type: 'string', default: process.env.KLOUD_NAMESPACE ?? DEFAULT_NAMESPACE},
-			timeout: {type: 'number'},
-			json: {type: 'boolean', default: false},
-			image: {type: 'string'},
-			host: {type: 'string'},
-			memory: {type: 'number'},
-			cpus: {type: 'number'},
-			network: {type: 'string'},
-			userData: {type: 'string'},
-			sshKey: {type: 'string', isMultiple: true},
-			kill: {type: 'boolean', default: false},
-			grace: {type: 'number'},
-			bytes: {type: 'number'},
-			refresh: {type: 'number', default: 2},
-			ca: {type: 'string'},
-			cert: {type: 'string'},
-			key: {type: 'string'},
-		},
-	},
-);
-
-class UsageError extends Error {
-	override name = 'UsageError';
-}
+} from '../protocol/index.js';
+import {UsageError, type CliArgs} from './args.js';
 
 function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
 	const parsed = schema.safeParse(value);
@@ -190,9 +129,8 @@ function tlsOptions(flags: {readonly amqp: string; readonly ca?: string; readonl
 	return {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
 }
 
-async function run(): Promise<Output | undefined> {
-	const {input, flags} = cli;
-	const [command, ...rest] = input;
+/** Runs the TUI (undefined: it printed itself) or a subcommand (what to print). */
+export async function runCli({command, rest, flags}: CliArgs): Promise<Output | undefined> {
 	if (!command) {
 		const namespaceError = checkNamespace(flags.namespace);
 		if (namespaceError) {
@@ -204,6 +142,7 @@ async function run(): Promise<Output | undefined> {
 		}
 
 		const tls = tlsOptions(flags);
+		const {runTui} = await import('../tui.js');
 		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, ...(tls ? {tls} : {})});
 		return undefined;
 	}
@@ -304,18 +243,3 @@ async function run(): Promise<Output | undefined> {
 	}
 }
 
-try {
-	const output = await run();
-	if (output) {
-		process.stdout.write(`${output.stdout}\n`);
-		if (output.stderr) {
-			process.stderr.write(`${output.stderr}\n`);
-		}
-	}
-} catch (error) {
-	process.stderr.write(`kloud-tui: ${(error as Error).message}\n`);
-	process.exitCode = error instanceof UsageError ? 2 : 1;
-	if (!(error instanceof UsageError) && !(error instanceof KloudRequestError)) {
-		process.stderr.write(`${(error as Error).stack ?? ''}\n`.replace(/^.*\n/, ''));
-	}
-}

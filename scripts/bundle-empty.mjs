@@ -1,0 +1,2 @@
+// Stands in for optional modules the kloud-tui bundle never loads (scripts/bundle.mjs).
+export default {};

@@ -1,0 +1,111 @@
+/**
+ * What `kloud-tui` loads before it does anything: a subcommand must not pay for the TUI. Checked on
+ * the module graph, not the clock: the process runs under loader hooks that record every module it
+ * loads, and the bundle's metafile says which sources each chunk of dist/bin holds. Subcommands run
+ * against a real agent on the real broker.
+ */
+import {execFile} from 'node:child_process';
+import {readFileSync} from 'node:fs';
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {CLI_BIN, createCloud, type Cloud} from '../helpers/cloud.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const RECORDER = join(ROOT, 'test/fixtures/record-modules.mjs');
+
+type Metafile = {readonly outputs: Readonly<Record<string, {readonly inputs: Readonly<Record<string, unknown>>}>>};
+const meta = JSON.parse(readFileSync(join(ROOT, 'dist/bin/meta.json'), 'utf8')) as Metafile;
+
+let cloud: Cloud;
+let dir: string;
+
+beforeAll(async () => {
+	cloud = await createCloud('startup');
+	await cloud.startAgent('startup-a', ['--start-paused']);
+	dir = await mkdtemp('/tmp/kl-modules-');
+});
+
+afterAll(async () => {
+	await cloud?.cleanup();
+	await rm(dir, {recursive: true, force: true});
+});
+
+/** The packages (`ink`, `zod`, …, and `kloud` for our own sources) whose code a run of `script args` loaded. */
+async function loadedPackages(script: string, args: readonly string[]): Promise<{readonly packages: Set<string>; readonly code: number; readonly stdout: string}> {
+	const log = join(dir, `${Math.random().toString(36).slice(2)}.log`);
+	const {code, stdout} = await new Promise<{code: number; stdout: string}>(resolve => {
+		execFile(process.execPath, ['--import', RECORDER, script, ...args], {env: {...process.env, KLOUD_MODULE_LOG: log}}, (error, stdout_) => {
+			resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout: stdout_});
+		});
+	});
+	const urls = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+	const packages = new Set<string>();
+	for (const url of urls.filter(url => url.startsWith('file:'))) {
+		const path = fileURLToPath(url);
+		// A chunk of the bundle stands for the sources in it; anything else stands for itself.
+		const inputs = Object.keys(meta.outputs[path.slice(ROOT.length)]?.inputs ?? {[path]: true});
+		for (const input of inputs) {
+			packages.add(/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1] ?? 'kloud');
+		}
+	}
+
+	return {packages, code, stdout};
+}
+
+const TUI_PACKAGES = ['ink', 'react', 'react-reconciler', 'yoga-layout'];
+
+describe('finding a VM\'s owner', () => {
+	it('stop without --host ends at the owner\'s answer, not waiting for a silent host', {timeout: 30_000}, async () => {
+		// A live host that does not answer (stopped, with a 30 s heartbeat: it stays in every roster for 90 s).
+		const silent = await cloud.startAgent('startup-silent', ['--heartbeat', '30']);
+		try {
+			const vm = (await cloud.cliJson(['start', '--image', 'blank', '--host', 'startup-a'])) as {id: string};
+			silent.process.kill('SIGSTOP');
+			const round = (await cloud.cliJson(['list', '--timeout', '2'])) as {vms: Array<{id: string}>; hosts: Array<{id: string; answered: boolean}>};
+			expect(round.hosts.find(host => host.id === 'startup-silent')?.answered).toBe(false);
+			expect(round.vms.map(listed => listed.id)).toContain(vm.id);
+			// A full list round would wait the whole --timeout (120 s) for the silent host: this test allows 30 s in all.
+			const stopped = (await cloud.cliJson(['stop', vm.id, '--kill', '--timeout', '120'])) as {id: string; host: string; state: string};
+			expect(stopped).toMatchObject({id: vm.id, host: 'startup-a', state: 'stopped'});
+		} finally {
+			silent.process.kill('SIGCONT');
+			await silent.stop();
+		}
+	});
+});
+
+describe('kloud-tui start-up', () => {
+	it('--help and `list --help` load neither the TUI nor zod nor amqplib', async () => {
+		for (const args of [['--help'], ['list', '--help']]) {
+			const {packages, code, stdout} = await loadedPackages(CLI_BIN, args);
+			expect(code).toBe(0);
+			expect(stdout).toContain('kloud-tui list');
+			expect([...packages].sort()).toEqual(['kloud']);
+		}
+	});
+
+	it.each([
+		[['list']],
+		[['hosts', '--json']],
+		[['stop', 'vm-abcdefgh', '--host', 'startup-a']],
+		[['start', '--image', 'no-such-image', '--host', 'startup-a', '--timeout', '5']],
+	])('`kloud-tui %s` talks to the broker without loading Ink or React', async args => {
+		const {packages, code} = await loadedPackages(CLI_BIN, [...args, '--amqp', cloud.amqpUrl, '--namespace', cloud.namespace]);
+		// list and hosts succeed; the stop and start are answered (unknown VM, unknown image): all of them reached the agent
+		expect(code).toBe(args[0] === 'list' || args[0] === 'hosts' ? 0 : 1);
+		expect(packages.has('amqplib')).toBe(true);
+		expect(packages.has('zod')).toBe(true);
+		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual([]);
+	});
+
+	it('the recorder sees the TUI where it is loaded (the check above can fail)', async () => {
+		const script = join(dir, 'import-tui.mjs');
+		const chunk = Object.keys(meta.outputs).find(output => /^dist\/bin\/tui-[\w-]+\.js$/.test(output));
+		expect(chunk).toBeDefined();
+		await import('node:fs/promises').then(async fs => fs.writeFile(script, `await import(${JSON.stringify(join(ROOT, chunk!))});\n`));
+		const {packages} = await loadedPackages(script, []);
+		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual(TUI_PACKAGES);
+	});
+});
