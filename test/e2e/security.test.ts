@@ -38,7 +38,8 @@ beforeAll(async () => {
 	[alice, bob, carol, agentUser] = await Promise.all([createTenant(cloud.namespace, 'alice'), createTenant(cloud.namespace, 'bob'), createTenant(cloud.namespace, 'carol'), createAgentUser('sec')]);
 	// The agent runs as its own user (an admin); carol is made an admin by name.
 	agent = await cloud.startAgent(`sec-${TAG}`, ['--start-paused', '--tenants', '--admins', `${carol.name},someone-else`], {amqpUrl: agentUser.url});
-});
+	// Fourteen rabbitmqctl calls (each starts an Erlang VM, ≈ 1 s of CPU): slow on a loaded box.
+}, 120_000);
 
 afterAll(async () => {
 	await Promise.all(clients.map(async client => client.close()));
