@@ -17,6 +17,7 @@ import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES} from './lo
 import {readLogTail, rotateLog} from './log-files.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
+import {qemuNetns} from './qemu-netns.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
 import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
@@ -656,7 +657,9 @@ export class Agent {
 
 			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: this.config.startPaused ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
 			const {netns} = this.#network.config;
-			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...(netns === undefined ? {} : {netns})});
+			// A user-mode guest's connections are QEMU's own: they leave from an empty namespace (qemu-netns.ts).
+			const where = qemuNetns(network, {...(netns === undefined ? {} : {netns}), canUnshare: process.getuid?.() === 0});
+			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...where});
 			spawned = {pid: child.pid, startTime: child.startTime};
 			this.#pids.set(id, spawned);
 			void child.exited.then(exit => this.onExit(id, child.pid, `${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`}`));

@@ -9,8 +9,8 @@ import {readFileSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
-import {urlUser} from '../source/broker/connection.js';
 import {pino} from 'pino';
+import {urlUser} from '../source/broker/connection.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES, logMaxBytes} from './log-cap.js';
@@ -59,7 +59,7 @@ const cli = meow(
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
-	                        acts on its own VMs only [KLOUD_TENANTS=1]
+	                        acts on its own VMs only; needs a broker user other than guest [KLOUD_TENANTS=1]
 	  --admins U1,U2        users who see and act on every VM (the agent's own user always does)
 	  --runas USER          run QEMU as this unprivileged user (QEMU's -runas)
 	  --ca FILE             CA certificate(s) to trust for amqps:// (PEM)
@@ -163,6 +163,12 @@ for (const checked of [consoleLogMax, dnsmasqLogMax]) {
 
 if (flags.tenants && flags.tutorialCompat) {
 	fail('--tutorial-compat cannot go with --tenants: the tutorial\'s messages carry no user');
+}
+
+// guest/guest is every broker's well-known login with every right: whoever reaches the broker
+// (a local process, a guest through a leak) would be an agent, and agents are the admins.
+if (flags.tenants && urlUser(flags.amqp) === 'guest') {
+	fail('--tenants needs a broker user of the agents\' own, not "guest" (the well-known default login, with every right): create one as the README\'s recipe shows ("Tenants: the RabbitMQ permission recipe") and give it with --amqp or KLOUD_AMQP_URL (amqp://USER:PASSWORD@HOST)');
 }
 
 if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {

@@ -116,7 +116,9 @@ function nicArgs(nic: NicSpec | undefined): string[] {
 	}
 
 	// script=no: the agent made and bridged the TAP already; QEMU must not run /etc/qemu-ifup.
-	const netdev = nic.kind === 'tap' ? `tap,id=net0,ifname=${nic.ifname},script=no,downscript=no` : 'user,id=net0';
+	// restrict=on: slirp answers the guest's DHCP and refuses every connection it would otherwise make
+	// for the guest, above all to 10.0.2.2, which is the host's 127.0.0.1 (the broker). No way out.
+	const netdev = nic.kind === 'tap' ? `tap,id=net0,ifname=${nic.ifname},script=no,downscript=no` : 'user,id=net0,restrict=on';
 	return ['-netdev', netdev, '-device', `virtio-net-pci,netdev=net0,mac=${nic.mac}`];
 }
 

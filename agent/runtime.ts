@@ -10,6 +10,7 @@ import {execa} from 'execa';
 import psList from 'ps-list';
 import {parseProcStat} from './proc-stat.js';
 import {QEMU_BINARY} from './qemu-args.js';
+import {qemuCommand, type QemuNetns} from './qemu-netns.js';
 
 /** One row of the process table. */
 export type ProcessRow = {
@@ -44,16 +45,14 @@ export type SpawnedProcess = {
 	readonly exited: Promise<ProcessExit>;
 };
 
-/** Options of `spawnQemu`. */
-export type SpawnQemuOptions = {
+/**
+ * Options of `spawnQemu`. `netns`: run QEMU inside this network namespace, as `ip netns exec NAME
+ * qemu-system-x86_64 …`; `hasOwnNetns`: in a fresh empty one (`unshare --net`). Both exec QEMU in
+ * place, so the pid, the process name and the command line discovery reads are QEMU's own.
+ */
+export type SpawnQemuOptions = QemuNetns & {
 	/** File that QEMU's stdout and stderr are appended to. */
 	readonly logPath: string;
-	/**
-	 * Run QEMU inside this network namespace, as `ip netns exec NAME qemu-system-x86_64 …`: `ip`
-	 * enters the namespace and execs QEMU in place, so the pid, the process name and the command
-	 * line discovery reads are QEMU's own.
-	 */
-	readonly netns?: string;
 };
 
 /** What a command printed. */
@@ -210,8 +209,8 @@ function spawnQemu(args: readonly string[], options: SpawnQemuOptions): SpawnedP
 	const logFd = openSync(options.logPath, 'a') as 3;
 	const subprocess = (() => {
 		try {
-			const [file, argv] = options.netns === undefined ? [QEMU_BINARY, args] : ['ip', ['netns', 'exec', options.netns, QEMU_BINARY, ...args]];
-			return execa(file, argv, {
+			const command = qemuCommand(args, options);
+			return execa(command.file, command.args, {
 				// Own session and process group: a signal to the agent's group or terminal spares the VM.
 				detached: true,
 				// execa would otherwise kill the VM when the agent exits.

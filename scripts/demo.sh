@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The demo: a three-host kloud on this machine. Builds the demo image once (cached in .kloud/images),
-# starts RabbitMQ if it is not running, starts agents host-a, host-b and host-c (own state dirs,
-# QEMU user-mode networking: nothing on this machine's network changes) in a namespace of their own,
+# starts RabbitMQ if it is not running, makes two broker users of its own (never guest), starts agents
+# host-a, host-b and host-c (own state dirs, tenants mode, QEMU user-mode networking: nothing on this
+# machine's network changes, and no guest can reach the host) in a namespace of their own,
 # boots demo VMs (one with user-data), shows the CLI at work, then opens kloud-tui. When it ends (q,
-# Ctrl-C, an error) it stops the demo VMs and the agents and removes its state and broker topology.
+# Ctrl-C, an error) it stops the demo VMs and the agents and removes its state, broker topology and users.
 #
 #   npm run demo                  the walk-through, then kloud-tui (without a terminal: the list)
 #   npm run demo -- --check       non-interactive: stack up, one VM booted with user-data and listed
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 is_check=false
 for arg in "$@"; do
 	case $arg in
@@ -23,10 +24,11 @@ for arg in "$@"; do
 done
 
 NS=${KLOUD_NAMESPACE:-kloud-demo}
-AMQP=${KLOUD_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}
+# This machine's broker, the one rabbitmqctl manages: the demo makes its users there.
+BROKER=127.0.0.1:5672
 IMAGES=${KLOUD_DEMO_IMAGES:-$REPO/.kloud/images}
 HOSTS=(host-a host-b host-c)
-export KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$AMQP
+export KLOUD_NAMESPACE=$NS
 AGENT=(node "$REPO/dist/agent/cli.js")
 TUI=(node "$REPO/dist/bin/kloud-tui.js")
 
@@ -62,6 +64,8 @@ fi
 
 # ---- teardown: runs on every way out (q, Ctrl-C, an error) ----
 WORK=''
+AMQP=''
+users=()
 started_broker=false
 is_cleaned=false
 cleanup() {
@@ -108,34 +112,61 @@ cleanup() {
 		node scripts/demo-broker.mjs clean "$AMQP" "$NS" || step "could not remove the broker's $NS.* exchanges and queue"
 		rm -rf "$WORK"
 	fi
+	if [ ${#users[@]} -gt 0 ]; then
+		step "deleting the broker users ${users[*]}"
+		local user deletes=()
+		for user in "${users[@]}"; do
+			{ rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || step "could not delete the broker user $user"; } &
+			deletes+=($!)
+		done
+		wait "${deletes[@]}"
+	fi
 	if $started_broker; then
 		step 'stopping RabbitMQ (the demo started it)'
 		rabbitmqctl -q stop >/dev/null 2>&1
 	fi
 	if [ "$status" -eq 0 ]; then
-		step "done: agents, VMs, state and broker topology removed (the demo image stays cached in $IMAGES)"
+		step "done: agents, VMs, state, broker topology and users removed (the demo image stays cached in $IMAGES)"
 	else
-		step "ended with status $status; agents, VMs, state and broker topology removed"
+		step "ended with status $status; agents, VMs, state, broker topology and users removed"
 	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- the broker ----
-if ! node scripts/demo-broker.mjs probe "$AMQP" 2>/dev/null; then
-	case $AMQP in
-	amqp://*@127.0.0.1:* | amqp://*@localhost:* | amqp://127.0.0.1* | amqp://localhost*) ;;
-	*) die "cannot reach the broker at $AMQP" ;;
-	esac
-	command -v rabbitmq-server >/dev/null || die 'RabbitMQ is not installed. Run: ./scripts/setup.sh && npm run demo'
-	[ "$(id -u)" -eq 0 ] || die 'RabbitMQ is not running. Run as root: rabbitmq-server -detached   (or: sudo ./scripts/setup.sh), then: npm run demo'
+# ---- the broker, and users of the demo's own ----
+command -v rabbitmqctl >/dev/null || die 'RabbitMQ is not installed. Run: ./scripts/setup.sh && npm run demo'
+[ "$(id -u)" -eq 0 ] || die 'the demo makes its own broker users with rabbitmqctl (never guest/guest): run it as root (sudo npm run demo)'
+if ! (exec 3<>"/dev/tcp/${BROKER%:*}/${BROKER#*:}") 2>/dev/null; then
 	step 'starting RabbitMQ (it will be stopped again at the end)'
 	rabbitmq-server -detached >/dev/null 2>&1 || true
 	started_broker=true
 	rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || die 'RabbitMQ did not start: see /var/log/rabbitmq/'
-	node scripts/demo-broker.mjs probe "$AMQP" || die "RabbitMQ runs but $AMQP does not answer"
 fi
+# guest/guest is every broker's well-known login: the agents (tenants mode refuses it) and the
+# walk-through's operator (an admin of the agents) each get a user of their own, NS-KIND-XXXXXX with
+# a random password and every right on the vhost. Listed for the teardown before they exist, so they
+# never outlive the demo; made side by side (each rabbitmqctl call starts an Erlang VM).
+hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+AGENT_USER=$NS-agent-$(hex 3) OPS_USER=$NS-ops-$(hex 3)
+AGENT_PASSWORD=$(hex 18) OPS_PASSWORD=$(hex 18)
+users=("$AGENT_USER" "$OPS_USER")
+add_user() { rabbitmqctl -q add_user "$1" "$2" >/dev/null && rabbitmqctl -q set_permissions -p / "$1" '.*' '.*' '.*' >/dev/null; }
+add_user "$AGENT_USER" "$AGENT_PASSWORD" &
+agent_adding=$!
+add_user "$OPS_USER" "$OPS_PASSWORD" &
+ops_adding=$!
+failed=0
+wait "$agent_adding" || failed=1
+wait "$ops_adding" || failed=1
+[ "$failed" -eq 0 ] || die "could not make the broker users ${users[*]}"
+AGENT_AMQP=amqp://$AGENT_USER:$AGENT_PASSWORD@$BROKER
+OPS_AMQP=amqp://$OPS_USER:$OPS_PASSWORD@$BROKER
+step "broker users ${users[*]} (the agents, and you: an admin of theirs; deleted at the end)"
+AMQP=$OPS_AMQP
+export KLOUD_AMQP_URL=$OPS_AMQP
+node scripts/demo-broker.mjs probe "$AMQP" || die "RabbitMQ runs but does not let the demo's user $OPS_USER in at $BROKER"
 
 # ---- the demo image ----
 if [ -n "${KLOUD_DEMO_IMAGE:-}" ]; then
@@ -163,9 +194,10 @@ step "starting agents ${HOSTS[*]} in namespace $NS (state and logs in $WORK)"
 for host in "${HOSTS[@]}"; do
 	# Own session (setsid): Ctrl-C in this terminal must not stop the agents before they stop their VMs.
 	# The pid file holds the agent's pid whether or not setsid had to fork.
-	setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$WORK/$host.pid" \
+	# The agents' broker URL (with its password) goes in the environment, not on a command line.
+	KLOUD_AMQP_URL=$AGENT_AMQP setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$WORK/$host.pid" \
 		"${AGENT[@]}" --host-id "$host" --images "$IMAGES" --state-dir "$WORK/$host" \
-		--network-default user --memory 128 --max-vms 4 --grace 20 --heartbeat 2 \
+		--tenants --admins "$OPS_USER" --network-default user --memory 128 --max-vms 4 --grace 20 --heartbeat 2 \
 		</dev/null >"$WORK/$host.log" 2>&1 &
 done
 for host in "${HOSTS[@]}"; do
@@ -183,7 +215,7 @@ for _ in $(seq 50); do
 	[ "$(tui hosts --json --timeout 2 2>/dev/null | json 'd => d.length')" = "${#HOSTS[@]}" ] && break
 	sleep 0.2
 done
-step "from another terminal: KLOUD_NAMESPACE=$NS node dist/bin/kloud-tui.js list"
+step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP node dist/bin/kloud-tui.js list"
 
 show hosts
 tui hosts

@@ -61,7 +61,7 @@ describe('qemuArgs', () => {
 		{
 			name: 'a virtio NIC on QEMU\'s user-mode network',
 			spec: spec({nic: {kind: 'user', mac: '52:54:00:12:34:56'}}),
-			expected: {'-netdev': 'user,id=net0', '-device': 'virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56'},
+			expected: {'-netdev': 'user,id=net0,restrict=on', '-device': 'virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56'},
 		},
 	];
 

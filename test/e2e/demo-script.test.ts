@@ -9,7 +9,7 @@ import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, exchangeExists, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
+import {brokerUsersStartingWith, exchangeExists, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
 import {demoImage} from '../helpers/demo-image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -33,7 +33,7 @@ describe('npm run demo -- --check', () => {
 		const child = spawn('bash', ['scripts/demo.sh', '--check'], {
 			cwd: ROOT,
 			stdio: ['ignore', 'pipe', 'pipe'],
-			env: {...process.env, KLOUD_NAMESPACE: namespace, KLOUD_AMQP_URL: AMQP_URL, KLOUD_DEMO_IMAGE: imagePath, NO_COLOR: '1'},
+			env: {...process.env, KLOUD_NAMESPACE: namespace, KLOUD_DEMO_IMAGE: imagePath, NO_COLOR: '1'},
 		});
 		let output = '';
 		child.stdout.on('data', (chunk: Buffer) => {
@@ -51,6 +51,10 @@ describe('npm run demo -- --check', () => {
 
 		expect(code, output).toBe(0);
 		expect(output).toMatch(/starting agents host-a host-b host-c in namespace test-demo-/);
+		// Broker users of its own, never guest: the agents' and the operator's, deleted at the end.
+		const users = /broker users (\S+) (\S+) \(the agents/.exec(output)?.slice(1);
+		expect(users, output).toEqual([expect.stringMatching(new RegExp(`^${namespace}-agent-[0-9a-f]{6}$`)), expect.stringMatching(new RegExp(`^${namespace}-ops-[0-9a-f]{6}$`))]);
+		expect(output).toContain(`deleting the broker users ${users!.join(' ')}`);
 		expect(output).toMatch(/^host-a\s+up/m);
 		expect(output).toMatch(/^host-c\s+up/m);
 		const id = /started (vm-[a-z]{8}) on host-[abc]/.exec(output)?.[1];
@@ -59,7 +63,7 @@ describe('npm run demo -- --check', () => {
 		expect(output).toMatch(new RegExp(`^hello from user-data on ${id}: kernel `, 'm'));
 		expect(output).toContain('"exit":"powered off"');
 		expect(output).toContain('check passed');
-		expect(output).toMatch(/\[demo\] done: agents, VMs, state and broker topology removed/);
+		expect(output).toMatch(/\[demo\] done: agents, VMs, state, broker topology and users removed/);
 
 		// Nothing left: state dir, agents, QEMU, the namespace's exchanges.
 		const work = /state and logs in (\/tmp\/kloud-demo\.\w+)/.exec(output)?.[1];
@@ -70,5 +74,6 @@ describe('npm run demo -- --check', () => {
 		expect(await pidsMentioning(`${work}/`)).toEqual([]);
 		expect(await exchangeExists(`${namespace}.commands`)).toBe(false);
 		expect(await exchangeExists(`${namespace}.events`)).toBe(false);
+		expect(await brokerUsersStartingWith(`${namespace}-`)).toEqual([]);
 	}, TIMEOUT_MS + 30_000);
 });

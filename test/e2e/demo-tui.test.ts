@@ -8,7 +8,7 @@ import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, exchangeExists, pidByName, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
+import {brokerUsersStartingWith, exchangeExists, pidByName, pidsMentioning, removeDemoLeftovers} from '../helpers/cloud.js';
 import {demoImage} from '../helpers/demo-image.js';
 import {openTerminal, type Terminal} from '../helpers/tmux.js';
 
@@ -21,7 +21,7 @@ let terminal: Terminal | undefined;
 beforeAll(async () => {
 	const image = await demoImage();
 	// As a user types it; CI=1 because CI runners export it and the TUI must still render live.
-	const command = `cd ${ROOT} && CI=1 KLOUD_NAMESPACE=${namespace} KLOUD_AMQP_URL=${AMQP_URL} KLOUD_DEMO_IMAGE=${image.path} npm run --silent demo; echo DEMO-EXITED=$?; sleep 600`;
+	const command = `cd ${ROOT} && CI=1 KLOUD_NAMESPACE=${namespace} KLOUD_DEMO_IMAGE=${image.path} npm run --silent demo; echo DEMO-EXITED=$?; sleep 600`;
 	terminal = await openTerminal(command, {width: 100, height: 30});
 }, 300_000);
 
@@ -69,10 +69,11 @@ describe('npm run demo in a terminal', () => {
 		await term.keys('q');
 		const after = await term.waitForScreen(text => text.includes('DEMO-EXITED='), 'the demo to end', 120_000);
 		expect(after).toContain('DEMO-EXITED=0');
-		expect(after).toMatch(/\[demo\] done: agents, VMs, state and broker topology removed/);
+		expect(after).toMatch(/\[demo\] done: agents, VMs, state, broker topology and users removed/);
 		expect(existsSync(work)).toBe(false);
 		expect(await pidsMentioning(`--namespace ${namespace}`)).toEqual([]);
 		expect(await pidsMentioning(`${work}/`)).toEqual([]);
 		expect(await exchangeExists(`${namespace}.commands`)).toBe(false);
+		expect(await brokerUsersStartingWith(`${namespace}-`)).toEqual([]);
 	}, 420_000);
 });

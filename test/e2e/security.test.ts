@@ -13,7 +13,7 @@ import amqp, {type ConsumeMessage} from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
 import type {KloudEvent, Vm} from '../../source/protocol/index.js';
-import {AGENT_BIN, CLI_BIN, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AGENT_BIN, CLI_BIN, createAgentUser, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 
 const execFileAsync = promisify(execFile);
 const TAG = randomBytes(2).toString('hex');
@@ -22,26 +22,29 @@ let agent: AgentHandle;
 let alice: Tenant;
 let bob: Tenant;
 let carol: Tenant;
+/** The agents' own broker user (full rights on the vhost): a `--tenants` agent refuses `guest`. */
+let agentUser: Tenant;
 const clients: KloudClient[] = [];
 
-async function connect(tenant: Tenant | undefined, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
-	const name = `kloud-test-security@${tenant?.name ?? 'guest'}-${TAG}`;
-	const client = await KloudClient.connect({url: tenant?.url ?? cloud.amqpUrl, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+async function connect(tenant: Tenant, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
+	const name = `kloud-test-security@${tenant.name}-${TAG}`;
+	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
 	clients.push(client);
 	return client;
 }
 
 beforeAll(async () => {
 	cloud = await createCloud('sec');
-	[alice, bob, carol] = await Promise.all([createTenant(cloud.namespace, 'alice'), createTenant(cloud.namespace, 'bob'), createTenant(cloud.namespace, 'carol')]);
-	// The agent runs as guest (its own user: an admin); carol is made an admin by name.
-	agent = await cloud.startAgent(`sec-${TAG}`, ['--start-paused', '--tenants', '--admins', `${carol.name},someone-else`]);
-});
+	[alice, bob, carol, agentUser] = await Promise.all([createTenant(cloud.namespace, 'alice'), createTenant(cloud.namespace, 'bob'), createTenant(cloud.namespace, 'carol'), createAgentUser('sec')]);
+	// The agent runs as its own user (an admin); carol is made an admin by name.
+	agent = await cloud.startAgent(`sec-${TAG}`, ['--start-paused', '--tenants', '--admins', `${carol.name},someone-else`], {amqpUrl: agentUser.url});
+	// Fourteen rabbitmqctl calls (each starts an Erlang VM, ≈ 1 s of CPU): slow on a loaded box.
+}, 120_000);
 
 afterAll(async () => {
 	await Promise.all(clients.map(async client => client.close()));
 	await cloud?.cleanup();
-	await Promise.all([alice, bob, carol].map(async tenant => tenant?.remove()));
+	await Promise.all([alice, bob, carol, agentUser].map(async tenant => tenant?.remove()));
 });
 
 async function failure(promise: Promise<unknown>): Promise<KloudRequestError> {
@@ -57,7 +60,7 @@ const ids = (vms: readonly Vm[]) => vms.map(vm => vm.id).sort();
 
 describe('tenants', () => {
 	it('each tenant lists, stops and reads only its own VMs; admins see and act on all', async () => {
-		const [asAlice, asBob, asCarol, asGuest] = await Promise.all([connect(alice), connect(bob), connect(carol), connect(undefined)]);
+		const [asAlice, asBob, asCarol, asAgentUser] = await Promise.all([connect(alice), connect(bob), connect(carol), connect(agentUser)]);
 		const list = async (client: KloudClient) => (await client.list({timeoutMs: 3000})).replies.flatMap(snapshot => snapshot.vms);
 		const [a1, b1] = await Promise.all([asAlice.start({image: 'blank'}, {timeoutMs: 20_000}), asBob.start({image: 'blank'}, {timeoutMs: 20_000})]);
 		expect(a1.owner).toBe(alice.name);
@@ -66,7 +69,7 @@ describe('tenants', () => {
 		expect(ids(await list(asAlice))).toEqual([a1.id]);
 		expect(ids(await list(asBob))).toEqual([b1.id]);
 		expect(ids(await list(asCarol))).toEqual(ids([a1, b1]));
-		expect(ids(await list(asGuest))).toEqual(ids([a1, b1]));
+		expect(ids(await list(asAgentUser))).toEqual(ids([a1, b1]));
 
 		// Bob cannot find alice's VM, and sent straight to its host, his stop, kill and console are refused.
 		const notFound = await failure(asBob.stop(a1.id, {kill: true, timeoutMs: 3000}));
@@ -95,10 +98,10 @@ describe('tenants', () => {
 		// A stopped VM stays its owner's: bob cannot stop alice's again either.
 		expect((await failure(asBob.stop(a1.id, {host: agent.hostId, kill: true, timeoutMs: 3000}))).code).toBe('forbidden');
 		for (const vm of [a2, b2]) {
-			await asGuest.stop(vm.id, {kill: true, timeoutMs: 5000});
+			await asAgentUser.stop(vm.id, {kill: true, timeoutMs: 5000});
 		}
 
-		expect(await list(asGuest)).toEqual([]);
+		expect(await list(asAgentUser)).toEqual([]);
 	});
 
 	it('pushes a tenant the events of its own VMs only (the broker refuses it the others\')', async () => {
@@ -117,7 +120,7 @@ describe('tenants', () => {
 	});
 
 	it('refuses a request without a user id, and the broker refuses a forged one (406)', async () => {
-		const connection = await amqp.connect(cloud.amqpUrl);
+		const connection = await amqp.connect(alice.url);
 		try {
 			const channel = await connection.createChannel();
 			const answers: Array<Record<string, unknown>> = [];
@@ -174,8 +177,8 @@ describe('tenants', () => {
 
 describe('least privilege on the host', () => {
 	it('runs QEMU under seccomp, keeps every state file private, and drops QEMU to --runas', async () => {
-		const asGuest = await connect(undefined);
-		const vm = await asGuest.start({image: 'blank'}, {timeoutMs: 20_000});
+		const asAgentUser = await connect(agentUser);
+		const vm = await asAgentUser.start({image: 'blank'}, {timeoutMs: 20_000});
 		const status = await readFile(`/proc/${vm.pid}/status`, 'utf8');
 		// 2: seccomp filter mode.
 		expect(status).toMatch(/^Seccomp:\s+2$/m);
@@ -198,14 +201,14 @@ describe('least privilege on the host', () => {
 		const files = Object.keys(modes).map(name => name.replace(vm.id, 'VM'));
 		expect(files).toEqual(expect.arrayContaining(['./VM/disk.qcow2', './VM/console.log', './VM/qmp.sock', './VM/qemu.pid', './VM/vm.json']));
 		expect(Object.entries(modes).filter(([, mode]) => (Number.parseInt(mode, 8) & 0o077) !== 0)).toEqual([]);
-		await asGuest.stop(vm.id, {kill: true, timeoutMs: 5000});
+		await asAgentUser.stop(vm.id, {kill: true, timeoutMs: 5000});
 
 		// With --runas, QEMU opens everything as root, then runs the guest as that user.
 		const runas = await cloud.startAgent(`sec-run-${TAG}`, ['--start-paused', '--runas', 'nobody']);
-		const dropped = await asGuest.start({image: 'blank', host: runas.hostId}, {timeoutMs: 20_000});
+		const dropped = await asAgentUser.start({image: 'blank', host: runas.hostId}, {timeoutMs: 20_000});
 		const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(await readFile(`/proc/${dropped.pid}/status`, 'utf8'));
 		expect(uid?.slice(1)).toEqual(['65534', '65534']);
-		expect(await asGuest.stop(dropped.id, {host: runas.hostId, graceSeconds: 0, timeoutMs: 5000})).toMatchObject({state: 'stopped'});
+		expect(await asAgentUser.stop(dropped.id, {host: runas.hostId, graceSeconds: 0, timeoutMs: 5000})).toMatchObject({state: 'stopped'});
 		expect(await qemuPidsUnder(runas.stateDir)).toEqual([]);
 		await runas.stop();
 	});

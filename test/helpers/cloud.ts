@@ -34,7 +34,8 @@ export type Cloud = {
 	readonly amqpUrl: string;
 	readonly dir: string;
 	readonly imagesDir: string;
-	startAgent(hostId: string, extra?: readonly string[]): Promise<AgentHandle>;
+	/** `options.amqpUrl`: the agent logs in as another user than the cloud's (an agent user, see `createAgentUser`). */
+	startAgent(hostId: string, extra?: readonly string[], options?: {readonly amqpUrl?: string}): Promise<AgentHandle>;
 	cli(args: readonly string[]): Promise<CliResult>;
 	cliJson<T = any>(args: readonly string[]): Promise<T>;
 	cleanup(): Promise<void>;
@@ -50,12 +51,12 @@ export async function createCloud(label: string, options: {readonly amqpUrl?: st
 	await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(imagesDir, 'blank.qcow2'), '64M']);
 	const agents: AgentHandle[] = [];
 
-	const startAgent = async (hostId: string, extra: readonly string[] = []): Promise<AgentHandle> => {
+	const startAgent = async (hostId: string, extra: readonly string[] = [], options: {readonly amqpUrl?: string} = {}): Promise<AgentHandle> => {
 		const stateDir = join(dir, hostId);
 		const child = spawn(
 			process.execPath,
 			[
-				AGENT_BIN, '--amqp', amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', imagesDir, '--state-dir', stateDir, '--grace', '3', '--log-level', 'debug',
+				AGENT_BIN, '--amqp', options.amqpUrl ?? amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', imagesDir, '--state-dir', stateDir, '--grace', '3', '--log-level', 'debug',
 				...(extra.includes('--heartbeat') ? [] : ['--heartbeat', '1']),
 				// The agent's default network is `private`, which builds a bridge, NAT and dnsmasq: only in
 				// a namespace of the test's own (`--netns`), never on the machine running the tests.
@@ -247,24 +248,17 @@ export async function closeConnections(connectionName: string): Promise<number> 
 
 export type Tenant = {readonly name: string; readonly url: string; remove(): Promise<void>};
 
-/**
- * A RabbitMQ user set up as a tenant of `namespace` with the README's permission recipe: it may
- * publish requests and read its replies and its own VMs' events, but not declare, delete or
- * consume the namespace's queues, publish events, or bind another tenant's VM events.
- */
-export async function createTenant(namespace: string, label: string, options: {readonly amqpUrl?: string; readonly name?: string} = {}): Promise<Tenant> {
-	const name = options.name ?? `kt-${randomBytes(3).toString('hex')}-${label}`;
+/** A RabbitMQ user with a random name (or `options.name`) and password, given its permissions by `grant`; deleted by `remove()`. */
+async function createBrokerUser(prefix: string, label: string, grant: (name: string) => Promise<void>, options: {readonly amqpUrl?: string; readonly name?: string}): Promise<Tenant> {
+	const name = options.name ?? `${prefix}-${randomBytes(3).toString('hex')}-${label}`;
 	const password = randomBytes(12).toString('hex');
-	const ns = namespace.replaceAll('.', '\\.');
 	await run('rabbitmqctl', ['-q', 'add_user', name, password]);
 	const remove = async () => {
 		await run('rabbitmqctl', ['-q', 'delete_user', name]).catch(() => {});
 	};
 
 	try {
-		await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, '^amq\\.gen-.*$', `^(amq\\.gen-.*|${ns}\\.commands|amq\\.default)$`, `^(amq\\.gen-.*|${ns}\\.events|amq\\.rabbitmq\\.reply-to)$`]);
-		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.commands`, '^(all|host\\..+)$', '^$']);
-		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.events`, '^$', '^(host\\..*|vm\\.[^.]+\\.{username}\\..*)$']);
+		await grant(name);
 	} catch (error) {
 		await remove();
 		throw error;
@@ -274,6 +268,35 @@ export async function createTenant(namespace: string, label: string, options: {r
 	url.username = name;
 	url.password = password;
 	return {name, url: url.toString(), remove};
+}
+
+/**
+ * A RabbitMQ user set up as a tenant of `namespace` with the README's permission recipe: it may
+ * publish requests and read its replies and its own VMs' events, but not declare, delete or
+ * consume the namespace's queues, publish events, or bind another tenant's VM events.
+ */
+/**
+ * A RabbitMQ user set up as a tenant of `namespace` with the README's permission recipe: it may
+ * publish requests and read its replies and its own VMs' events, but not declare, delete or
+ * consume the namespace's queues, publish events, or bind another tenant's VM events.
+ */
+export async function createTenant(namespace: string, label: string, options: {readonly amqpUrl?: string; readonly name?: string} = {}): Promise<Tenant> {
+	const ns = namespace.replaceAll('.', '\\.');
+	return createBrokerUser('kt', label, async name => {
+		await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, '^amq\\.gen-.*$', `^(amq\\.gen-.*|${ns}\\.commands|amq\\.default)$`, `^(amq\\.gen-.*|${ns}\\.events|amq\\.rabbitmq\\.reply-to)$`]);
+		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.commands`, '^(all|host\\..+)$', '^$']);
+		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.events`, '^$', '^(host\\..*|vm\\.[^.]+\\.{username}\\..*)$']);
+	}, options);
+}
+
+/**
+ * A RabbitMQ user for agents, as the README's recipe makes one: full rights on the vhost (agents
+ * declare the namespace). A `--tenants` agent refuses to run as `guest`, so tests give it one of these.
+ */
+export async function createAgentUser(label: string, options: {readonly amqpUrl?: string} = {}): Promise<Tenant> {
+	return createBrokerUser('ka', label, async name => {
+		await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, '.*', '.*', '.*']);
+	}, options);
 }
 
 /**
@@ -324,9 +347,15 @@ export async function exchangeExists(name: string): Promise<boolean> {
 	}
 }
 
+/** The broker users whose names start with `prefix` (the demo names its users `<namespace>-<kind>-<hex>`). */
+export async function brokerUsersStartingWith(prefix: string): Promise<string[]> {
+	const {stdout} = await run('rabbitmqctl', ['-q', 'list_users']);
+	return stdout.split('\n').map(line => line.split('\t')[0] ?? '').filter(name => name.startsWith(prefix));
+}
+
 /**
  * What a demo run left behind if it failed to clean up after itself: its agents (their title names
- * the namespace), its VMs' QEMU and state under `workDir` (when known), and its broker topology.
+ * the namespace), its VMs' QEMU and state under `workDir` (when known), its broker topology and users.
  */
 export async function removeDemoLeftovers(namespace: string, workDir: string | undefined): Promise<void> {
 	for (const pid of await pidsMentioning(`--namespace ${namespace}`)) {
@@ -339,4 +368,7 @@ export async function removeDemoLeftovers(namespace: string, workDir: string | u
 	}
 
 	await deleteNamespace(namespace);
+	for (const user of await brokerUsersStartingWith(`${namespace}-`)) {
+		await run('rabbitmqctl', ['-q', 'delete_user', user]).catch(() => {});
+	}
 }
