@@ -6,7 +6,7 @@ import {readFile, stat} from 'node:fs/promises';
 import meow from 'meow';
 import {KloudRequestError, type KloudClient} from './broker/client.js';
 import {connectOperator} from './operator.js';
-import type {TlsOptions} from './broker/connection.js';
+import {urlUser, type TlsOptions} from './broker/connection.js';
 import {runTui} from './tui.js';
 import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from './commands.js';
 import {
@@ -19,6 +19,7 @@ import {
 	MAX_SSH_KEYS,
 	MAX_USER_DATA_BYTES,
 	networkModeSchema,
+	parseAgentUsers,
 	sshKeySchema,
 	vmIdSchema,
 } from './protocol/index.js';
@@ -46,6 +47,8 @@ const cli = meow(
 	  --json             machine-readable output on stdout
 	  --ca FILE          CA certificate(s) to trust for an amqps:// URL (PEM)
 	  --cert FILE        client certificate for amqps:// (PEM), with --key FILE
+	  --agent-users U1,U2  RabbitMQ users whose events (heartbeats, VM events) count
+	                     [KLOUD_AGENT_USERS] (default: your own user; a tenant names the agents')
 
 	Start options
 	  --user-data FILE   given to the guest in its NoCloud seed (at most 64 KiB): the demo
@@ -75,6 +78,7 @@ const cli = meow(
 			ca: {type: 'string'},
 			cert: {type: 'string'},
 			key: {type: 'string'},
+			agentUsers: {type: 'string', default: process.env.KLOUD_AGENT_USERS ?? ''},
 		},
 	},
 );
@@ -150,6 +154,11 @@ async function readSshKeys(paths: readonly string[]): Promise<string[]> {
 	return keys;
 }
 
+/** `--agent-users U1,U2` as a list; none given: the user of the broker URL. */
+function agentUsers(flags: {readonly agentUsers: string; readonly amqp: string}): string[] {
+	return [...parseAgentUsers(flags.agentUsers, urlUser(flags.amqp))];
+}
+
 function positiveInteger(name: string, value: number | undefined): number | undefined {
 	if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
 		throw new UsageError(`invalid --${name} ${value}: must be a whole number ≥ 1`);
@@ -204,7 +213,7 @@ async function run(): Promise<Output | undefined> {
 		}
 
 		const tls = tlsOptions(flags);
-		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, ...(tls ? {tls} : {})});
+		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
 		return undefined;
 	}
 
@@ -296,7 +305,7 @@ async function run(): Promise<Output | undefined> {
 	}
 
 	const tls = tlsOptions(flags);
-	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, ...(tls ? {tls} : {})});
+	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
 	try {
 		return await action(client);
 	} finally {
