@@ -90,6 +90,8 @@ export type AgentEndpointOptions = {
 	readonly log: Logger;
 };
 
+type ParsedRequest = ReturnType<typeof parseRequest>;
+
 /** Replies go only to Direct Reply-To addresses: a request cannot make an agent publish into a queue of its choosing. */
 const REPLY_ADDRESS_PREFIX = 'amq.rabbitmq.reply-to.';
 
@@ -306,8 +308,9 @@ export class AgentEndpoint {
 		}
 
 		this.#inFlight++;
+		const parsed = parseRequest(message.content);
 		const serve = async () =>
-			this.serve(channel, message, via)
+			this.serve(channel, message, via, parsed)
 				.catch((error: unknown) => this.#options.log.error({err: error}, 'request handling failed'))
 				.finally(() => {
 					this.#inFlight--;
@@ -315,7 +318,8 @@ export class AgentEndpoint {
 						this.#drained?.();
 					}
 				});
-		if (via === 'work') {
+		// A malformed message is answered at once (no handler runs): only real work waits in a lane.
+		if (via === 'work' || !parsed.ok) {
 			void serve();
 			return;
 		}
@@ -325,18 +329,17 @@ export class AgentEndpoint {
 		const sender = typeof userId === 'string' ? userId : '';
 		if (!this.#lanes.submit(sender, serve)) {
 			this.#inFlight--;
-			void this.refuseBusy(channel, message, sender);
+			void this.refuseBusy(channel, message, sender, parsed.value);
 		}
 	}
 
 	/** Answers a request over its sender's share with `busy` (it is not lost: the sender hears why). */
-	private async refuseBusy(channel: Channel, message: ConsumeMessage, sender: string): Promise<void> {
+	private async refuseBusy(channel: Channel, message: ConsumeMessage, sender: string, request: Request): Promise<void> {
 		const {replyTo, correlationId} = message.properties as {replyTo?: string; correlationId?: string};
 		this.#options.log.debug({sender, held: this.#lanes.held(sender)}, 'busy: refused a request over its sender\'s share');
 		if (replyTo) {
-			const parsed = parseRequest(message.content);
 			const reason = `host ${this.#options.hostId} is busy with ${this.#lanes.held(sender)} requests from ${sender === '' ? 'senders without a user id' : sender}: try again shortly`;
-			await this.reply(replyTo, correlationId ?? (parsed.ok ? parsed.value.id : ''), {ok: false, code: 'busy', reason}).catch(() => {});
+			await this.reply(replyTo, correlationId ?? request.id, {ok: false, code: 'busy', reason}).catch(() => {});
 		}
 
 		this.ackHost(channel, message);
@@ -355,8 +358,7 @@ export class AgentEndpoint {
 		}
 	}
 
-	private async serve(channel: Channel, message: ConsumeMessage, via: 'host' | 'work'): Promise<void> {
-		const parsed = parseRequest(message.content);
+	private async serve(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ParsedRequest): Promise<void> {
 		// Console data read and not yet sent is bounded over all requests: a console flood waits here, before reading.
 		const consoleBytes = parsed.ok && parsed.value.type === 'vm.console' ? (parsed.value.body.bytes ?? DEFAULT_CONSOLE_BYTES) : 0;
 		if (consoleBytes === 0) {
@@ -368,7 +370,7 @@ export class AgentEndpoint {
 	}
 
 	/** Runs the handler, replies, and acks (or for a work-queue start, puts it back). */
-	private async answer(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ReturnType<typeof parseRequest>): Promise<void> {
+	private async answer(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ParsedRequest): Promise<void> {
 		const {replyTo, correlationId, userId, headers} = message.properties as {replyTo?: string; correlationId?: string; userId?: string; headers?: Record<string, unknown>};
 		let result: HandlerResult;
 		if (parsed.ok) {
