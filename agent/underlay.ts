@@ -30,7 +30,7 @@ export class UnderlayFilter {
 	readonly #log: Logger;
 	readonly #warned = new Set<string>();
 
-	/** Without a CIDR (no `--underlay`: this host joins no VXLAN) every peer is refused. */
+	/** Without a CIDR (no `--underlay`: this host joins no VXLAN) every peer is refused, silently. */
 	constructor(cidr: string | undefined, log: Logger) {
 		if (cidr !== undefined) {
 			parseCidr(cidr);
@@ -41,14 +41,18 @@ export class UnderlayFilter {
 	}
 
 	accepts(peer: {readonly hostId: string; readonly underlay: string}): boolean {
-		if (this.#cidr !== undefined && isInCidr(peer.underlay, this.#cidr)) {
+		if (this.#cidr === undefined) {
+			return false;
+		}
+
+		if (isInCidr(peer.underlay, this.#cidr)) {
 			return true;
 		}
 
 		// Bounded: a flood of distinct addresses is not remembered (or logged) without end.
 		if (this.#warned.size < 256 && !this.#warned.has(peer.underlay)) {
 			this.#warned.add(peer.underlay);
-			this.#log.warn({host: peer.hostId, underlay: peer.underlay, underlayCidr: this.#cidr ?? null}, 'ignored a peer whose underlay address is outside --underlay-cidr');
+			this.#log.warn({host: peer.hostId, underlay: peer.underlay, underlayCidr: this.#cidr}, 'ignored a peer whose underlay address is outside --underlay-cidr');
 		}
 
 		return false;

@@ -26,7 +26,9 @@ const clients: KloudClient[] = [];
 
 async function connect(tenant: Tenant | undefined, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
 	const name = `kloud-test-security@${tenant?.name ?? 'guest'}-${TAG}`;
-	const client = await KloudClient.connect({url: tenant?.url ?? cloud.amqpUrl, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+	// Events count only from the agents' user (here the URL's user of the cloud).
+	const agentUsers = [new URL(cloud.amqpUrl).username || 'guest'];
+	const client = await KloudClient.connect({url: tenant?.url ?? cloud.amqpUrl, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, agentUsers, ...options});
 	clients.push(client);
 	return client;
 }
