@@ -29,7 +29,7 @@ import {
 	type Topology,
 } from '../protocol/index.js';
 import {ByteBudget} from './byte-budget.js';
-import {BrokerConnection, type ConnectionState, type SetupContext, type TlsOptions} from './connection.js';
+import {BrokerConnection, type ConnectionState, type TlsOptions} from './connection.js';
 import {deadLetterAnswer, type DeadLetterAnswer} from './dead-letters.js';
 import {FairLanes} from './fair-lanes.js';
 import {Rpc} from './rpc.js';
@@ -127,7 +127,7 @@ export class AgentEndpoint {
 			...(options.tls === undefined ? {} : {tls: options.tls}),
 			setup: async context => {
 				await endpoint.#rpc.setup(context);
-				await endpoint.setup(context, await context.openChannel(), await context.openChannel(), options.tutorialQueue ? await context.openChannel() : undefined);
+				await endpoint.setup(context.channel, await context.openChannel(), await context.openChannel(), options.tutorialQueue ? await context.openChannel() : undefined);
 			},
 		});
 		endpoint.#connection.on('state', state => {
@@ -232,8 +232,7 @@ export class AgentEndpoint {
 		await this.#connection?.close();
 	}
 
-	private async setup(context: SetupContext, workChannel: Channel, deadChannel: Channel, tutorialChannel: Channel | undefined): Promise<void> {
-		const {channel} = context;
+	private async setup(channel: Channel, workChannel: Channel, deadChannel: Channel, tutorialChannel: Channel | undefined): Promise<void> {
 		const {topo} = this;
 		const {hostId} = this.#options;
 		await declareShared(channel, topo);
@@ -247,11 +246,11 @@ export class AgentEndpoint {
 		await channel.bindQueue(hostQueue, topo.commandExchange, ALL_HOSTS_KEY);
 		await channel.bindQueue(hostQueue, topo.commandExchange, topo.hostKey(hostId));
 		// Manual acks, so the prefetch bounds what a flood can make this agent hold (with noAck it
-		// bounds nothing: the broker pushes the whole queue). A message is acked once answered.
-		const hostChannel = await context.openChannel();
-		await hostChannel.prefetch(HOST_PREFETCH);
-		this.#hostChannel = hostChannel;
-		await hostChannel.consume(hostQueue, message => this.onRequest(hostChannel, message, 'host'), {exclusive: true, noAck: false});
+		// bounds nothing: the broker pushes the whole queue). A message is acked once answered. On the
+		// main channel: should it die, the connection starts over (and the consumer with it).
+		await channel.prefetch(HOST_PREFETCH);
+		this.#hostChannel = channel;
+		await channel.consume(hostQueue, message => this.onRequest(channel, message, 'host'), {exclusive: true, noAck: false});
 
 		const {queue: eventQueue} = await channel.assertQueue('', {exclusive: true, autoDelete: true, durable: false});
 		await channel.bindQueue(eventQueue, topo.eventExchange, 'host.#');
