@@ -18,7 +18,7 @@ import amqp, {type ConsumeMessage} from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient} from '../../source/broker/client.js';
 import type {Vm} from '../../source/protocol/index.js';
-import {createCloud, createTenant, waitFor, AMQP_URL, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AGENT_BIN, createCloud, createTenant, waitFor, AMQP_URL, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 
 const run = promisify(execFile);
 const TAG = randomBytes(2).toString('hex');
@@ -155,6 +155,23 @@ describe('authenticated events', () => {
 		// The agent counted and logged the drop (rate-limited: one line here).
 		expect(agent.logs()).toMatch(/"routingKey":"host\.heartbeat\.ghost".*"dropped events not published by an agent user"/);
 		console.log(`forged heartbeats: 1 refused by the broker (tenant, 403), 2 delivered and dropped by the agent and the watcher (dropped count ${watcher.droppedEvents}); list rounds missing: none`);
+	}, 60_000);
+
+	it('an agent refuses a heartbeat over 60 s, an underlay outside its --underlay-cidr, and an AMQP heartbeat under 1 s', async () => {
+		for (const [flags, message] of [
+			[['--heartbeat', '61'], /invalid --heartbeat 61: at most 60 s/],
+			[['--underlay', '192.0.2.1', '--underlay-cidr', '10.0.0.0/8'], /--underlay 192\.0\.2\.1 is not in --underlay-cidr 10\.0\.0\.0\/8/],
+			[['--underlay-cidr', '10.0.0.1/8'], /invalid --underlay-cidr 10\.0\.0\.1\/8: it has host bits set/],
+			[['--amqp-heartbeat', '0'], /invalid --amqp-heartbeat 0: must be a number ≥ 1/],
+		] as const) {
+			// Refused before it connects: exit 2 with one line.
+			const refusal = await run(process.execPath, [AGENT_BIN, '--amqp', agentUser.url, '--host-id', `evf-bad-${TAG}`, '--state-dir', join(cloud.dir, 'bad'), ...flags]).then(
+				() => undefined,
+				(error: {code?: number; stderr?: string}) => error,
+			);
+			expect(refusal?.code).toBe(2);
+			expect(refusal?.stderr).toMatch(message);
+		}
 	}, 60_000);
 });
 
