@@ -25,6 +25,7 @@ import {seedFiles} from './seed.js';
 import type {ProcessRef, Runtime} from './runtime.js';
 import {StateStore} from './store.js';
 import {tenantNameProblem} from './tenant-name.js';
+import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
 import {serveTutorial} from './tutorial.js';
 
 export type AgentConfig = {
@@ -39,6 +40,12 @@ export type AgentConfig = {
 	readonly defaultCpus: number;
 	readonly graceSeconds: number;
 	readonly heartbeatSeconds: number;
+	/** AMQP heartbeat in seconds (how soon the broker drops a hung agent), apart from kloud's. */
+	readonly amqpHeartbeatSeconds?: number;
+	/** RabbitMQ users whose events count (default: the agent's own user). */
+	readonly agentUsers?: ReadonlySet<string>;
+	/** Peers' underlay addresses outside this CIDR never become VXLAN destinations (default: the /24 of `network.underlay`). */
+	readonly underlayCidr?: string;
 	/** Serve the tutorial's unversioned messages on this queue (usually `vm-queue`). */
 	readonly tutorialQueue?: string;
 	/** How long QEMU may take from spawn to answering QMP. */
@@ -122,7 +129,8 @@ export class Agent {
 				url: config.amqpUrl,
 				namespace: config.namespace,
 				hostId: config.hostId,
-				heartbeatSeconds: config.heartbeatSeconds,
+				amqpHeartbeatSeconds: config.amqpHeartbeatSeconds,
+				...(config.agentUsers === undefined ? {} : {agentUsers: config.agentUsers}),
 				tutorialQueue: config.tutorialQueue,
 				...(config.tls === undefined ? {} : {tls: config.tls}),
 				log,
@@ -176,12 +184,14 @@ export class Agent {
 	#reconcileTimer: NodeJS.Timeout | undefined;
 	#isReconciling = false;
 	#imageNames: string[] = [];
+	readonly #underlayFilter: UnderlayFilter;
 
 	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
 		this.config = config;
 		this.store = new StateStore(config.stateDir);
 		this.#runtime = runtime;
 		this.#log = log;
+		this.#underlayFilter = new UnderlayFilter(config.underlayCidr ?? defaultUnderlayCidr(config.network?.underlay), log);
 		this.#network = new HostNetwork(
 			{
 				privateBridge: DEFAULT_PRIVATE_BRIDGE,
@@ -598,7 +608,8 @@ export class Agent {
 		return this.#roster
 			.entries()
 			.filter(entry => entry.status.id !== this.config.hostId && live.has(entry.status.id) && entry.status.underlay !== undefined)
-			.map(entry => ({hostId: entry.status.id, underlay: entry.status.underlay!, slot: entry.status.privateSlot}));
+			.map(entry => ({hostId: entry.status.id, underlay: entry.status.underlay!, slot: entry.status.privateSlot}))
+			.filter(peer => this.#underlayFilter.accepts(peer));
 	}
 
 	private async createVm(body: StartBody, owner: string | null): Promise<Outcome<Vm>> {

@@ -11,12 +11,13 @@ import {resolve} from 'node:path';
 import meow from 'meow';
 import {pino} from 'pino';
 import {urlUser} from '../source/broker/connection.js';
-import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
+import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, MAX_HEARTBEAT_MS, NETWORK_MODES, parseAgentUsers, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES, logMaxBytes} from './log-cap.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
 import {tenantNameProblem} from './tenant-name.js';
-import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, privateLayout, vxlanName} from './network.js';
+import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, parseCidr, privateLayout, vxlanName} from './network.js';
+import {isInCidr} from './underlay.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
 
@@ -46,7 +47,9 @@ const cli = meow(
 	  --memory MB           default guest memory (default 256)
 	  --cpus N              default guest CPUs (default 1)
 	  --grace SECONDS       graceful stop waits this long before killing (default 30)
-	  --heartbeat SECONDS   heartbeat period (default 5)
+	  --heartbeat SECONDS   kloud heartbeat period, at most 60 (default 5)
+	  --amqp-heartbeat SECONDS  AMQP heartbeat: the broker drops a hung agent after ~3×
+	                        (default 5; separate from --heartbeat)
 	  --tutorial-compat     also serve the tutorial's vm-queue messages
 	  --tutorial-queue NAME the tutorial's queue name (default vm-queue)
 	  --log-level LEVEL     pino level (default info) [KLOUD_LOG_LEVEL]
@@ -61,6 +64,9 @@ const cli = meow(
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
 	                        acts on its own VMs only; needs a broker user other than guest [KLOUD_TENANTS=1]
 	  --admins U1,U2        users who see and act on every VM (the agent's own user always does)
+	  --agent-users U1,U2   RabbitMQ users whose events (heartbeats, host.down, VM events)
+	                        count; others' are dropped [KLOUD_AGENT_USERS]
+	                        (default: the agent's own user)
 	  --runas USER          run QEMU as this unprivileged user (QEMU's -runas)
 	  --ca FILE             CA certificate(s) to trust for amqps:// (PEM)
 	  --cert FILE, --key FILE  client certificate and key for amqps:// (PEM)
@@ -74,6 +80,8 @@ const cli = meow(
 	  --private-subnet CIDR   the private subnet, the same on every host (default ${DEFAULT_PRIVATE_SUBNET})
 	  --private-slot N        this host's eighth of the subnet for DHCP, unique per host (default 0)
 	  --underlay ADDRESS      this host's address for VXLAN: joins the other hosts' private bridges
+	  --underlay-cidr CIDR    peers' underlay addresses must fall in it, else they are ignored
+	                          for VXLAN (default: the /24 around --underlay)
 	  --vxlan-id N            VXLAN network id (default ${DEFAULT_VXLAN_ID})
 	  --public-bridge NAME    the bridge to the LAN for public VMs (used as it is when it exists)
 	  --uplink IFACE          let the agent create --public-bridge over this interface, moving
@@ -93,6 +101,9 @@ const cli = meow(
 			cpus: {type: 'number', default: 1},
 			grace: {type: 'number', default: 30},
 			heartbeat: {type: 'number', default: 5},
+			amqpHeartbeat: {type: 'number', default: 5},
+			agentUsers: {type: 'string', default: process.env.KLOUD_AGENT_USERS ?? ''},
+			underlayCidr: {type: 'string'},
 			tutorialCompat: {type: 'boolean', default: false},
 			tutorialQueue: {type: 'string', default: 'vm-queue'},
 			logLevel: {type: 'string', default: process.env.KLOUD_LOG_LEVEL ?? 'info'},
@@ -141,11 +152,16 @@ for (const [name, value, min] of [
 	['--memory', flags.memory, 16],
 	['--cpus', flags.cpus, 1],
 	['--heartbeat', flags.heartbeat, 0.1],
+	['--amqp-heartbeat', flags.amqpHeartbeat, 1],
 	['--grace', flags.grace, 0],
 ] as const) {
 	if (!Number.isFinite(value) || value < min) {
 		fail(`invalid ${name} ${value}: must be a number ≥ ${min}`);
 	}
+}
+
+if (flags.heartbeat * 1000 > MAX_HEARTBEAT_MS) {
+	fail(`invalid --heartbeat ${flags.heartbeat}: at most ${MAX_HEARTBEAT_MS / 1000} s (peers forget a host silent for 2.5 × that)`);
 }
 
 const memoryBudget = flags.memoryBudget ?? (process.env.KLOUD_MEMORY_BUDGET === undefined ? undefined : Number(process.env.KLOUD_MEMORY_BUDGET));
@@ -235,6 +251,18 @@ if (flags.underlay !== undefined && !ipv4Schema.safeParse(flags.underlay).succes
 	fail(`invalid --underlay "${flags.underlay}": an IPv4 address of this host`);
 }
 
+if (flags.underlayCidr !== undefined) {
+	try {
+		parseCidr(flags.underlayCidr);
+	} catch (error) {
+		fail((error as Error).message.replace(/^invalid subnet/, 'invalid --underlay-cidr'));
+	}
+
+	if (flags.underlay !== undefined && !isInCidr(flags.underlay, flags.underlayCidr)) {
+		fail(`--underlay ${flags.underlay} is not in --underlay-cidr ${flags.underlayCidr}`);
+	}
+}
+
 if (!Number.isInteger(flags.vxlanId) || flags.vxlanId < 1 || flags.vxlanId > 16_777_215) {
 	fail(`invalid --vxlan-id ${flags.vxlanId}: a whole number 1 … 16777215`);
 }
@@ -257,6 +285,9 @@ const config: AgentConfig = {
 	defaultCpus: Math.floor(flags.cpus),
 	graceSeconds: flags.grace,
 	heartbeatSeconds: flags.heartbeat,
+	amqpHeartbeatSeconds: Math.round(flags.amqpHeartbeat),
+	agentUsers: parseAgentUsers(flags.agentUsers, urlUser(flags.amqp)),
+	...(flags.underlayCidr === undefined ? {} : {underlayCidr: flags.underlayCidr}),
 	tutorialQueue: flags.tutorialCompat ? flags.tutorialQueue : undefined,
 	startPaused: flags.startPaused,
 	...(memoryBudget === undefined ? {} : {memoryBudgetMb: Math.floor(memoryBudget)}),

@@ -166,6 +166,7 @@ OPS_AMQP=amqp://$OPS_USER:$OPS_PASSWORD@$BROKER
 step "broker users ${users[*]} (the agents, and you: an admin of theirs; deleted at the end)"
 AMQP=$OPS_AMQP
 export KLOUD_AMQP_URL=$OPS_AMQP
+export KLOUD_AGENT_USERS=$AGENT_USER  # heartbeats and VM events count only from the agents' user
 node scripts/demo-broker.mjs probe "$AMQP" || die "RabbitMQ runs but does not let the demo's user $OPS_USER in at $BROKER"
 
 # ---- the demo image ----
@@ -215,7 +216,7 @@ for _ in $(seq 50); do
 	[ "$(tui hosts --json --timeout 2 2>/dev/null | json 'd => d.length')" = "${#HOSTS[@]}" ] && break
 	sleep 0.2
 done
-step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP node dist/bin/kloud-tui.js list"
+step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP KLOUD_AGENT_USERS=$AGENT_USER node dist/bin/kloud-tui.js list"
 
 show hosts
 tui hosts

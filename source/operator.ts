@@ -11,6 +11,8 @@ export type OperatorConnectOptions = {
 	readonly watchEvents?: boolean;
 	/** A CLI run: an unreachable broker is an error at once (a drop later is still re-made). */
 	readonly failFast?: boolean;
+	/** RabbitMQ users whose events count (default: this connection's own user). */
+	readonly agentUsers?: readonly string[];
 };
 
 export async function connectOperator(options: OperatorConnectOptions): Promise<KloudClient> {
@@ -25,6 +27,7 @@ export async function connectOperator(options: OperatorConnectOptions): Promise<
 		reconnect: true,
 		...(options.watchEvents ? {watchEvents: true} : {}),
 		...(options.failFast ? {failFast: true} : {}),
+		...(options.agentUsers === undefined ? {} : {agentUsers: options.agentUsers}),
 		...(options.tls === undefined ? {} : {tls: options.tls}),
 	});
 }

@@ -6,13 +6,13 @@ import {connectOperator} from './operator.js';
 import {FleetStore} from './state/store.js';
 import {App} from './ui/app.js';
 
-export type TuiOptions = {readonly url: string; readonly namespace: string; readonly refreshMs: number; readonly tls?: TlsOptions};
+export type TuiOptions = {readonly url: string; readonly namespace: string; readonly refreshMs: number; readonly tls?: TlsOptions; readonly agentUsers?: readonly string[]};
 
 const ENTER_ALTERNATE_SCREEN = '\u001B[?1049h';
 const LEAVE_ALTERNATE_SCREEN = '\u001B[?1049l';
 
 export async function runTui(options: TuiOptions): Promise<void> {
-	const client = await connectOperator({url: options.url, namespace: options.namespace, watchEvents: true, ...(options.tls === undefined ? {} : {tls: options.tls})});
+	const client = await connectOperator({url: options.url, namespace: options.namespace, watchEvents: true, ...(options.agentUsers === undefined ? {} : {agentUsers: options.agentUsers}), ...(options.tls === undefined ? {} : {tls: options.tls})});
 	const store = new FleetStore(Date.now());
 	const feed = startFeed(client, store, {refreshMs: options.refreshMs});
 	const isTty = Boolean(process.stdout.isTTY);

@@ -8,9 +8,12 @@ import {randomUUID} from 'node:crypto';
 import type {Channel, ConsumeMessage} from 'amqplib';
 import {
 	ALL_HOSTS_KEY,
+	DEFAULT_CONSOLE_BYTES,
+	MAX_ROSTER_HOSTS,
 	REPEAT_HEADER,
 	encode,
 	errorReply,
+	isTrustedEvent,
 	makeEvent,
 	makeRequest,
 	okReply,
@@ -25,8 +28,10 @@ import {
 	type Request,
 	type Topology,
 } from '../protocol/index.js';
+import {ByteBudget} from './byte-budget.js';
 import {BrokerConnection, type ConnectionState, type TlsOptions} from './connection.js';
 import {deadLetterAnswer, type DeadLetterAnswer} from './dead-letters.js';
+import {FairLanes} from './fair-lanes.js';
 import {Rpc} from './rpc.js';
 import {declareShared} from './topology.js';
 
@@ -71,7 +76,13 @@ export type AgentEndpointOptions = {
 	readonly url: string;
 	readonly namespace: string;
 	readonly hostId: string;
-	readonly heartbeatSeconds?: number;
+	/** AMQP heartbeat (seconds): how soon the broker drops a hung agent. Not kloud's heartbeat. */
+	readonly amqpHeartbeatSeconds?: number;
+	/**
+	 * RabbitMQ users whose events count (heartbeats, host.down, VM events): others' are dropped and
+	 * counted. Default: this endpoint's own user.
+	 */
+	readonly agentUsers?: ReadonlySet<string>;
 	/** Also serve the tutorial's queue (its name, usually `vm-queue`). */
 	readonly tutorialQueue?: string;
 	/** CA and client certificate for `amqps://` URLs. */
@@ -79,11 +90,26 @@ export type AgentEndpointOptions = {
 	readonly log: Logger;
 };
 
+type ParsedRequest = ReturnType<typeof parseRequest>;
+
 /** Replies go only to Direct Reply-To addresses: a request cannot make an agent publish into a queue of its choosing. */
 const REPLY_ADDRESS_PREFIX = 'amq.rabbitmq.reply-to.';
 
 /** How long a reply that could not be sent (the connection dropped) waits for the connection to come back. */
 const REPLY_RETRY_MS = 10_000;
+
+/**
+ * Host-queue messages held unacked (the broker delivers no more until some are answered): with
+ * requests ≤ 256 KiB, at most 32 MiB of request bodies. Each sender's share is capped lower
+ * (`FairLanes`), so one sender never fills the window.
+ */
+export const HOST_PREFETCH = 128;
+
+/** Console bytes read and not yet sent, over all requests: a flood of console reads waits here. */
+export const CONSOLE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+
+/** Dropped events are logged at most this often (with the count since the last line). */
+const DROPPED_LOG_MS = 10_000;
 
 export class DuplicateHostError extends Error {
 	override name = 'DuplicateHostError';
@@ -96,7 +122,7 @@ export class AgentEndpoint {
 			url: options.url,
 			connectionName: `kloud-agent@${options.hostId}`,
 			reconnect: true,
-			heartbeatSeconds: options.heartbeatSeconds,
+			heartbeatSeconds: options.amqpHeartbeatSeconds,
 			firstConnect: 'fail-on-setup-error',
 			...(options.tls === undefined ? {} : {tls: options.tls}),
 			setup: async context => {
@@ -123,6 +149,12 @@ export class AgentEndpoint {
 	#isAcceptingStarts = true;
 	#inFlight = 0;
 	#drained: (() => void) | undefined;
+	#hostChannel: Channel | undefined;
+	readonly #lanes = new FairLanes();
+	readonly #consoleBytes = new ByteBudget(CONSOLE_BYTES_IN_FLIGHT);
+	#droppedEvents = 0;
+	#droppedLogged = 0;
+	#droppedLoggedAt = 0;
 	/** For the agent's own rounds (looking for a start's token across the fleet). */
 	readonly #rpc = new Rpc(() => this.connection);
 
@@ -136,11 +168,18 @@ export class AgentEndpoint {
 		return this.#connection!;
 	}
 
+	/** Events dropped because no agent user published them (forged, or without a user id). */
+	get droppedEvents(): number {
+		return this.#droppedEvents;
+	}
+
+	/** Publishes an event under this connection's user (the broker checks it): peers and clients trust only agent users' events. */
 	async publishEvent(draft: EventDraft): Promise<void> {
 		const event = makeEvent(draft, {id: randomUUID(), from: this.#options.hostId, ts: Date.now()});
 		const owner = 'vm' in event.body ? event.body.vm.owner : undefined;
 		await this.connection.publish(this.topo.eventExchange, this.topo.eventKey(event.type, this.#options.hostId, owner), encode(event), {
 			contentType: 'application/json',
+			userId: this.connection.user,
 		});
 	}
 
@@ -160,7 +199,7 @@ export class AgentEndpoint {
 				const value = reply?.ok ? parseReplyValue('vm.list', reply.value) : undefined;
 				if (reply && value?.ok) {
 					answered.set(reply.from, value.value);
-					for (const id of value.value.roster) {
+					for (const id of value.value.roster.slice(0, MAX_ROSTER_HOSTS - expected.size)) {
 						expected.add(id);
 					}
 				}
@@ -206,10 +245,12 @@ export class AgentEndpoint {
 
 		await channel.bindQueue(hostQueue, topo.commandExchange, ALL_HOSTS_KEY);
 		await channel.bindQueue(hostQueue, topo.commandExchange, topo.hostKey(hostId));
-		await channel.prefetch(64);
-		// No acks here: the queue is exclusive and auto-delete, so its messages die with this agent's
-		// connection whether acked or not; acking would only add a frame to every list round.
-		await channel.consume(hostQueue, message => this.onRequest(channel, message, 'host'), {exclusive: true, noAck: true});
+		// Manual acks, so the prefetch bounds what a flood can make this agent hold (with noAck it
+		// bounds nothing: the broker pushes the whole queue). A message is acked once answered. On the
+		// main channel: should it die, the connection starts over (and the consumer with it).
+		await channel.prefetch(HOST_PREFETCH);
+		this.#hostChannel = channel;
+		await channel.consume(hostQueue, message => this.onRequest(channel, message, 'host'), {exclusive: true, noAck: false});
 
 		const {queue: eventQueue} = await channel.assertQueue('', {exclusive: true, autoDelete: true, durable: false});
 		await channel.bindQueue(eventQueue, topo.eventExchange, 'host.#');
@@ -266,19 +307,70 @@ export class AgentEndpoint {
 		}
 
 		this.#inFlight++;
-		void this.serve(channel, message, via)
-			.catch((error: unknown) => this.#options.log.error({err: error}, 'request handling failed'))
-			.finally(() => {
-				this.#inFlight--;
-				if (this.#inFlight === 0) {
-					this.#drained?.();
-				}
-			});
+		const parsed = parseRequest(message.content);
+		const serve = async () =>
+			this.serve(channel, message, via, parsed)
+				.catch((error: unknown) => this.#options.log.error({err: error}, 'request handling failed'))
+				.finally(() => {
+					this.#inFlight--;
+					if (this.#inFlight === 0) {
+						this.#drained?.();
+					}
+				});
+		// A malformed message is answered at once (no handler runs): only real work waits in a lane.
+		if (via === 'work' || !parsed.ok) {
+			void serve();
+			return;
+		}
+
+		// Each sender's requests in a lane of their own: a flood fills its own lane, then is told `busy`.
+		const {userId} = message.properties as {userId?: unknown};
+		const sender = typeof userId === 'string' ? userId : '';
+		if (!this.#lanes.submit(sender, serve)) {
+			this.#inFlight--;
+			void this.refuseBusy(channel, message, sender, parsed.value);
+		}
 	}
 
-	private async serve(channel: Channel, message: ConsumeMessage, via: 'host' | 'work'): Promise<void> {
+	/** Answers a request over its sender's share with `busy` (it is not lost: the sender hears why). */
+	private async refuseBusy(channel: Channel, message: ConsumeMessage, sender: string, request: Request): Promise<void> {
+		const {replyTo, correlationId} = message.properties as {replyTo?: string; correlationId?: string};
+		this.#options.log.debug({sender, held: this.#lanes.held(sender)}, 'busy: refused a request over its sender\'s share');
+		if (replyTo) {
+			const reason = `host ${this.#options.hostId} is busy with ${this.#lanes.held(sender)} requests from ${sender === '' ? 'senders without a user id' : sender}: try again shortly`;
+			await this.reply(replyTo, correlationId ?? request.id, {ok: false, code: 'busy', reason}).catch(() => {});
+		}
+
+		this.ackHost(channel, message);
+	}
+
+	/** Acks a host-queue message if its channel is still the live one (a dead channel's messages died with it). */
+	private ackHost(channel: Channel, message: ConsumeMessage): void {
+		if (channel !== this.#hostChannel) {
+			return;
+		}
+
+		try {
+			channel.ack(message);
+		} catch (error) {
+			this.#options.log.debug({err: error}, 'ack after the channel closed');
+		}
+	}
+
+	private async serve(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ParsedRequest): Promise<void> {
+		// Console data read and not yet sent is bounded over all requests: a console flood waits here, before reading.
+		const consoleBytes = parsed.ok && parsed.value.type === 'vm.console' ? (parsed.value.body.bytes ?? DEFAULT_CONSOLE_BYTES) : 0;
+		if (consoleBytes === 0) {
+			await this.answer(channel, message, via, parsed);
+			return;
+		}
+
+		await this.#consoleBytes.with(consoleBytes, async () => this.answer(channel, message, via, parsed));
+	}
+
+	/** Runs the handler, replies, and acks (or for a work-queue start, puts it back). */
+	private async answer(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ParsedRequest): Promise<void> {
 		const {replyTo, correlationId, userId, headers} = message.properties as {replyTo?: string; correlationId?: string; userId?: string; headers?: Record<string, unknown>};
-		const parsed = parseRequest(message.content);
 		let result: HandlerResult;
 		if (parsed.ok) {
 			const isRepeat = message.fields.redelivered || headers?.[REPEAT_HEADER] === true;
@@ -310,6 +402,7 @@ export class AgentEndpoint {
 		}
 
 		if (via === 'host') {
+			this.ackHost(channel, message);
 			return;
 		}
 
@@ -391,9 +484,33 @@ export class AgentEndpoint {
 			return;
 		}
 
+		if (!isTrustedEvent(message.properties.userId, this.agentUsers)) {
+			this.noteDropped(message);
+			return;
+		}
+
 		const parsed = parseEvent(message.content);
 		if (parsed.ok) {
 			this.#handlers.handleEvent(parsed.value);
+		}
+	}
+
+	private get agentUsers(): ReadonlySet<string> {
+		return this.#options.agentUsers ?? new Set([this.connection.user]);
+	}
+
+	/** Counts an event no agent user published, and says so in the log at most every `DROPPED_LOG_MS`. */
+	private noteDropped(message: ConsumeMessage): void {
+		this.#droppedEvents++;
+		const now = Date.now();
+		if (now - this.#droppedLoggedAt >= DROPPED_LOG_MS) {
+			const {userId} = message.properties as {userId?: unknown};
+			this.#options.log.warn(
+				{dropped: this.#droppedEvents - this.#droppedLogged, droppedTotal: this.#droppedEvents, routingKey: message.fields.routingKey.slice(0, 200), userId: typeof userId === 'string' ? userId : null},
+				'dropped events not published by an agent user',
+			);
+			this.#droppedLogged = this.#droppedEvents;
+			this.#droppedLoggedAt = now;
 		}
 	}
 

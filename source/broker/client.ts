@@ -6,7 +6,9 @@ import {randomUUID} from 'node:crypto';
 import type {ConsumeMessage} from 'amqplib';
 import {
 	ALL_HOSTS_KEY,
+	MAX_ROSTER_HOSTS,
 	REPEAT_HEADER,
+	isTrustedEvent,
 	makeRequest,
 	parseEvent,
 	parseReplyValue,
@@ -64,6 +66,11 @@ export type ClientOptions = {
 	readonly reconnect: boolean;
 	/** Subscribe to heartbeats and VM events (the TUI); a one-shot CLI relies on the agents' rosters. */
 	readonly watchEvents?: boolean;
+	/**
+	 * RabbitMQ users whose events count (the agents'): others' are dropped and counted in
+	 * `droppedEvents`. Default: this connection's own user (a tenant must name the agents' user).
+	 */
+	readonly agentUsers?: readonly string[];
 	readonly heartbeatSeconds?: number;
 	/** With `reconnect`: still fail at once when the first connection cannot be made (a CLI run). */
 	readonly failFast?: boolean;
@@ -121,10 +128,18 @@ export class KloudClient {
 	readonly #eventListeners = new Set<(event: KloudEvent) => void>();
 	#connection: BrokerConnection | undefined;
 	#rpc: Rpc | undefined;
+	readonly #agentUsers: ReadonlySet<string>;
+	#droppedEvents = 0;
 
 	private constructor(options: ClientOptions, topo: Topology) {
 		this.#options = options;
 		this.topo = topo;
+		this.#agentUsers = new Set(options.agentUsers && options.agentUsers.length > 0 ? options.agentUsers : [urlUser(options.url)]);
+	}
+
+	/** Events dropped because no agent user published them (forged, or without a user id). */
+	get droppedEvents(): number {
+		return this.#droppedEvents;
 	}
 
 	get connection(): BrokerConnection {
@@ -331,7 +346,8 @@ export class KloudClient {
 			if (reply?.ok) {
 				const parsed = parseReplyValue(type, reply.value);
 				if (parsed.ok) {
-					for (const id of rosterOf(parsed.value)) {
+					// Capped: a reply cannot make the round wait for an unbounded list of hosts.
+					for (const id of rosterOf(parsed.value).slice(0, MAX_ROSTER_HOSTS - expected.size)) {
 						expected.add(id);
 					}
 
@@ -358,6 +374,11 @@ export class KloudClient {
 
 	private onEventMessage(message: ConsumeMessage | null): void {
 		if (!message) {
+			return;
+		}
+
+		if (!isTrustedEvent(message.properties.userId, this.#agentUsers)) {
+			this.#droppedEvents++;
 			return;
 		}
 

@@ -1,8 +1,10 @@
 /**
  * Which hosts are alive, learned from heartbeats: a host is live until it says `host.down` or
  * stays silent for `MISSED_HEARTBEATS` of its own heartbeat intervals (and at least `MIN_SILENCE_MS`).
+ * Feed it only events from agent users (`isTrustedEvent`); even so, a heartbeat period counts for
+ * at most `MAX_HEARTBEAT_MS` and at most `MAX_ROSTER_HOSTS` hosts are kept.
  */
-import type {HostStatus, KloudEvent} from '../protocol/index.js';
+import {MAX_HEARTBEAT_MS, MAX_ROSTER_HOSTS, type HostStatus, type KloudEvent} from '../protocol/index.js';
 
 export const MISSED_HEARTBEATS = 2.5;
 
@@ -23,6 +25,10 @@ export class HostRoster {
 		switch (event.type) {
 			case 'host.heartbeat': {
 				const isNew = !this.#hosts.has(event.body.id);
+				if (isNew && this.#hosts.size >= MAX_ROSTER_HOSTS) {
+					return false;
+				}
+
 				this.#hosts.set(event.body.id, {status: event.body, lastSeen: now});
 				return isNew;
 			}
@@ -40,7 +46,7 @@ export class HostRoster {
 	/** Ids of hosts heard from recently enough to be waited for. */
 	live(now: number): string[] {
 		return [...this.#hosts.values()]
-			.filter(entry => now - entry.lastSeen <= Math.max(entry.status.heartbeatMs * MISSED_HEARTBEATS, MIN_SILENCE_MS))
+			.filter(entry => now - entry.lastSeen <= Math.max(Math.min(entry.status.heartbeatMs, MAX_HEARTBEAT_MS) * MISSED_HEARTBEATS, MIN_SILENCE_MS))
 			.map(entry => entry.status.id)
 			.sort();
 	}

@@ -30,6 +30,8 @@ export type CliFlags = {
 	readonly ca?: string;
 	readonly cert?: string;
 	readonly key?: string;
+	/** RabbitMQ users whose events count, comma-separated ('' : the connection's own user). */
+	readonly agentUsers: string;
 	readonly help: boolean;
 	readonly version: boolean;
 };
@@ -60,6 +62,7 @@ const OPTIONS = {
 	ca: {type: 'string'},
 	cert: {type: 'string'},
 	key: {type: 'string'},
+	'agent-users': {type: 'string'},
 	help: {type: 'boolean', short: 'h'},
 	version: {type: 'boolean'},
 } as const;
@@ -98,6 +101,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 		help: values.help ?? false,
 		version: values.version ?? false,
 		sshKey: values['ssh-key'] ?? [],
+		agentUsers: values['agent-users'] ?? env.KLOUD_AGENT_USERS ?? '',
 		refresh: numberFlag('refresh', values.refresh) ?? 2,
 		...defined({
 			timeout: numberFlag('timeout', values.timeout),

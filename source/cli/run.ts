@@ -6,7 +6,7 @@ import {readFileSync} from 'node:fs';
 import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
-import type {TlsOptions} from '../broker/connection.js';
+import {urlUser, type TlsOptions} from '../broker/connection.js';
 import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
@@ -17,6 +17,7 @@ import {
 	MAX_SSH_KEYS,
 	MAX_USER_DATA_BYTES,
 	networkModeSchema,
+	parseAgentUsers,
 	sshKeySchema,
 	vmIdSchema,
 } from '../protocol/index.js';
@@ -89,6 +90,11 @@ async function readSshKeys(paths: readonly string[]): Promise<string[]> {
 	return keys;
 }
 
+/** `--agent-users U1,U2` as a list; none given: the user of the broker URL. */
+function agentUsers(flags: {readonly agentUsers: string; readonly amqp: string}): string[] {
+	return [...parseAgentUsers(flags.agentUsers, urlUser(flags.amqp))];
+}
+
 function positiveInteger(name: string, value: number | undefined): number | undefined {
 	if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
 		throw new UsageError(`invalid --${name} ${value}: must be a whole number ≥ 1`);
@@ -143,7 +149,7 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 
 		const tls = tlsOptions(flags);
 		const {runTui} = await import('../tui.js');
-		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, ...(tls ? {tls} : {})});
+		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
 		return undefined;
 	}
 
@@ -235,7 +241,7 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 	}
 
 	const tls = tlsOptions(flags);
-	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, ...(tls ? {tls} : {})});
+	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
 	try {
 		return await action(client);
 	} finally {

@@ -23,6 +23,8 @@ export const USAGE = `
     --json             machine-readable output on stdout
     --ca FILE          CA certificate(s) to trust for an amqps:// URL (PEM)
     --cert FILE        client certificate for amqps:// (PEM), with --key FILE
+    --agent-users U1,U2  RabbitMQ users whose events (heartbeats, VM events) count
+                       [KLOUD_AGENT_USERS] (default: your own user; a tenant names the agents')
 
   Start options
     --user-data FILE   given to the guest in its NoCloud seed (at most 64 KiB): the demo

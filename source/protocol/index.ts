@@ -4,3 +4,4 @@ export * from './names.js';
 export * from './messages.js';
 export * from './parse.js';
 export * from './encode.js';
+export * from './limits.js';

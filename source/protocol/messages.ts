@@ -250,6 +250,8 @@ export const ERROR_CODES = [
 	'start_failed',
 	'stop_failed',
 	'forbidden',
+	/** The host holds as many of this sender's requests as it takes at once: try again shortly. */
+	'busy',
 	'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -28,7 +28,8 @@ const clients: KloudClient[] = [];
 
 async function connect(tenant: Tenant, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
 	const name = `kloud-test-security@${tenant.name}-${TAG}`;
-	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+	// Events count only from the agents' user.
+	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, agentUsers: [agentUser.name], ...options});
 	clients.push(client);
 	return client;
 }
