@@ -10,9 +10,12 @@ import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
 import {pino} from 'pino';
+import {withHeartbeat} from '../source/broker/connection.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MODES, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
+import {DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
+import {quotaConfig, type QuotaConfig} from './quota.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, privateLayout, vxlanName} from './network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
@@ -50,11 +53,17 @@ const cli = meow(
 	                        (benchmarks and tests that need many VMs)
 	  --memory-budget MB    guest memory this host hands out in all [KLOUD_MEMORY_BUDGET]
 	                        (default: total memory less 10 %, at least 1 GiB)
+	  --cpu-overcommit RATIO  vCPUs handed out per host core (default ${DEFAULT_CPU_OVERCOMMIT})
+	  --amqp-heartbeat SECONDS  AMQP heartbeat with the broker (default: --heartbeat);
+	                        a hung agent is dropped by the broker after ≈ 3×
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
 	                        acts on its own VMs only [KLOUD_TENANTS=1]
 	  --admins U1,U2        users who see and act on every VM (the agent's own user always does)
+	  --quota T=SPEC        tenant T (a RabbitMQ user) may hold at most SPEC across the fleet,
+	                        e.g. alice=vms:4,cpus:8,memory:2048 (repeatable; any of the three)
+	  --quota-default SPEC  the quota of every tenant not named (default: none)
 	  --runas USER          run QEMU as this unprivileged user (QEMU's -runas)
 	  --ca FILE             CA certificate(s) to trust for amqps:// (PEM)
 	  --cert FILE, --key FILE  client certificate and key for amqps:// (PEM)
@@ -92,6 +101,10 @@ const cli = meow(
 			logLevel: {type: 'string', default: process.env.KLOUD_LOG_LEVEL ?? 'info'},
 			startPaused: {type: 'boolean', default: false},
 			memoryBudget: {type: 'number'},
+			cpuOvercommit: {type: 'number', default: DEFAULT_CPU_OVERCOMMIT},
+			amqpHeartbeat: {type: 'number'},
+			quota: {type: 'string', isMultiple: true, default: []},
+			quotaDefault: {type: 'string'},
 			tenants: {type: 'boolean', default: process.env.KLOUD_TENANTS === '1'},
 			admins: {type: 'string', default: ''},
 			runas: {type: 'string'},
@@ -134,6 +147,8 @@ for (const [name, value, min] of [
 	['--cpus', flags.cpus, 1],
 	['--heartbeat', flags.heartbeat, 0.1],
 	['--grace', flags.grace, 0],
+	['--cpu-overcommit', flags.cpuOvercommit, 0.1],
+	['--amqp-heartbeat', flags.amqpHeartbeat ?? 1, 1],
 ] as const) {
 	if (!Number.isFinite(value) || value < min) {
 		fail(`invalid ${name} ${value}: must be a number ≥ ${min}`);
@@ -151,6 +166,13 @@ if (flags.tenants && flags.tutorialCompat) {
 
 if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
 	fail(`invalid --runas "${flags.runas}": a plain login name`);
+}
+
+let quota: QuotaConfig | undefined;
+try {
+	quota = quotaConfig(flags.quota, flags.quotaDefault);
+} catch (error) {
+	fail((error as Error).message);
 }
 
 const admins = flags.admins.split(',').map(name => name.trim()).filter(name => name !== '');
@@ -215,7 +237,8 @@ try {
 }
 
 const config: AgentConfig = {
-	amqpUrl: flags.amqp,
+	// The AMQP heartbeat is its own setting when given: the URL's `heartbeat` parameter.
+	amqpUrl: flags.amqpHeartbeat === undefined ? flags.amqp : withHeartbeat(flags.amqp, Math.floor(flags.amqpHeartbeat), {isOverride: true}),
 	namespace: flags.namespace,
 	hostId: flags.hostId,
 	imagesDir: resolve(flags.images),
@@ -229,6 +252,8 @@ const config: AgentConfig = {
 	tutorialQueue: flags.tutorialCompat ? flags.tutorialQueue : undefined,
 	startPaused: flags.startPaused,
 	...(memoryBudget === undefined ? {} : {memoryBudgetMb: Math.floor(memoryBudget)}),
+	cpuOvercommit: flags.cpuOvercommit,
+	...(quota === undefined ? {} : {quota}),
 	tenants: flags.tenants,
 	admins,
 	...(flags.runas === undefined ? {} : {runAs: flags.runas}),
