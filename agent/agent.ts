@@ -386,14 +386,15 @@ export class Agent {
 			return undefined;
 		}
 
-		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
-		if (existing) {
-			return {ok: true, value: this.toVm(existing)};
-		}
-
+		// A start under way first: its answer is the VM once it runs, not while it is starting.
 		const pending = this.#starts.get(tokenKey(token, owner));
 		if (pending) {
 			return pending;
+		}
+
+		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
+		if (existing) {
+			return {ok: true, value: this.toVm(existing)};
 		}
 
 		const gone = [...this.#gone.values()].find(entry => entry.clientToken === token && entry.owner === owner);

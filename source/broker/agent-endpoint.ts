@@ -107,6 +107,11 @@ const REPLY_RETRY_MS = 10_000;
 /** How many confirmed replies to redeliverable messages are remembered, so a redelivery is not answered twice. */
 const REPLIED_MEMORY = 4096;
 
+type ReplyOptions = {
+	/** For a redeliverable message: whether the channel it came on is still the current one. */
+	readonly isOurs?: () => boolean;
+};
+
 export class DuplicateHostError extends Error {
 	override name = 'DuplicateHostError';
 }
@@ -335,13 +340,14 @@ export class AgentEndpoint {
 			result = {ok: false, code: 'no_capacity', reason: `host ${this.#options.hostId} has no capacity now`};
 		}
 
-		if (replyTo) {
+		if (replyTo && (via === 'host' || channel === this.#workChannel)) {
 			const re = correlationId ?? (parsed.ok ? parsed.value.id : '');
 			if (via === 'host') {
-				await this.reply(replyTo, re, result, {isRedeliverable: false});
-			} else if (channel === this.#workChannel) {
+				await this.reply(replyTo, re, result);
+			} else {
 				// A start whose channel died is delivered again: that delivery answers, not this one.
-				await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.reply(replyTo, re, result, {isRedeliverable: true}));
+				const isOurs = () => channel === this.#workChannel;
+				await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.reply(replyTo, re, result, {isOurs}));
 			}
 		}
 
@@ -368,7 +374,7 @@ export class AgentEndpoint {
 	 * connection dropped is sent again once it is back (the requester's address outlives our
 	 * connection); replies to other addresses are refused.
 	 */
-	private async reply(replyTo: string, re: string, result: Exclude<HandlerResult, {ok: 'requeue'}>, options: {readonly isRedeliverable: boolean}): Promise<boolean> {
+	private async reply(replyTo: string, re: string, result: Exclude<HandlerResult, {ok: 'requeue'}>, options: ReplyOptions = {}): Promise<boolean> {
 		if (!replyTo.startsWith(REPLY_ADDRESS_PREFIX)) {
 			this.#options.log.warn({replyTo: replyTo.slice(0, 200)}, 'refused to reply to a queue that is not a Direct Reply-To address');
 			return false;
@@ -380,18 +386,19 @@ export class AgentEndpoint {
 	}
 
 	/**
-	 * Publishes a reply. One that fails because this agent's connection dropped is sent again once
-	 * it is back (the requester's address outlives our connection), unless the message it answers is
-	 * redeliverable: then the broker hands that message out again and its next delivery answers.
+	 * Publishes a reply. One that fails because this agent's connection dropped (or is not set up
+	 * yet) is sent again once it is back (the requester's address outlives our connection), unless
+	 * the message it answers is redeliverable and its channel died: then the broker hands that
+	 * message out again and its next delivery answers.
 	 */
-	private async sendReply(replyTo: string, content: Uint8Array, properties: {correlationId?: string; contentType?: string}, options: {readonly isRedeliverable: boolean}): Promise<boolean> {
+	private async sendReply(replyTo: string, content: Uint8Array, properties: {correlationId?: string; contentType?: string}, options: ReplyOptions = {}): Promise<boolean> {
 		const send = async () => this.connection.publish('', replyTo, content, properties);
 		try {
 			await send();
 			return true;
 		} catch (error) {
-			if (options.isRedeliverable || !(await this.connection.waitUntilConnected(REPLY_RETRY_MS))) {
-				this.#options.log.warn({err: error, replyTo}, 'could not deliver a reply');
+			if (!(await this.connection.waitUntilConnected(REPLY_RETRY_MS)) || !(options.isOurs?.() ?? true)) {
+				this.#options.log.warn({err: error, replyTo}, options.isOurs?.() === false ? 'reply not sent: its message will be delivered again' : 'could not deliver a reply');
 				return false;
 			}
 
@@ -445,7 +452,7 @@ export class AgentEndpoint {
 
 				if (result.ok !== 'requeue') {
 					this.#options.log.info({result: result.ok ? 'found its VM' : result.reason, correlationId}, 'a start died in the queue: answering its requester');
-					await this.reply(replyTo, correlationId, result, {isRedeliverable: false});
+					await this.reply(replyTo, correlationId, result);
 				}
 			}
 
@@ -489,6 +496,7 @@ export class AgentEndpoint {
 			...(typeof replyTo === 'string' ? {replyTo} : {}),
 			...(typeof userId === 'string' ? {userId} : {}),
 		};
+		this.#options.log.debug({isRepeat: delivery.isRepeat, replyTo: replyTo ?? null}, 'tutorial message');
 		this.#inFlight++;
 		void this.#handlers
 			.handleTutorial(message.content, delivery)
@@ -499,12 +507,11 @@ export class AgentEndpoint {
 				}
 
 				// A delivery whose channel died comes again: that one answers.
-				if (response !== undefined && replyTo && channel === this.#tutorialChannel) {
+				const isOurs = () => channel === this.#tutorialChannel;
+				if (response !== undefined && replyTo && isOurs()) {
 					const content = Buffer.from(JSON.stringify(response));
 					const re = correlationId ?? messageId ?? createHash('sha256').update(message.content).digest('base64url');
-					await this.replyOnce(replyTo, re, message.fields.redelivered, async () =>
-						this.sendReply(replyTo, content, correlationId ? {correlationId} : {}, {isRedeliverable: true}),
-					);
+					await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.sendReply(replyTo, content, correlationId ? {correlationId} : {}, {isOurs}));
 				}
 			})
 			.catch((error: unknown) => this.#options.log.error({err: error}, 'tutorial message failed'))
