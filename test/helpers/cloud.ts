@@ -251,8 +251,8 @@ export type Tenant = {readonly name: string; readonly url: string; remove(): Pro
  * publish requests and read its replies and its own VMs' events, but not declare, delete or
  * consume the namespace's queues, publish events, or bind another tenant's VM events.
  */
-export async function createTenant(namespace: string, label: string, options: {readonly amqpUrl?: string} = {}): Promise<Tenant> {
-	const name = `kt-${randomBytes(3).toString('hex')}-${label}`;
+export async function createTenant(namespace: string, label: string, options: {readonly amqpUrl?: string; readonly name?: string} = {}): Promise<Tenant> {
+	const name = options.name ?? `kt-${randomBytes(3).toString('hex')}-${label}`;
 	const password = randomBytes(12).toString('hex');
 	const ns = namespace.replaceAll('.', '\\.');
 	await run('rabbitmqctl', ['-q', 'add_user', name, password]);
