@@ -6,6 +6,7 @@
  * the redelivery. One VM and one reply, not two. Real broker, real agent, real QEMU (paused guests).
  */
 import {randomBytes, randomUUID} from 'node:crypto';
+import {watch} from 'node:fs';
 import amqp, {type Channel, type ChannelModel, type ConsumeMessage} from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {encode, makeRequest} from '../../source/protocol/index.js';
@@ -60,35 +61,42 @@ function logLines(message: string): Array<Record<string, unknown>> {
 }
 
 /**
- * Sends with `publish` and freezes the agent before it could ack: the moment it logs that it took
- * the message (`isTaken` on its log lines), or, with `isTaken` undefined, before the message is
- * sent (the broker then delivers it into the frozen agent's socket: it reads it once resumed).
- * Waits until the broker dropped the agent (the message is ready in `queue` again), then resumes it.
+ * Sends with `publish` and freezes the agent the moment it shows it took the message, before it
+ * could ack: it logs a line that `isTaken` accepts, or, with `isTaken` undefined, a VM directory
+ * appears in its state dir (the start is under way). Waits until the broker dropped the agent (the
+ * message is ready in `queue` again), then resumes it.
  */
 async function freezeWhileServing(queue: string, publish: () => void, isTaken: ((line: string) => boolean) | undefined): Promise<void> {
 	const pid = agent.process.pid!;
 	const probe = await connection.createChannel();
 	let isFrozen = false;
-	const onData = (chunk: Buffer) => {
-		if (!isFrozen && chunk.toString().split('\n').some(line => isTaken?.(line))) {
+	const freeze = () => {
+		if (!isFrozen) {
 			process.kill(pid, 'SIGSTOP');
 			isFrozen = true;
 		}
 	};
 
-	agent.process.stdout!.on('data', onData);
-	try {
-		if (!isTaken) {
-			process.kill(pid, 'SIGSTOP');
-			isFrozen = true;
+	const onData = (chunk: Buffer) => {
+		if (isTaken && chunk.toString().split('\n').some(line => isTaken(line))) {
+			freeze();
 		}
+	};
 
+	agent.process.stdout!.on('data', onData);
+	const watcher = isTaken
+		? undefined
+		: watch(agent.stateDir, (_event, name) => {
+				if (name?.startsWith('vm-')) {
+					freeze();
+				}
+			});
+	try {
 		publish();
 		await waitFor(() => isFrozen, 10_000, 'the agent to take the message');
-		// Delivered (to the frozen agent): no longer ready in the queue.
-		await waitFor(async () => (await probe.checkQueue(queue)).messageCount === 0, 10_000, 'the message to be delivered');
 	} finally {
 		agent.process.stdout!.off('data', onData);
+		watcher?.close();
 	}
 
 	const frozenAt = performance.now();
@@ -150,7 +158,7 @@ describe('a start without a client token, redelivered', () => {
 		figures.vmsDoubled += Math.max(0, listed.length - 1);
 		expect(listed).toHaveLength(1);
 		expect(await qemuPidsUnder(agent.stateDir)).toHaveLength(1);
-		// Both deliveries were served: the one read from the socket after the freeze, and the redelivery.
+		// Both deliveries were served: the first (frozen while it started the VM) and the redelivery.
 		await waitFor(() => agent.logs().includes('"isRepeat":true,"replyTo":null,"msg":"tutorial message"'), 1000, 'the redelivery in the log');
 		expect(agent.logs()).toContain('"isRepeat":false,"replyTo":null,"msg":"tutorial message"');
 		figures.redeliveries++;
