@@ -130,12 +130,13 @@ describe('a start without a client token, redelivered', () => {
 
 		const answers = replies.filter(reply => reply.correlationId === request.id);
 		figures.repliesDoubled += Math.max(0, answers.length - 1);
-		expect(answers.map(answer => answer.body.ok)).toEqual([true]);
 		const vms = (await cloud.cliJson<{vms: Array<{id: string; pid: number}>}>(['list'])).vms;
 		const markerVm = replies.find(reply => reply.correlationId === marker.id)!.body.value.id as string;
 		const made = vms.filter(vm => vm.id !== markerVm);
 		figures.vmsDoubled += Math.max(0, made.length - 1);
-		expect(made.map(vm => vm.id)).toEqual([answers[0]!.body.value.id]);
+		expect(made).toHaveLength(1);
+		expect(answers.map(answer => answer.body.ok)).toEqual([true]);
+		expect(made[0]!.id).toBe(answers[0]!.body.value.id);
 		expect(await qemuPidsUnder(agent.stateDir)).toEqual(vms.map(vm => vm.pid).sort((a, b) => a - b));
 		// The VM carries the token derived from the message: a start seen again finds it on any host.
 		expect(answers[0]!.body.value.clientToken).toMatch(/^msg:/);
