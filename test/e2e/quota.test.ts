@@ -11,7 +11,7 @@ import {availableParallelism} from 'node:os';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
 import type {StartBody, Vm} from '../../source/protocol/index.js';
-import {CLI_BIN, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AGENT_BIN, CLI_BIN, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 
 const TAG = randomBytes(2).toString('hex');
 let cloud: Cloud;
@@ -138,5 +138,24 @@ describe("the host's vCPU budget", () => {
 		const error = await refusal(client, {image: 'blank', host: a.hostId, cpus: budget + 1});
 		expect(error.code).toBe('no_capacity');
 		expect(error.message).toContain(`host ${a.hostId} hands out at most ${budget} vCPUs in all: a VM with ${budget + 1} never fits`);
+	});
+});
+
+describe('quota flags', () => {
+	it.each([
+		[['--quota', 'alice'], 'invalid --quota "alice": expected TENANT=vms:N,cpus:N,memory:MB'],
+		[['--quota', 'alice=disk:10'], 'invalid quota "disk:10": expected e.g. vms:4,cpus:8,memory:2048'],
+		[['--quota', 'alice=vms:1', '--quota', 'alice=vms:2'], '--quota for tenant alice given twice'],
+		[['--quota-default', 'vms:-1'], 'invalid quota "vms:-1"'],
+		[['--cpu-overcommit', '0'], 'invalid --cpu-overcommit 0: must be a number ≥ 0.1'],
+		[['--amqp-heartbeat', '0'], 'invalid --amqp-heartbeat 0: must be a number ≥ 1'],
+	])('the agent refuses %j with exit 2 before it connects', async (args, message) => {
+		const result = await new Promise<{code: number; stderr: string}>(resolve => {
+			execFile(process.execPath, [AGENT_BIN, '--amqp', 'amqp://127.0.0.1:1', '--state-dir', `${cloud.dir}/never`, ...args], (error, _stdout, stderr) => {
+				resolve({code: error ? Number(error.code ?? 1) : 0, stderr});
+			});
+		});
+		expect(result.code).toBe(2);
+		expect(result.stderr).toContain(message);
 	});
 });
