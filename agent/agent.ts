@@ -18,7 +18,8 @@ import {listReply} from './list-version.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
-import {addUsage, limitsFor, quotaProblem, usageOf, type QuotaConfig, type Usage} from './quota.js';
+import {usageOf, type QuotaConfig, type Usage} from './quota.js';
+import {QuotaGuard} from './quota-guard.js';
 import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
@@ -174,10 +175,7 @@ export class Agent {
 	/** Guest memory and vCPUs of the starts under way. */
 	#startsInFlightMb = 0;
 	#startsInFlightCpus = 0;
-	/** Starts under way that count against a tenant's quota, until their VM is in the records. */
-	readonly #quotaReservations = new Set<{readonly owner: string; readonly usage: Usage}>();
-	/** One quota decision at a time per tenant on this host. */
-	readonly #quotaLocks = new Map<string, Promise<unknown>>();
+	readonly #quota: QuotaGuard;
 	readonly #tutorialStarts = new UnsettledStarts();
 	#endpoint: AgentEndpoint | undefined;
 	#heartbeatTimer: NodeJS.Timeout | undefined;
@@ -190,6 +188,11 @@ export class Agent {
 		this.store = new StateStore(config.stateDir);
 		this.#runtime = runtime;
 		this.#log = log;
+		// Starts under way are reserved by the guard: here only VMs past `starting` count.
+		this.#quota = new QuotaGuard(config.quota, {
+			fleet: async owner => this.fleetUsage(owner),
+			local: owner => usageOf(this.vms().filter(vm => vm.state !== 'starting'), owner),
+		});
 		this.#network = new HostNetwork(
 			{
 				privateBridge: DEFAULT_PRIVATE_BRIDGE,
@@ -280,38 +283,12 @@ export class Agent {
 
 	/**
 	 * Starts a VM if its owner's quota allows. The quota holds across the fleet: the owner's VMs on
-	 * the other live hosts (a list round) plus its VMs and starts under way here. Decisions for one
-	 * owner are taken one at a time on a host; hosts deciding at the same moment can each let one
+	 * the other live hosts (a list round, as the token lookup runs) plus its VMs and starts under
+	 * way here (`QuotaGuard`). Hosts deciding for one owner at the same moment can each let one
 	 * start through (README, "Limits").
 	 */
 	private async startWithinQuota(body: StartBody, owner: string | null): Promise<Outcome<Vm>> {
-		const limits = limitsFor(this.config.quota, owner);
-		if (!limits || owner === null) {
-			return this.start(body, {owner});
-		}
-
-		const ask = this.askOf(body);
-		const previous = this.#quotaLocks.get(owner) ?? Promise.resolve();
-		const decided = previous.then(async () => {
-			const usage = addUsage(await this.fleetUsage(owner), this.localUsage(owner));
-			const problem = quotaProblem(owner, limits, usage, ask);
-			if (problem) {
-				this.#log.info({owner, usage, limits}, 'start refused: over quota');
-				return {attempt: Promise.resolve<Outcome<Vm>>({ok: false, code: 'quota_exceeded', reason: `quota_exceeded: ${problem}`})};
-			}
-
-			const reservation = {owner, usage: {vms: 1, ...ask}};
-			this.#quotaReservations.add(reservation);
-			return {attempt: this.start(body, {owner}).finally(() => this.#quotaReservations.delete(reservation))};
-		});
-		const settled = decided.then(() => undefined, () => undefined);
-		this.#quotaLocks.set(owner, settled);
-		void settled.then(() => {
-			if (this.#quotaLocks.get(owner) === settled) {
-				this.#quotaLocks.delete(owner);
-			}
-		});
-		return (await decided).attempt;
+		return this.#quota.admit(owner, this.askOf(body), async () => this.start(body, {owner}));
 	}
 
 	/** An owner's VMs on the other live hosts (those that answer within the lookup's time). */
@@ -323,18 +300,6 @@ export class Agent {
 
 		const others = (round?.snapshots ?? []).filter(snapshot => snapshot.host.id !== this.config.hostId);
 		return usageOf(others.flatMap(snapshot => snapshot.vms), owner);
-	}
-
-	/** An owner's VMs here, plus its starts under way (whose VMs are still `starting`). */
-	private localUsage(owner: string): Usage {
-		let usage = usageOf(this.vms().filter(vm => vm.state !== 'starting'), owner);
-		for (const reservation of this.#quotaReservations) {
-			if (reservation.owner === owner) {
-				usage = addUsage(usage, reservation.usage);
-			}
-		}
-
-		return usage;
 	}
 
 	private askOf(body: StartBody): {readonly memoryMb: number; readonly cpus: number} {

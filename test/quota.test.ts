@@ -1,5 +1,6 @@
 import {describe, expect, it} from 'vitest';
 import {capacityProblem, cpuBudget, type HostLoad} from '../agent/capacity.js';
+import {QuotaGuard} from '../agent/quota-guard.js';
 import {limitsFor, parseQuotaLimits, quotaConfig, quotaProblem, usageOf, type QuotaLimits, type Usage} from '../agent/quota.js';
 import type {Vm} from '../source/protocol/index.js';
 
@@ -89,5 +90,47 @@ describe('host capacity', () => {
 		[3, 1.5, 4],
 	])('%d cores × %d = %d vCPUs', (cores, ratio, budget) => {
 		expect(cpuBudget(cores, ratio)).toBe(budget);
+	});
+});
+
+describe('the quota guard on one host', () => {
+	const config = quotaConfig(['alice=vms:2'], undefined);
+
+	it('counts starts under way: of three concurrent starts with room for two, one is refused', async () => {
+		let release: () => void = () => {};
+		const gate = new Promise<void>(resolve => {
+			release = resolve;
+		});
+		const guard = new QuotaGuard(config, {fleet: async () => ({vms: 0, cpus: 0, memoryMb: 0}), local: () => ({vms: 0, cpus: 0, memoryMb: 0})});
+		const start = async () => {
+			await gate;
+			return {ok: true as const};
+		};
+
+		const results = [guard.admit('alice', {cpus: 1, memoryMb: 64}, start), guard.admit('alice', {cpus: 1, memoryMb: 64}, start), guard.admit('alice', {cpus: 1, memoryMb: 64}, start)];
+		// The third is decided while the first two are still starting.
+		await expect(results[2]).resolves.toEqual({ok: false, code: 'quota_exceeded', reason: 'quota_exceeded: tenant alice may run at most 2 VMs (has 2)'});
+		release();
+		await expect(Promise.all(results.slice(0, 2))).resolves.toEqual([{ok: true}, {ok: true}]);
+	});
+
+	it('adds the fleet and this host; other tenants and owner-less starts are not limited', async () => {
+		const guard = new QuotaGuard(config, {fleet: async () => ({vms: 1, cpus: 1, memoryMb: 64}), local: owner => ({vms: owner === 'alice' ? 1 : 9, cpus: 0, memoryMb: 0})});
+		const start = async () => ({ok: true as const});
+		await expect(guard.admit('alice', {cpus: 1, memoryMb: 64}, start)).resolves.toMatchObject({code: 'quota_exceeded'});
+		await expect(guard.admit('bob', {cpus: 1, memoryMb: 64}, start)).resolves.toEqual({ok: true});
+		await expect(guard.admit(null, {cpus: 1, memoryMb: 64}, start)).resolves.toEqual({ok: true});
+	});
+
+	it('a finished start is no longer reserved', async () => {
+		let local = 0;
+		const guard = new QuotaGuard(config, {fleet: async () => ({vms: 0, cpus: 0, memoryMb: 0}), local: () => ({vms: local, cpus: 0, memoryMb: 0})});
+		// The start failed: no VM, nothing reserved after it.
+		await guard.admit('alice', {cpus: 1, memoryMb: 64}, async () => ({ok: false as const}));
+		await guard.admit('alice', {cpus: 1, memoryMb: 64}, async () => {
+			local++;
+			return {ok: true as const};
+		});
+		await expect(guard.admit('alice', {cpus: 1, memoryMb: 64}, async () => ({ok: true as const}))).resolves.toEqual({ok: true});
 	});
 });
