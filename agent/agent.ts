@@ -4,12 +4,14 @@
  */
 import {randomInt} from 'node:crypto';
 import {readdir, stat} from 'node:fs/promises';
+import {availableParallelism} from 'node:os';
 import {join, resolve} from 'node:path';
 import type {Logger} from 'pino';
 import {AgentEndpoint, type HandlerResult, type RequestContext} from '../source/broker/agent-endpoint.js';
 import {urlUser, type TlsOptions} from '../source/broker/connection.js';
 import {HostRoster} from '../source/broker/host-roster.js';
 import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
+import {capacityProblem, cpuBudget, DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
 import {listReply} from './list-version.js';
@@ -19,14 +21,17 @@ import {DEFAULT_VXLAN_ID, newMac} from './network.js';
 import {qemuArgs, type NicSpec} from './qemu-args.js';
 import {qemuNetns} from './qemu-netns.js';
 import {qmpExecute, waitForQmp} from './qmp.js';
+import {usageOf, type QuotaConfig, type Usage} from './quota.js';
+import {QuotaGuard} from './quota-guard.js';
 import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
 import type {ProcessRef, Runtime} from './runtime.js';
+import {startToken} from './start-token.js';
 import {StateStore} from './store.js';
 import {tenantNameProblem} from './tenant-name.js';
 import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
-import {serveTutorial} from './tutorial.js';
+import {serveTutorial, UnsettledStarts} from './tutorial.js';
 
 export type AgentConfig = {
 	readonly amqpUrl: string;
@@ -61,6 +66,10 @@ export type AgentConfig = {
 	 * (or left for another host). Default: total memory less a reserve (`defaultMemoryBudgetMb`).
 	 */
 	readonly memoryBudgetMb?: number;
+	/** vCPUs handed out per host core (default 16): a start past that budget is refused (or left for another host). */
+	readonly cpuOvercommit?: number;
+	/** Per-tenant limits on VMs, vCPUs and guest memory, across the fleet (`--quota`, `--quota-default`). */
+	readonly quota?: QuotaConfig;
 	/**
 	 * Tenants mode: every request must carry its publisher's `userId` (validated by the broker);
 	 * a tenant sees and acts on its own VMs only. Admins (and this agent's own user) see all.
@@ -91,6 +100,9 @@ const FLEET_LOOKUP_MS = 5000;
 /** The same for a start that died in the queue: its requester stops listening soon after its TTL. */
 const DEAD_LOOKUP_MS = 1000;
 
+/** How long a quota check waits for the fleet's VM lists (a silent host's VMs are then not counted). */
+const QUOTA_LOOKUP_MS = 2000;
+
 /** How many stopped VMs (and their client tokens) the agent remembers, so a repeated stop or start gets the same answer. */
 const GONE_MEMORY = 1024;
 
@@ -98,7 +110,7 @@ const GONE_MEMORY = 1024;
 export const DEFAULT_PRIVATE_BRIDGE = 'kloud0';
 export const DEFAULT_PRIVATE_SUBNET = '10.77.0.0/24';
 
-type Failure = {readonly ok: false; readonly code: 'unknown_image' | 'unknown_vm' | 'no_capacity' | 'start_failed' | 'stop_failed' | 'forbidden'; readonly reason: string};
+type Failure = {readonly ok: false; readonly code: 'unknown_image' | 'unknown_vm' | 'no_capacity' | 'quota_exceeded' | 'start_failed' | 'stop_failed' | 'forbidden'; readonly reason: string};
 type Outcome<T> = {readonly ok: true; readonly value: T} | Failure;
 
 const RECONCILE_MS = 1000;
@@ -139,7 +151,7 @@ export class Agent {
 				handleRequest: async (request, context) => agent.handle(request, context),
 				handleDeadStart: async (request, answer, context) => agent.handleDeadStart(request.body, {ok: false, ...answer}, context),
 				handleEvent: event => agent.onPeerEvent(event),
-				handleTutorial: async content => serveTutorial(content, agent),
+				handleTutorial: async (content, delivery) => serveTutorial(content, agent, delivery, agent.#tutorialStarts),
 				onConnectionState: state => {
 					log.info({state: state.status}, 'broker connection');
 					if (state.status === 'connected') {
@@ -177,8 +189,11 @@ export class Agent {
 	#goneLines = 0;
 	readonly #startedAt = Date.now();
 	#startsInFlight = 0;
-	/** Guest memory of the starts under way. */
+	/** Guest memory and vCPUs of the starts under way. */
 	#startsInFlightMb = 0;
+	#startsInFlightCpus = 0;
+	readonly #quota: QuotaGuard;
+	readonly #tutorialStarts = new UnsettledStarts();
 	#endpoint: AgentEndpoint | undefined;
 	#heartbeatTimer: NodeJS.Timeout | undefined;
 	#reconcileTimer: NodeJS.Timeout | undefined;
@@ -192,6 +207,11 @@ export class Agent {
 		this.#runtime = runtime;
 		this.#log = log;
 		this.#underlayFilter = new UnderlayFilter(config.underlayCidr ?? defaultUnderlayCidr(config.network?.underlay), log);
+		// Starts under way are reserved by the guard: here only VMs past `starting` count.
+		this.#quota = new QuotaGuard(config.quota, {
+			fleet: async owner => this.fleetUsage(owner),
+			local: owner => usageOf(this.vms().filter(vm => vm.state !== 'starting'), owner),
+		});
 		this.#network = new HostNetwork(
 			{
 				privateBridge: DEFAULT_PRIVATE_BRIDGE,
@@ -229,25 +249,18 @@ export class Agent {
 
 		switch (request.type) {
 			case 'vm.start': {
-				const known = this.knownStart(request.body.clientToken, caller.user);
-				if (known) {
-					return known;
+				// Every start is idempotent: without a client token, its token is derived from the message.
+				const body = {...request.body, clientToken: startToken(request.body.clientToken, {...context, body: JSON.stringify(request)}).token};
+				const found = await this.findStart(body.clientToken, caller.user, {isRepeat: context.isRepeat});
+				if (found) {
+					return found;
 				}
 
-				// Seen before (redelivered, or resent after a lost connection): another host may have
-				// taken the first copy. Ask the fleet before making a second VM for the same token.
-				if (context.isRepeat && request.body.clientToken !== undefined) {
-					const elsewhere = await this.startElsewhere(request.body.clientToken, caller.user, {budgetMs: FLEET_LOOKUP_MS});
-					if (elsewhere) {
-						return elsewhere;
-					}
-				}
-
-				if (context.via === 'work' && !this.hasCapacity(request.body.memoryMb ?? this.config.defaultMemoryMb)) {
+				if (context.via === 'work' && !this.hasCapacity(this.askOf(body))) {
 					return {ok: 'requeue'};
 				}
 
-				return this.start(request.body, {owner: caller.user});
+				return this.startWithinQuota(body, caller.user);
 			}
 
 			case 'vm.stop': {
@@ -274,6 +287,49 @@ export class Agent {
 		}
 	}
 
+	/** For the tutorial's messages (no owner): the VM of this start's token, else a new one. */
+	async startOnce(body: StartBody, options: {readonly isRepeat: boolean}): Promise<Outcome<Vm>> {
+		return (await this.findStart(body.clientToken, null, options)) ?? this.startWithinQuota(body, null);
+	}
+
+	/**
+	 * The VM a start with this token made: known here, or, for a start seen before (redelivered, or
+	 * resent after a lost connection), on another host that may have taken its first copy.
+	 */
+	private async findStart(token: string | undefined, owner: string | null, options: {readonly isRepeat: boolean}): Promise<Outcome<Vm> | undefined> {
+		const known = this.knownStart(token, owner);
+		if (known) {
+			return known;
+		}
+
+		return options.isRepeat && token !== undefined ? this.startElsewhere(token, owner, {budgetMs: FLEET_LOOKUP_MS}) : undefined;
+	}
+
+	/**
+	 * Starts a VM if its owner's quota allows. The quota holds across the fleet: the owner's VMs on
+	 * the other live hosts (a list round, as the token lookup runs) plus its VMs and starts under
+	 * way here (`QuotaGuard`). Hosts deciding for one owner at the same moment can each let one
+	 * start through (README, "Limits").
+	 */
+	private async startWithinQuota(body: StartBody, owner: string | null): Promise<Outcome<Vm>> {
+		return this.#quota.admit(owner, this.askOf(body), async () => this.start(body, {owner}));
+	}
+
+	/** An owner's VMs on the other live hosts (those that answer within the lookup's time). */
+	private async fleetUsage(owner: string): Promise<Usage> {
+		const round = await this.#endpoint?.listRound({timeoutMs: QUOTA_LOOKUP_MS, expected: this.rosterIds()}).catch(() => undefined);
+		if (round?.missing.length) {
+			this.#log.warn({missing: round.missing, owner}, 'quota check: hosts stayed silent, their VMs are not counted');
+		}
+
+		const others = (round?.snapshots ?? []).filter(snapshot => snapshot.host.id !== this.config.hostId);
+		return usageOf(others.flatMap(snapshot => snapshot.vms), owner);
+	}
+
+	private askOf(body: StartBody): {readonly memoryMb: number; readonly cpus: number} {
+		return {memoryMb: body.memoryMb ?? this.config.defaultMemoryMb, cpus: body.cpus ?? this.config.defaultCpus};
+	}
+
 	/**
 	 * Starts a VM, or, when a start with the same client token (and owner) made one already or is
 	 * making it, answers with that one: a redelivered or retried start never makes a second VM.
@@ -285,8 +341,8 @@ export class Agent {
 			return known;
 		}
 
-		const memoryMb = body.memoryMb ?? this.config.defaultMemoryMb;
-		const full = this.capacityProblem(memoryMb);
+		const {memoryMb, cpus} = this.askOf(body);
+		const full = this.capacityProblem({memoryMb, cpus});
 		if (full) {
 			return {ok: false, code: 'no_capacity', reason: full};
 		}
@@ -294,9 +350,11 @@ export class Agent {
 		const key = body.clientToken === undefined ? undefined : tokenKey(body.clientToken, owner);
 		this.#startsInFlight++;
 		this.#startsInFlightMb += memoryMb;
+		this.#startsInFlightCpus += cpus;
 		const attempt = this.createVm(body, owner).finally(() => {
 			this.#startsInFlight--;
 			this.#startsInFlightMb -= memoryMb;
+			this.#startsInFlightCpus -= cpus;
 			if (key) {
 				this.#starts.delete(key);
 			}
@@ -317,14 +375,15 @@ export class Agent {
 			return undefined;
 		}
 
-		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
-		if (existing) {
-			return {ok: true, value: this.toVm(existing)};
-		}
-
+		// A start under way first: its answer is the VM once it runs, not while it is starting.
 		const pending = this.#starts.get(tokenKey(token, owner));
 		if (pending) {
 			return pending;
+		}
+
+		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
+		if (existing) {
+			return {ok: true, value: this.toVm(existing)};
 		}
 
 		const gone = [...this.#gone.values()].find(entry => entry.clientToken === token && entry.owner === owner);
@@ -484,38 +543,33 @@ export class Agent {
 
 	// ---- internals ----
 
-	/** Whether one more VM of `memoryMb` fits under `--max-vms` and the memory budget. */
-	private hasCapacity(memoryMb: number): boolean {
-		return this.capacityProblem(memoryMb) === undefined;
+	/** Whether one more VM of this size fits under `--max-vms`, the memory budget and the vCPU budget. */
+	private hasCapacity(ask: {readonly memoryMb: number; readonly cpus: number}): boolean {
+		return this.capacityProblem(ask) === undefined;
 	}
 
-	/** Why one more VM of `memoryMb` does not fit, or undefined when it does. */
-	private capacityProblem(memoryMb: number): string | undefined {
-		const count = this.#records.size + this.#startsInFlight;
-		if (count >= this.config.maxVms) {
-			return `host ${this.config.hostId} is full (${count} of ${this.config.maxVms} VMs)`;
-		}
-
-		const budget = this.memoryBudgetMb();
-		const committed = this.committedMemoryMb();
-		if (committed + memoryMb > budget) {
-			return `host ${this.config.hostId} has ${Math.max(0, budget - committed)} of its ${budget} MB memory budget free, not the ${memoryMb} MB asked for`;
-		}
-
-		return undefined;
-	}
-
-	/** Guest memory promised: running (not crashed) VMs and starts under way. */
-	private committedMemoryMb(): number {
-		let total = this.#startsInFlightMb;
+	/** Why one more VM of this size does not fit, or undefined when it does. */
+	private capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}): string | undefined {
+		let memoryMb = this.#startsInFlightMb;
+		let cpus = this.#startsInFlightCpus;
 		for (const record of this.#records.values()) {
-			// A creating VM is counted with the starts under way; a crashed one holds no memory.
+			// A creating VM is counted with the starts under way; a crashed one holds no memory nor CPU.
 			if (record.phase !== 'creating' && record.exit === null) {
-				total += record.memoryMb;
+				memoryMb += record.memoryMb;
+				cpus += record.cpus;
 			}
 		}
 
-		return total;
+		const load = {
+			hostId: this.config.hostId,
+			vms: this.#records.size + this.#startsInFlight,
+			maxVms: this.config.maxVms,
+			memoryMb,
+			memoryBudgetMb: this.memoryBudgetMb(),
+			cpus,
+			cpuBudget: cpuBudget(availableParallelism(), this.config.cpuOvercommit ?? DEFAULT_CPU_OVERCOMMIT),
+		};
+		return capacityProblem(load, ask);
 	}
 
 	private memoryBudgetMb(): number {
@@ -524,7 +578,7 @@ export class Agent {
 
 	private async updateCapacity(): Promise<void> {
 		// Take starts from the shared queue only while a VM of the default size still fits.
-		await this.#endpoint?.setAcceptingStarts(this.hasCapacity(this.config.defaultMemoryMb)).catch((error: unknown) => {
+		await this.#endpoint?.setAcceptingStarts(this.hasCapacity({memoryMb: this.config.defaultMemoryMb, cpus: this.config.defaultCpus})).catch((error: unknown) => {
 			this.#log.warn({err: error}, 'could not change the start consumer');
 		});
 	}

@@ -13,8 +13,10 @@ import {pino} from 'pino';
 import {urlUser} from '../source/broker/connection.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, MAX_HEARTBEAT_MS, NETWORK_MODES, parseAgentUsers, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
+import {DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
 import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES, logMaxBytes} from './log-cap.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
+import {quotaConfig, type QuotaConfig} from './quota.js';
 import {tenantNameProblem} from './tenant-name.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, parseCidr, privateLayout, vxlanName} from './network.js';
 import {isInCidr} from './underlay.js';
@@ -59,6 +61,7 @@ const cli = meow(
 	                        (default: total memory less 10 %, at least 1 GiB)
 	  --console-log-max MiB each VM's console log is kept to its last MiB (default 1, ≥ 0.25)
 	  --dnsmasq-log-max MiB the private network's dnsmasq log, likewise (default 4)
+	  --cpu-overcommit RATIO  vCPUs handed out per host core (default ${DEFAULT_CPU_OVERCOMMIT})
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
@@ -67,6 +70,9 @@ const cli = meow(
 	  --agent-users U1,U2   RabbitMQ users whose events (heartbeats, host.down, VM events)
 	                        count; others' are dropped [KLOUD_AGENT_USERS]
 	                        (default: the agent's own user)
+	  --quota T=SPEC        tenant T (a RabbitMQ user) may hold at most SPEC across the fleet,
+	                        e.g. alice=vms:4,cpus:8,memory:2048 (repeatable; any of the three)
+	  --quota-default SPEC  the quota of every tenant not named (default: none)
 	  --runas USER          run QEMU as this unprivileged user (QEMU's -runas)
 	  --ca FILE             CA certificate(s) to trust for amqps:// (PEM)
 	  --cert FILE, --key FILE  client certificate and key for amqps:// (PEM)
@@ -111,6 +117,9 @@ const cli = meow(
 			memoryBudget: {type: 'number'},
 			consoleLogMax: {type: 'number', default: DEFAULT_CONSOLE_LOG_MAX_BYTES / MIB},
 			dnsmasqLogMax: {type: 'number', default: DEFAULT_DNSMASQ_LOG_MAX_BYTES / MIB},
+			cpuOvercommit: {type: 'number', default: DEFAULT_CPU_OVERCOMMIT},
+			quota: {type: 'string', isMultiple: true, default: []},
+			quotaDefault: {type: 'string'},
 			tenants: {type: 'boolean', default: process.env.KLOUD_TENANTS === '1'},
 			admins: {type: 'string', default: ''},
 			runas: {type: 'string'},
@@ -154,6 +163,7 @@ for (const [name, value, min] of [
 	['--heartbeat', flags.heartbeat, 0.1],
 	['--amqp-heartbeat', flags.amqpHeartbeat, 1],
 	['--grace', flags.grace, 0],
+	['--cpu-overcommit', flags.cpuOvercommit, 0.1],
 ] as const) {
 	if (!Number.isFinite(value) || value < min) {
 		fail(`invalid ${name} ${value}: must be a number ≥ ${min}`);
@@ -189,6 +199,13 @@ if (flags.tenants && urlUser(flags.amqp) === 'guest') {
 
 if (flags.runas !== undefined && !RUN_AS_PATTERN.test(flags.runas)) {
 	fail(`invalid --runas "${flags.runas}": a plain login name`);
+}
+
+let quota: QuotaConfig | undefined;
+try {
+	quota = quotaConfig(flags.quota, flags.quotaDefault);
+} catch (error) {
+	fail((error as Error).message);
 }
 
 const admins = flags.admins.split(',').map(name => name.trim()).filter(name => name !== '');
@@ -291,6 +308,8 @@ const config: AgentConfig = {
 	tutorialQueue: flags.tutorialCompat ? flags.tutorialQueue : undefined,
 	startPaused: flags.startPaused,
 	...(memoryBudget === undefined ? {} : {memoryBudgetMb: Math.floor(memoryBudget)}),
+	cpuOvercommit: flags.cpuOvercommit,
+	...(quota === undefined ? {} : {quota}),
 	tenants: flags.tenants,
 	admins,
 	...(consoleLogMax.ok ? {consoleLogMaxBytes: consoleLogMax.bytes} : {}),

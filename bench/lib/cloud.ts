@@ -43,7 +43,7 @@ export async function createBenchCloud(label: string): Promise<BenchCloud> {
 			for (let index = 0; index < count; index += 4) {
 				const batch = await Promise.all(
 					Array.from({length: Math.min(4, count - index)}, async (_, offset) =>
-						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, extra: ['--start-paused', '--max-vms', '128', '--memory', '64', '--network-default', 'none', ...extra]}),
+						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, extra: ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none', ...extra]}),
 					),
 				);
 				added.push(...batch);

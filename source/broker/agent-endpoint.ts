@@ -4,7 +4,7 @@
  * and optionally the tutorial's `vm-queue`. Every request with a reply address gets exactly one
  * reply; a message is acked only after its reply is confirmed by the broker.
  */
-import {randomUUID} from 'node:crypto';
+import {createHash, randomUUID} from 'node:crypto';
 import type {Channel, ConsumeMessage} from 'amqplib';
 import {
 	ALL_HOSTS_KEY,
@@ -56,6 +56,25 @@ export type RequestContext = {
 	readonly userId?: string;
 	/** Seen before: redelivered by the broker, or sent again by its requester after a lost connection. */
 	readonly isRepeat: boolean;
+	/** What a redelivery carries unchanged: a start without a client token is made idempotent with these. */
+	readonly messageId?: string;
+	readonly correlationId?: string;
+	readonly replyTo?: string;
+};
+
+/** One delivery from the tutorial's queue. */
+export type TutorialDelivery = {
+	/** Redelivered by the broker: an earlier delivery of it may have been served (its ack was lost). */
+	readonly isRepeat: boolean;
+	readonly messageId?: string;
+	readonly correlationId?: string;
+	readonly replyTo?: string;
+	readonly userId?: string;
+	/**
+	 * Resolves true once the broker has this delivery's ack (proved by a later round trip on the
+	 * same channel), false when its channel died first: then the broker delivers it again.
+	 */
+	readonly settled: Promise<boolean>;
 };
 
 export type AgentHandlers = {
@@ -68,7 +87,7 @@ export type AgentHandlers = {
 	 */
 	handleDeadStart?(request: Request & {readonly type: 'vm.start'}, answer: NonNullable<DeadLetterAnswer>, context: {readonly userId?: string}): Promise<HandlerResult>;
 	/** Serves one unversioned tutorial message; returns the JSON to reply with, or undefined for none. */
-	handleTutorial?(content: Buffer): Promise<unknown>;
+	handleTutorial?(content: Buffer, delivery: TutorialDelivery): Promise<unknown>;
 	onConnectionState?(state: ConnectionState): void;
 };
 
@@ -110,6 +129,13 @@ export const CONSOLE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
 
 /** Dropped events are logged at most this often (with the count since the last line). */
 const DROPPED_LOG_MS = 10_000;
+/** How many confirmed replies to redeliverable messages are remembered, so a redelivery is not answered twice. */
+const REPLIED_MEMORY = 4096;
+
+type ReplyOptions = {
+	/** For a redeliverable message: whether the channel it came on is still the current one. */
+	readonly isOurs?: () => boolean;
+};
 
 export class DuplicateHostError extends Error {
 	override name = 'DuplicateHostError';
@@ -155,6 +181,9 @@ export class AgentEndpoint {
 	#droppedEvents = 0;
 	#droppedLogged = 0;
 	#droppedLoggedAt = 0;
+	#tutorialChannel: Channel | undefined;
+	/** Replies confirmed for work-queue and tutorial deliveries (by reply address and correlation id), oldest first. */
+	readonly #replied = new Set<string>();
 	/** For the agent's own rounds (looking for a start's token across the fleet). */
 	readonly #rpc = new Rpc(() => this.connection);
 
@@ -266,6 +295,7 @@ export class AgentEndpoint {
 		await deadChannel.prefetch(16);
 		await deadChannel.consume(topo.deadLetters, message => this.onDeadLetter(deadChannel, message), {noAck: false});
 
+		this.#tutorialChannel = tutorialChannel;
 		if (tutorialChannel && this.#options.tutorialQueue) {
 			// Declared exactly as the tutorial's pika code does (not durable), or RabbitMQ refuses it.
 			await tutorialChannel.assertQueue(this.#options.tutorialQueue, {durable: false, exclusive: false, autoDelete: false});
@@ -370,13 +400,18 @@ export class AgentEndpoint {
 
 	/** Runs the handler, replies, and acks (or for a work-queue start, puts it back). */
 	private async answer(channel: Channel, message: ConsumeMessage, via: 'host' | 'work', parsed: ParsedRequest): Promise<void> {
-		const {replyTo, correlationId, userId, headers} = message.properties as {replyTo?: string; correlationId?: string; userId?: string; headers?: Record<string, unknown>};
+		const {replyTo, correlationId, userId, headers, messageId} = message.properties as {replyTo?: string; correlationId?: string; userId?: string; headers?: Record<string, unknown>; messageId?: string};
 		let result: HandlerResult;
 		if (parsed.ok) {
 			const isRepeat = message.fields.redelivered || headers?.[REPEAT_HEADER] === true;
 			this.#options.log.debug({type: parsed.value.type, via, routingKey: message.fields.routingKey, from: parsed.value.from, userId, isRepeat}, 'request');
 			try {
-				result = await this.#handlers.handleRequest(parsed.value, {via, isRepeat, ...(typeof userId === 'string' ? {userId} : {})});
+				const identity = {
+					...(typeof messageId === 'string' ? {messageId} : {}),
+					...(typeof correlationId === 'string' ? {correlationId} : {}),
+					...(typeof replyTo === 'string' ? {replyTo} : {}),
+				};
+				result = await this.#handlers.handleRequest(parsed.value, {via, isRepeat, ...(typeof userId === 'string' ? {userId} : {}), ...identity});
 			} catch (error) {
 				this.#options.log.error({err: error, type: parsed.value.type}, 'request handler threw');
 				result = {ok: false, code: 'internal', reason: `internal error: ${(error as Error).message}`};
@@ -396,9 +431,15 @@ export class AgentEndpoint {
 			result = {ok: false, code: 'no_capacity', reason: `host ${this.#options.hostId} has no capacity now`};
 		}
 
-		if (replyTo) {
+		if (replyTo && (via === 'host' || channel === this.#workChannel)) {
 			const re = correlationId ?? (parsed.ok ? parsed.value.id : '');
-			await this.reply(replyTo, re, result);
+			if (via === 'host') {
+				await this.reply(replyTo, re, result);
+			} else {
+				// A start whose channel died is delivered again: that delivery answers, not this one.
+				const isOurs = () => channel === this.#workChannel;
+				await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.reply(replyTo, re, result, {isOurs}));
+			}
 		}
 
 		if (via === 'host') {
@@ -425,24 +466,63 @@ export class AgentEndpoint {
 	 * connection dropped is sent again once it is back (the requester's address outlives our
 	 * connection); replies to other addresses are refused.
 	 */
-	private async reply(replyTo: string, re: string, result: Exclude<HandlerResult, {ok: 'requeue'}>): Promise<void> {
+	private async reply(replyTo: string, re: string, result: Exclude<HandlerResult, {ok: 'requeue'}>, options: ReplyOptions = {}): Promise<boolean> {
 		if (!replyTo.startsWith(REPLY_ADDRESS_PREFIX)) {
 			this.#options.log.warn({replyTo: replyTo.slice(0, 200)}, 'refused to reply to a queue that is not a Direct Reply-To address');
-			return;
+			return false;
 		}
 
 		const stamp = {id: randomUUID(), from: this.#options.hostId, ts: Date.now()};
 		const reply = result.ok ? okReply(re, result.value, stamp) : errorReply(re, result.code, result.reason, stamp);
-		const send = async () => this.connection.publish('', replyTo, encode(reply), {correlationId: re, contentType: 'application/json'});
+		return this.sendReply(replyTo, encode(reply), {correlationId: re, contentType: 'application/json'}, options);
+	}
+
+	/**
+	 * Publishes a reply. One that fails because this agent's connection dropped (or is not set up
+	 * yet) is sent again once it is back (the requester's address outlives our connection), unless
+	 * the message it answers is redeliverable and its channel died: then the broker hands that
+	 * message out again and its next delivery answers.
+	 */
+	private async sendReply(replyTo: string, content: Uint8Array, properties: {correlationId?: string; contentType?: string}, options: ReplyOptions = {}): Promise<boolean> {
+		const send = async () => this.connection.publish('', replyTo, content, properties);
 		try {
 			await send();
+			return true;
 		} catch (error) {
-			if (!(await this.connection.waitUntilConnected(REPLY_RETRY_MS))) {
-				this.#options.log.warn({err: error, replyTo}, 'could not deliver a reply');
-				return;
+			if (!(await this.connection.waitUntilConnected(REPLY_RETRY_MS)) || !(options.isOurs?.() ?? true)) {
+				this.#options.log.warn({err: error, replyTo}, options.isOurs?.() === false ? 'reply not sent: its message will be delivered again' : 'could not deliver a reply');
+				return false;
 			}
 
-			await send().catch((retryError: unknown) => this.#options.log.warn({err: retryError, replyTo}, 'could not deliver a reply'));
+			return send().then(
+				() => true,
+				(retryError: unknown) => {
+					this.#options.log.warn({err: retryError, replyTo}, 'could not deliver a reply');
+					return false;
+				},
+			);
+		}
+	}
+
+	/**
+	 * Replies to a redeliverable message unless its reply went out already: a delivery whose reply
+	 * was confirmed but whose ack was lost comes back, and must not be answered a second time.
+	 */
+	private async replyOnce(replyTo: string, re: string, isRedelivered: boolean, send: () => Promise<boolean>): Promise<void> {
+		const key = `${replyTo}\u0000${re}`;
+		if (isRedelivered && this.#replied.has(key)) {
+			this.#options.log.info({correlationId: re}, 'a redelivered message was answered already: not answering again');
+			return;
+		}
+
+		if (await send()) {
+			this.#replied.add(key);
+			if (this.#replied.size > REPLIED_MEMORY) {
+				const oldest = this.#replied.values().next().value;
+				if (oldest !== undefined) {
+					this.#replied.delete(oldest);
+				}
+			}
 		}
 	}
 
@@ -519,27 +599,63 @@ export class AgentEndpoint {
 			return;
 		}
 
-		const {replyTo, correlationId} = message.properties as {replyTo?: string; correlationId?: string};
+		const {replyTo, correlationId, messageId, userId} = message.properties as {replyTo?: string; correlationId?: string; messageId?: string; userId?: string};
+		let settle: (isSettled: boolean) => void = () => {};
+		const settled = new Promise<boolean>(resolve => {
+			settle = resolve;
+		});
+		const delivery: TutorialDelivery = {
+			isRepeat: message.fields.redelivered,
+			settled,
+			...(typeof messageId === 'string' ? {messageId} : {}),
+			...(typeof correlationId === 'string' ? {correlationId} : {}),
+			...(typeof replyTo === 'string' ? {replyTo} : {}),
+			...(typeof userId === 'string' ? {userId} : {}),
+		};
+		this.#options.log.debug({isRepeat: delivery.isRepeat, replyTo: replyTo ?? null}, 'tutorial message');
 		this.#inFlight++;
 		void this.#handlers
-			.handleTutorial(message.content)
+			.handleTutorial(message.content, delivery)
 			.then(async response => {
 				const {status, reason} = (response ?? {}) as {status?: unknown; reason?: unknown};
 				if (status === 'error') {
 					this.#options.log.warn({reason, replyTo: replyTo ?? null}, 'refused a tutorial message');
 				}
 
-				if (response !== undefined && replyTo) {
-					await this.connection.publish('', replyTo, Buffer.from(JSON.stringify(response)), correlationId ? {correlationId} : {});
+				// A delivery whose channel died comes again: that one answers.
+				const isOurs = () => channel === this.#tutorialChannel;
+				if (response !== undefined && replyTo && isOurs()) {
+					const content = Buffer.from(JSON.stringify(response));
+					const re = correlationId ?? messageId ?? createHash('sha256').update(message.content).digest('base64url');
+					await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.sendReply(replyTo, content, correlationId ? {correlationId} : {}, {isOurs}));
 				}
 			})
 			.catch((error: unknown) => this.#options.log.error({err: error}, 'tutorial message failed'))
 			.finally(() => {
-				channel.ack(message);
+				void this.settle(channel, message, settle);
 				this.#inFlight--;
 				if (this.#inFlight === 0) {
 					this.#drained?.();
 				}
 			});
+	}
+
+	/**
+	 * Acks a tutorial delivery, then proves the ack arrived with a round trip on the same channel (the
+	 * broker handles a channel's frames in order): until then, the delivery may come again.
+	 */
+	private async settle(channel: Channel, message: ConsumeMessage, settle: (isSettled: boolean) => void): Promise<void> {
+		if (channel !== this.#tutorialChannel) {
+			settle(false);
+			return;
+		}
+
+		try {
+			channel.ack(message);
+			await channel.checkQueue(this.#options.tutorialQueue!);
+			settle(true);
+		} catch {
+			settle(false);
+		}
 	}
 }

@@ -99,9 +99,10 @@ export class BrokerUnavailableError extends Error {
 	override name = 'BrokerUnavailableError';
 }
 
-export function withHeartbeat(url: string, seconds: number): string {
+/** The URL with an AMQP heartbeat of `seconds`: unless it sets one already, or replacing it with `isOverride`. */
+export function withHeartbeat(url: string, seconds: number, options: {readonly isOverride?: boolean} = {}): string {
 	const parsed = new URL(url);
-	if (!parsed.searchParams.has('heartbeat')) {
+	if (options.isOverride || !parsed.searchParams.has('heartbeat')) {
 		parsed.searchParams.set('heartbeat', String(seconds));
 	}
 

@@ -247,6 +247,7 @@ export const ERROR_CODES = [
 	'unknown_image',
 	'unknown_vm',
 	'no_capacity',
+	'quota_exceeded',
 	'start_failed',
 	'stop_failed',
 	'forbidden',

@@ -208,7 +208,8 @@ describe('upgrading', () => {
 
 describe('connection loss', () => {
 	it('50 starts while the broker drops the agent\'s and then the client\'s connection: each answered once, no doubles, no orphans', async () => {
-		const agent = await startAgent(host('burst'), ['--start-paused', '--max-vms', '60', '--memory', '32']);
+		// 50 one-vCPU VMs: more than the default vCPU budget of a 2-core host (16 × 2).
+		const agent = await startAgent(host('burst'), ['--start-paused', '--max-vms', '60', '--memory', '32', '--cpu-overcommit', '64']);
 		const started = () => logLines(agent, 'VM started').length;
 		const burst = Array.from({length: 50}, async () => client.start({image: 'blank'}, {timeoutMs: 90_000}));
 		const settled = Promise.allSettled(burst);
