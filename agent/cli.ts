@@ -14,6 +14,7 @@ import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, NETWORK_MOD
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {RUN_AS_PATTERN} from './qemu-args.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, privateLayout, vxlanName} from './network.js';
+import {DEFAULT_TENANT_SUBNETS, tenantNetworkIdentity} from './tenant-network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
 
@@ -69,6 +70,8 @@ const cli = meow(
 	  --private-slot N        this host's eighth of the subnet for DHCP, unique per host (default 0)
 	  --underlay ADDRESS      this host's address for VXLAN: joins the other hosts' private bridges
 	  --vxlan-id N            VXLAN network id (default ${DEFAULT_VXLAN_ID})
+	  --tenant-subnets CIDR   with --tenants: the pool each tenant's private /24 is taken
+	                          from, the same on every host (default ${DEFAULT_TENANT_SUBNETS})
 	  --public-bridge NAME    the bridge to the LAN for public VMs (used as it is when it exists)
 	  --uplink IFACE          let the agent create --public-bridge over this interface, moving
 	                          its addresses and routes to the bridge
@@ -105,6 +108,7 @@ const cli = meow(
 			privateSlot: {type: 'number', default: 0},
 			underlay: {type: 'string'},
 			vxlanId: {type: 'number', default: DEFAULT_VXLAN_ID},
+			tenantSubnets: {type: 'string', default: DEFAULT_TENANT_SUBNETS},
 			publicBridge: {type: 'string'},
 			uplink: {type: 'string'},
 		},
@@ -214,6 +218,12 @@ try {
 	fail((error as Error).message.replace(/^invalid subnet/, 'invalid --private-subnet').replace(/^invalid private slot/, 'invalid --private-slot'));
 }
 
+try {
+	tenantNetworkIdentity('check', flags.tenantSubnets);
+} catch (error) {
+	fail(`invalid --tenant-subnets: ${(error as Error).message}`);
+}
+
 const config: AgentConfig = {
 	amqpUrl: flags.amqp,
 	namespace: flags.namespace,
@@ -239,6 +249,7 @@ const config: AgentConfig = {
 		privateSubnet: flags.privateSubnet,
 		privateSlot: flags.privateSlot,
 		vxlanId: flags.vxlanId,
+		tenantSubnets: flags.tenantSubnets,
 		...(flags.netns === undefined ? {} : {netns: flags.netns}),
 		...(flags.underlay === undefined ? {} : {underlay: flags.underlay}),
 		...(flags.publicBridge === undefined ? {} : {publicBridge: flags.publicBridge}),

@@ -189,12 +189,14 @@ export type PrivateNetworkPaths = {
 	readonly pid: string;
 	readonly leases: string;
 	readonly log: string;
+	/** One `<mac>,<ip>` file per VM (named after it): dnsmasq serves these addresses and no others. */
+	readonly hosts: string;
 };
 
-/** Where dnsmasq keeps its pid, leases and log under the agent's state root. */
-export function privateNetworkPaths(stateRoot: string): PrivateNetworkPaths {
-	const dir = join(stateRoot, 'network');
-	return {dir, pid: join(dir, 'dnsmasq.pid'), leases: join(dir, 'dnsmasq.leases'), log: join(dir, 'dnsmasq.log')};
+/** Where dnsmasq keeps its pid, leases, log and address reservations: `<state>/network/` (or a subdirectory). */
+export function privateNetworkPaths(stateRoot: string, subdirectory?: string): PrivateNetworkPaths {
+	const dir = subdirectory === undefined ? join(stateRoot, 'network') : join(stateRoot, 'network', subdirectory);
+	return {dir, pid: join(dir, 'dnsmasq.pid'), leases: join(dir, 'dnsmasq.leases'), log: join(dir, 'dnsmasq.log'), hosts: join(dir, 'hosts')};
 }
 
 // ---- commands ----
@@ -417,7 +419,11 @@ export function dnsmasqArgs(spec: PrivateNetworkSpec): string[] {
 		`--dhcp-leasefile=${paths.leases}`,
 		`--log-facility=${paths.log}`,
 		'--log-dhcp',
-		`--dhcp-range=${layout.dhcpStart},${layout.dhcpEnd},${layout.netmask},12h`,
+		// Static: dnsmasq hands out only the addresses the agent reserved, one per VM (a file per VM in
+		// the hosts directory, read as it appears). A guest asking with a made-up MAC or client id
+		// gets nothing, and the anti-spoofing rules know each VM's address before it boots.
+		`--dhcp-hostsdir=${paths.hosts}`,
+		`--dhcp-range=${layout.dhcpStart},static,${layout.netmask},12h`,
 		'--dhcp-authoritative',
 		'--no-ping',
 		...(spec.underlay === undefined ? [] : [`--dhcp-option=option:mtu,${1500 - VXLAN_OVERHEAD}`]),

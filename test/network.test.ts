@@ -218,7 +218,7 @@ describe('command builders', () => {
 		expect(() => privateBridgeCommands(spec(), {bridge, bridgeAddresses: []})).toThrow(message);
 	});
 
-	it('dnsmasq: this host\'s slice only, quick and authoritative, state in the state dir', () => {
+	it('dnsmasq: this host\'s slice only, reserved addresses only, quick and authoritative, state in the state dir', () => {
 		expect(dnsmasqArgs(spec())).toEqual([
 			'--conf-file=/dev/null',
 			'--bind-interfaces',
@@ -228,7 +228,8 @@ describe('command builders', () => {
 			'--dhcp-leasefile=/var/lib/kloud/state/network/dnsmasq.leases',
 			'--log-facility=/var/lib/kloud/state/network/dnsmasq.log',
 			'--log-dhcp',
-			'--dhcp-range=10.77.0.34,10.77.0.63,255.255.255.0,12h',
+			'--dhcp-hostsdir=/var/lib/kloud/state/network/hosts',
+			'--dhcp-range=10.77.0.34,static,255.255.255.0,12h',
 			'--dhcp-authoritative',
 			'--no-ping',
 		]);
