@@ -316,7 +316,7 @@ export class HostNetwork {
 
 			if (net) {
 				await this.releaseReservation(net, vm.id);
-				if (net.identity && (await this.reservations(net)).size === 0) {
+				if (net.identity && net.isUp && (await this.reservations(net)).size === 0) {
 					await this.tearDownNet(net.spec.bridge);
 				}
 			}
@@ -571,7 +571,7 @@ export class HostNetwork {
 
 		await this.exec(ipForwardCommand(netns));
 		await this.exec(nftApplyCommand(privateNftRuleset({bridge: spec.bridge, subnet: spec.layout.subnet, hasVxlan: spec.underlay !== undefined}), netns));
-		await this.ensureDnsmasq(spec);
+		await this.ensureDnsmasq(net);
 		net.floodPeers = undefined;
 		// The guard knows every private bridge: the host answers guests on it DHCP and DNS only.
 		net.isUp = true;
@@ -673,10 +673,11 @@ export class HostNetwork {
 		await mkdir(net.spec.paths.hosts, {recursive: true, mode: 0o700});
 		await writeFile(join(net.spec.paths.hosts, id), dhcpHostLine(mac, address));
 		net.lastAddress = address;
+		await this.ensureDnsmasq(net);
 		return address;
 	}
 
-	/** Drops VM `id`'s reservation; dnsmasq forgets it on SIGHUP (new files it reads by itself, deleted ones not). */
+	/** Drops VM `id`'s reservation (and dnsmasq's, by restarting it with the ones left). */
 	private async releaseReservation(net: PrivateNet, id: string): Promise<void> {
 		const file = join(net.spec.paths.hosts, id);
 		if (!(await stat(file).catch(() => undefined))) {
@@ -684,16 +685,21 @@ export class HostNetwork {
 		}
 
 		await rm(file, {force: true});
-		const pid = await this.dnsmasqPid(net.spec.paths);
-		if (pid !== undefined) {
-			this.#runtime.signal(pid, 'SIGHUP');
+		if (net.isUp) {
+			await this.ensureDnsmasq(net).catch((error: unknown) => this.#log.warn({err: error, bridge: net.spec.bridge}, 'dnsmasq not updated'));
 		}
 	}
 
-	/** Keeps a running dnsmasq that serves exactly this spec; replaces one that serves another. */
-	private async ensureDnsmasq(spec: PrivateNetworkSpec): Promise<void> {
+	/**
+	 * Keeps a running dnsmasq that serves exactly this network's spec and reservations; replaces one
+	 * that serves another (a start or stop of a VM restarts it: a DHCP client in the middle of an
+	 * exchange then retries; the leases file keeps every lease).
+	 */
+	private async ensureDnsmasq(net: PrivateNet): Promise<void> {
+		const {spec} = net;
 		await mkdir(spec.paths.hosts, {recursive: true, mode: 0o700});
-		const wanted = ['dnsmasq', ...dnsmasqArgs(spec)];
+		const reservations = [...(await this.reservations(net)).values()];
+		const wanted = ['dnsmasq', ...dnsmasqArgs(spec, reservations)];
 		const pid = await this.dnsmasqPid(spec.paths);
 		if (pid !== undefined) {
 			const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
@@ -709,7 +715,7 @@ export class HostNetwork {
 			}
 		}
 
-		await this.exec(dnsmasqCommand(spec));
+		await this.exec(dnsmasqCommand(spec, reservations));
 	}
 
 	/** The pid of the dnsmasq whose pidfile is `paths.pid`, if it is a live dnsmasq started with it. */

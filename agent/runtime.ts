@@ -76,7 +76,7 @@ export type Runtime = {
 	/** Whether `pid` exists and is not a zombie. */
 	isAlive(pid: number): boolean;
 	/** Sends `signal` to `pid`; false if there is no such process. */
-	signal(pid: number, signal: 'SIGTERM' | 'SIGKILL' | 'SIGHUP'): boolean;
+	signal(pid: number, signal: 'SIGTERM' | 'SIGKILL'): boolean;
 	/** Host memory in MiB; `freeMb` is what the kernel reports as available. */
 	memoryInfo(): {totalMb: number; freeMb: number};
 	/**
@@ -265,7 +265,7 @@ function isZombie(pid: number): boolean {
 	return state === 'Z' || state === 'X';
 }
 
-function signal(pid: number, signalName: 'SIGTERM' | 'SIGKILL' | 'SIGHUP'): boolean {
+function signal(pid: number, signalName: 'SIGTERM' | 'SIGKILL'): boolean {
 	try {
 		return process.kill(pid, signalName);
 	} catch (error) {

@@ -228,12 +228,17 @@ describe('command builders', () => {
 			'--dhcp-leasefile=/var/lib/kloud/state/network/dnsmasq.leases',
 			'--log-facility=/var/lib/kloud/state/network/dnsmasq.log',
 			'--log-dhcp',
-			'--dhcp-hostsdir=/var/lib/kloud/state/network/hosts',
 			'--dhcp-range=10.77.0.34,static,255.255.255.0,12h',
 			'--dhcp-authoritative',
 			'--no-ping',
 		]);
 		expect(dnsmasqArgs(spec({underlay: '192.0.2.1'})).at(-1)).toBe('--dhcp-option=option:mtu,1450');
+		// One --dhcp-host per reserved address, in a stable order (a restarted agent compares command lines).
+		expect(dnsmasqArgs(spec(), [{mac: '02:00:00:00:00:09', ip: '10.77.0.35'}, {mac: '02:00:00:00:00:01', ip: '10.77.0.34'}]).slice(8, 11)).toEqual([
+			'--dhcp-range=10.77.0.34,static,255.255.255.0,12h',
+			'--dhcp-host=02:00:00:00:00:01,10.77.0.34',
+			'--dhcp-host=02:00:00:00:00:09,10.77.0.35',
+		]);
 		expect(dnsmasqCommand(spec({netns: 'host-b'}))).toMatchObject({command: 'ip', args: ['netns', 'exec', 'host-b', 'dnsmasq', '--conf-file=/dev/null', ...dnsmasqArgs(spec()).slice(1)]});
 	});
 
