@@ -102,8 +102,10 @@ export function guardRuleset(spec: GuardSpec): string {
 		'\t}',
 		'\tchain forward {',
 		'\t\ttype filter hook forward priority filter; policy accept;',
-		// Two private bridges are two tenants: the host never routes between them.
-		'\t\tiifname @bridges oifname @bridges drop',
+		// Two private bridges are two tenants: the host never routes between them. (Per bridge, not
+		// "@bridges to @bridges": with br_netfilter, frames bridged within one bridge pass here too,
+		// in and out on that bridge.)
+		...[...spec.bridges].sort().map(bridge => `\t\tiifname "${bridge}" oifname != "${bridge}" oifname @bridges drop`),
 		'\t}',
 		'}',
 	];

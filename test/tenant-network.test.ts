@@ -127,7 +127,7 @@ describe('the guard (nft)', () => {
 			'iifname @bridges drop',
 			'udp dport 4789 ip saddr != @peers drop',
 		]);
-		expect(ruleset).toContain('iifname @bridges oifname @bridges drop');
+		expect(ruleset).toContain('\t\tiifname "kloud0" oifname != "kloud0" oifname @bridges drop\n\t\tiifname "kt0123abcd" oifname != "kt0123abcd" oifname @bridges drop\n');
 	});
 
 	it('without VXLAN there is no peer rule; empty sets have no elements line', () => {
