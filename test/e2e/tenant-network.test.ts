@@ -21,7 +21,7 @@ import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {promisify} from 'node:util';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AMQP_URL, CLI_BIN, createCloud, createTenant, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AMQP_URL, CLI_BIN, createCloud, createTenant, pidByName, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 import {linkDemoImage} from '../helpers/demo-image.js';
 import {createLab, listNamespaces, missingNetworkTools, sh, type Lab} from '../helpers/netns.js';
 
@@ -50,6 +50,7 @@ let netA = '';
 let netB = '';
 let gatewayServer: ChildProcess | undefined;
 let dhcpRoundsBeforeRogue = 0;
+let agentAArgs: string[] = [];
 const vms: Record<'victim' | 'bob' | 'mallory' | 'remote', Vm | undefined> = {victim: undefined, bob: undefined, mallory: undefined, remote: undefined};
 
 /** kloud-tui as a tenant (its own broker user). */
@@ -149,8 +150,9 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 		await lab.link({netns: netA, name: 'ul0', address: `${UNDERLAY_A}/24`}, {netns: netB, name: 'ul0', address: `${UNDERLAY_B}/24`});
 		await sh('ip', ['-n', netB, 'addr', 'add', `${UNDERLAY_STRANGER}/24`, 'dev', 'ul0']);
 		const common = ['--tenants', '--network-default', 'private'];
+		agentAArgs = [...common, '--netns', netA, '--underlay', UNDERLAY_A, '--private-slot', '0'];
 		[hostA, hostB] = await Promise.all([
-			cloud.startAgent('host-a', [...common, '--netns', netA, '--underlay', UNDERLAY_A, '--private-slot', '0']),
+			cloud.startAgent('host-a', agentAArgs),
 			cloud.startAgent('host-b', [...common, '--netns', netB, '--underlay', UNDERLAY_B, '--private-slot', '1']),
 		]);
 		[alice, bob] = await Promise.all([createTenant(cloud.namespace, 'alice'), createTenant(cloud.namespace, 'bob')]);
@@ -374,13 +376,35 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 		expect((await fdb(netA, bridge)).map(entry => entry.mac)).not.toContain('02:77:77:77:77:01');
 	}, 60_000);
 
+	it('an agent restart keeps a tenant\'s network and guard, and removes the network of a tenant whose last VM died meanwhile', async () => {
+		const {victim, mallory} = vms;
+		const bobVm = vms.bob!;
+		const bobBridge = (await linkInfo(netA, bobVm.id)).master!;
+		const aliceBridge = (await linkInfo(netA, victim!.id)).master!;
+		await hostA.stop('SIGKILL');
+		process.kill(bobVm.pid!, 'SIGKILL');
+		await waitFor(async () => (await pidByName(bobVm.id)) === undefined, 10_000, 'bob\'s VM to die');
+		hostA = await cloud.startAgent('host-a', agentAArgs);
+		const names = (JSON.parse(await sh('ip', ['-n', netA, '-j', 'link', 'show'])) as Array<{ifname: string}>).map(link => link.ifname);
+		expect(names.filter(name => name.startsWith(bobBridge))).toEqual([]);
+		expect(names).toEqual(expect.arrayContaining([aliceBridge, `${aliceBridge}-vx`, victim!.id, mallory!.id]));
+		const tables = await sh('ip', ['netns', 'exec', netA, 'nft', 'list', 'tables']);
+		expect(tables).not.toContain(`kloud_${bobBridge}`);
+		expect(tables).toContain(`kloud_${aliceBridge}`);
+		// The guard is back for alice's running VMs, with their reserved addresses.
+		const guard = await sh('ip', ['netns', 'exec', netA, 'nft', 'list', 'table', 'bridge', 'kloudg_kloud0']);
+		expect(guard).toContain(`ip saddr != { 0.0.0.0, ${victim!.ip} } drop`);
+		expect(guard).toContain(`chain ${mallory!.id} {`);
+		expect(guard).not.toContain(`chain ${bobVm.id} {`);
+		await cliAs(bob, ['stop', bobVm.id]);
+	}, 90_000);
+
 	it('a tenant network goes with its last VM; teardown leaves nothing behind', async () => {
-		const bobBridge = (await linkInfo(netA, vms.bob!.id)).master!;
-		await cliAs(bob, ['stop', vms.bob!.id, '--kill']);
-		await waitFor(async () => !(JSON.parse(await sh('ip', ['-n', netA, '-j', 'link', 'show'])) as Array<{ifname: string}>).some(link => link.ifname.startsWith(bobBridge)), 10_000, 'bob\'s bridge to go');
-		expect(await sh('ip', ['netns', 'exec', netA, 'nft', 'list', 'tables'])).not.toContain(`kloud_${bobBridge}`);
-		// Alice's stays: she still has VMs on host A.
-		const aliceBridge = (await linkInfo(netA, vms.victim!.id)).master!;
+		const aliceBridge = (await linkInfo(netB, vms.remote!.id)).master!;
+		await cliAs(alice, ['stop', vms.remote!.id, '--kill']);
+		await waitFor(async () => !(JSON.parse(await sh('ip', ['-n', netB, '-j', 'link', 'show'])) as Array<{ifname: string}>).some(link => link.ifname.startsWith(aliceBridge)), 10_000, 'alice\'s bridge on host B to go');
+		expect(await sh('ip', ['netns', 'exec', netB, 'nft', 'list', 'tables'])).not.toContain(`kloud_${aliceBridge}`);
+		// On host A alice's stays: she still has VMs there.
 		expect(await sh('ip', ['netns', 'exec', netA, 'nft', 'list', 'tables'])).toContain(`kloud_${aliceBridge}`);
 		await cloud.cleanup();
 		await lab.cleanup();
