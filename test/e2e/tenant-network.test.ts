@@ -247,7 +247,6 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 				'echo "ROGUE-DHCP pid=$(pidof udhcpd)"',
 				'# The other tenant, on this host.',
 				'ping -c 3 -W 2 $B 2>&1 | sed -n "s/^\\([0-9]* packets transmitted\\)/CROSS-PING-BOB \\1/p"',
-				'wget -q -T 3 -O /run/bob.html http://$B/ 2>/dev/null && echo "CROSS-HTTP-BOB reached" || echo "CROSS-HTTP-BOB blocked"',
 				'# Its own tenant, on this host.',
 				'ping -c 3 -W 2 $V 2>&1 | sed -n "s/^\\([0-9]* packets transmitted\\)/SAME-PING-VICTIM \\1/p"',
 				'# The host, on the gateway address: a TCP service (refused), DNS (answered).',
@@ -290,7 +289,6 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 				'for try in 1 2 3 4 5; do ping -c 2 -W 2 $V > /run/same 2>&1 && break; sleep 1; done',
 				'sed -n "s/^\\([0-9]* packets transmitted\\)/XHOST-SAME \\1/p" /run/same',
 				'ping -c 3 -W 2 $B 2>&1 | sed -n "s/^\\([0-9]* packets transmitted\\)/XHOST-BOB \\1/p"',
-				'wget -q -T 3 -O /run/bob.html http://$B/ 2>/dev/null && echo "XHOST-HTTP-BOB reached" || echo "XHOST-HTTP-BOB blocked"',
 				'',
 			].join('\n'),
 		);
@@ -311,7 +309,6 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 		const remoteConsole = await consoleOf(hostB, remote.id);
 		expect(received(remoteConsole, 'XHOST-SAME \\d+ packets transmitted,'), remoteConsole).toBeGreaterThan(0);
 		expect.soft(received(remoteConsole, 'XHOST-BOB \\d+ packets transmitted,'), remoteConsole).toBe(0);
-		expect.soft(remoteConsole).toContain('XHOST-HTTP-BOB blocked');
 		figures.remoteVm = remoteConsole.split('\n').filter(line => line.startsWith('XHOST')).map(line => line.trim()).join('; ');
 
 		await waitFor(async () => (await consoleOf(hostA, mallory.id)).includes('ROGUE-DHCP'), 150_000, 'mallory\'s DHCP server');
@@ -320,7 +317,6 @@ describe.skipIf(missing.length > 0)('tenant networks: isolation and anti-spoofin
 		const malloryConsole = await consoleOf(hostA, mallory.id);
 		expect(malloryConsole).toMatch(/ROGUE-DHCP pid=\d+/);
 		expect.soft(received(malloryConsole, 'CROSS-PING-BOB \\d+ packets transmitted,'), malloryConsole).toBe(0);
-		expect.soft(malloryConsole).toContain('CROSS-HTTP-BOB blocked');
 		expect(received(malloryConsole, 'SAME-PING-VICTIM \\d+ packets transmitted,'), malloryConsole).toBeGreaterThan(0);
 		figures.mallory = malloryConsole.split('\n').filter(line => /^(CROSS|SAME|GATEWAY)/.test(line)).map(line => line.trim()).join('; ');
 		// Bob's VM is up and answers (the host pings it), so "blocked" above is the isolation, not a dead VM.
