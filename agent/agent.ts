@@ -218,6 +218,7 @@ export class Agent {
 				privateSubnet: DEFAULT_PRIVATE_SUBNET,
 				privateSlot: 0,
 				vxlanId: DEFAULT_VXLAN_ID,
+				tenants: config.tenants ?? false,
 				...config.network,
 				stateRoot: this.store.root,
 			},
@@ -713,7 +714,7 @@ export class Agent {
 				// Always a seed, user-data or not: it gives the guest its hostname (the VM id). It lives in
 				// the VM's directory, so it goes when the VM does.
 				this.#runtime.createSeedIso(seedFiles({vmId: id, userData: body.userData, sshKeys: body.sshKeys}), paths.seed),
-				network === 'private' || network === 'public' ? this.#network.attach(id, network) : undefined,
+				network === 'private' || network === 'public' ? this.#network.attach(id, network, {mac: record.mac!, owner}) : undefined,
 			]);
 			const failed = steps.find(step => step.status === 'rejected');
 			if (failed) {

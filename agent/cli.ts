@@ -20,6 +20,7 @@ import {quotaConfig, type QuotaConfig} from './quota.js';
 import {tenantNameProblem} from './tenant-name.js';
 import {DEFAULT_VXLAN_ID, isInterfaceName, isNetnsName, parseCidr, privateLayout, vxlanName} from './network.js';
 import {isInCidr} from './underlay.js';
+import {DEFAULT_TENANT_SUBNETS, tenantNetworkIdentity} from './tenant-network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
 
@@ -89,6 +90,8 @@ const cli = meow(
 	  --underlay-cidr CIDR    peers' underlay addresses must fall in it, else they are ignored
 	                          for VXLAN (default: the /24 around --underlay)
 	  --vxlan-id N            VXLAN network id (default ${DEFAULT_VXLAN_ID})
+	  --tenant-subnets CIDR   with --tenants: the pool each tenant's private /24 is taken
+	                          from, the same on every host (default ${DEFAULT_TENANT_SUBNETS})
 	  --public-bridge NAME    the bridge to the LAN for public VMs (used as it is when it exists)
 	  --uplink IFACE          let the agent create --public-bridge over this interface, moving
 	                          its addresses and routes to the bridge
@@ -133,6 +136,7 @@ const cli = meow(
 			privateSlot: {type: 'number', default: 0},
 			underlay: {type: 'string'},
 			vxlanId: {type: 'number', default: DEFAULT_VXLAN_ID},
+			tenantSubnets: {type: 'string', default: DEFAULT_TENANT_SUBNETS},
 			publicBridge: {type: 'string'},
 			uplink: {type: 'string'},
 		},
@@ -290,6 +294,12 @@ try {
 	fail((error as Error).message.replace(/^invalid subnet/, 'invalid --private-subnet').replace(/^invalid private slot/, 'invalid --private-slot'));
 }
 
+try {
+	tenantNetworkIdentity('check', flags.tenantSubnets);
+} catch (error) {
+	fail(`invalid --tenant-subnets: ${(error as Error).message}`);
+}
+
 const config: AgentConfig = {
 	amqpUrl: flags.amqp,
 	namespace: flags.namespace,
@@ -322,6 +332,7 @@ const config: AgentConfig = {
 		privateSubnet: flags.privateSubnet,
 		privateSlot: flags.privateSlot,
 		vxlanId: flags.vxlanId,
+		tenantSubnets: flags.tenantSubnets,
 		...(flags.netns === undefined ? {} : {netns: flags.netns}),
 		...(flags.underlay === undefined ? {} : {underlay: flags.underlay}),
 		...(flags.publicBridge === undefined ? {} : {publicBridge: flags.publicBridge}),

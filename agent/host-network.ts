@@ -3,14 +3,30 @@
  * hosts), the public bridge, one TAP per VM, and where each VM's address is learned. It decides
  * when; `network.ts` builds the commands as data and `Runtime.run` runs them. Everything lives in
  * `netns` when the agent was given one, while the agent itself stays where it reaches the broker.
+ *
+ * With `tenants`, each tenant's private VMs get a private network of their own (`tenant-network.ts`):
+ * made on the tenant's first private VM here, removed with its last. Every TAP is guarded
+ * (`network-guard.ts`): its VM sends only from its own MAC and reserved address.
  */
-import {mkdir, readFile, stat} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import type {NetworkMode} from '../source/protocol/index.js';
+import {guardRuleset, guardTableName, guardTeardown, type TapGuard} from './network-guard.js';
+import {
+	allocateAddress,
+	dhcpHostLine,
+	isTenantBridgeName,
+	parseDhcpHostLine,
+	tenantCollision,
+	tenantNetworkIdentity,
+	type TenantNetworkIdentity,
+} from './tenant-network.js';
 import {
 	dhcpReleaseCommand,
 	dnsmasqArgs,
 	dnsmasqCommand,
 	fdbCommands,
+	ip,
 	ipForwardCommand,
 	leasesByMac,
 	listTapsCommand,
@@ -27,6 +43,7 @@ import {
 	privateLayout,
 	privateNetworkPaths,
 	privateNftRuleset,
+	privateNftTeardown,
 	publicBridgeCommands,
 	publicSnoopListCommand,
 	publicSnoopRuleset,
@@ -63,13 +80,17 @@ export type HostNetworkConfig = {
 	readonly publicBridge?: string;
 	/** Only with `publicBridge`: the interface the agent may enslave to a bridge it creates. */
 	readonly uplink?: string;
+	/** One private network per tenant (VM owner) instead of one shared by all. */
+	readonly tenants?: boolean;
+	/** The pool tenant subnets (/24 each) are taken from. */
+	readonly tenantSubnets?: string;
 };
 
 /** A peer's private-network announcement, from its heartbeats. */
 export type Peer = {readonly hostId: string; readonly underlay: string; readonly slot: number | undefined};
 
 /** What the host network needs to know of a VM. */
-export type VmNic = {readonly id: string; readonly network: NetworkMode; readonly mac: string | null};
+export type VmNic = {readonly id: string; readonly network: NetworkMode; readonly mac: string | null; readonly owner?: string | null};
 
 /** A network could not be set up (or a TAP made): the start fails with this reason. */
 export class NetworkSetupError extends Error {
@@ -86,6 +107,19 @@ type Logger = {
 const PUBLIC_REFRESH_MS = 1000;
 const PUBLIC_REFRESH_IDLE_MS = 15_000;
 
+/** One private network on this host: the shared one (`--private-bridge`) or a tenant's. */
+type PrivateNet = {
+	readonly spec: PrivateNetworkSpec;
+	/** Set for a tenant's network. */
+	readonly identity?: TenantNetworkIdentity;
+	ready?: Promise<void>;
+	isUp: boolean;
+	/** Peers whose all-zero FDB entry is on its VXLAN device (undefined: not read yet). */
+	floodPeers?: Set<string>;
+	/** The address reserved last: the next one starts after it. */
+	lastAddress?: string;
+};
+
 /**
  * One agent's networks on its host (or in its `--netns`): set up lazily on the first VM that needs
  * them, found again after a restart, never torn down behind running VMs.
@@ -98,14 +132,18 @@ export class HostNetwork {
 	readonly paths: PrivateNetworkPaths;
 	readonly #runtime: Runtime;
 	readonly #log: Logger;
-	#privateReady: Promise<void> | undefined;
-	#isPrivateUp = false;
+	/** Private networks by bridge name. */
+	readonly #nets = new Map<string, PrivateNet>();
+	/** What each VM's TAP may send, by VM id. */
+	readonly #guards = new Map<string, TapGuard>();
+	/** The VXLAN peers allowed through the guard. */
+	#peerAddresses: string[] = [];
+	/** Set-up, attach, detach and tear-down of networks run one at a time. */
+	#queue: Promise<unknown> = Promise.resolve();
 	#publicReady: Promise<void> | undefined;
 	#publicAddresses = new Map<string, string>();
 	#publicRefreshedAt = 0;
 	#isRefreshing = false;
-	/** Peers whose all-zero FDB entry is on the VXLAN device (undefined: not read yet). */
-	#floodPeers: Set<string> | undefined;
 	#isSyncing = false;
 	readonly #warnedConflicts = new Set<string>();
 
@@ -126,7 +164,7 @@ export class HostNetwork {
 		}
 	}
 
-	/** The private network's desired state. */
+	/** The shared private network's desired state. */
 	get privateSpec(): PrivateNetworkSpec {
 		const {config} = this;
 		return {
@@ -139,18 +177,40 @@ export class HostNetwork {
 		};
 	}
 
-	/** Sets up (once; again after a failure) the bridge, NAT, VXLAN and dnsmasq of the private network. */
-	async ensurePrivate(): Promise<void> {
-		this.#privateReady ??= this.setUpPrivate().then(
-			() => {
-				this.#isPrivateUp = true;
+	/** The private network of a VM owned by `owner`: its tenant's with `tenants`, else the shared one. */
+	privateNetFor(owner: string | null | undefined): PrivateNet {
+		const {config} = this;
+		if (!config.tenants || owner === null || owner === undefined) {
+			return this.netFromSpec(this.privateSpec);
+		}
+
+		const identity = tenantNetworkIdentity(owner, config.tenantSubnets);
+		const known = this.#nets.get(identity.bridge);
+		if (known?.identity?.tenant === owner) {
+			return known;
+		}
+
+		const collision = tenantCollision(identity, [...this.#nets.values()].flatMap(net => (net.identity ? [net.identity] : [])));
+		if (collision !== undefined) {
+			throw new NetworkSetupError(collision);
+		}
+
+		return this.netFromSpec(
+			{
+				bridge: identity.bridge,
+				layout: privateLayout(identity.subnet, config.privateSlot),
+				owner: this.owner,
+				paths: privateNetworkPaths(config.stateRoot, identity.bridge),
+				...(config.underlay === undefined ? {} : {underlay: config.underlay, vxlanId: identity.vxlanId}),
+				...(config.netns === undefined ? {} : {netns: config.netns}),
 			},
-			(error: unknown) => {
-				this.#privateReady = undefined;
-				throw new NetworkSetupError(`cannot set up the private network on ${this.config.privateBridge}: ${(error as Error).message}`, {cause: error});
-			},
+			identity,
 		);
-		return this.#privateReady;
+	}
+
+	/** Sets up (once; again after a failure) the bridge, NAT, VXLAN and dnsmasq of the shared private network. */
+	async ensurePrivate(): Promise<void> {
+		return this.serial(async () => this.ensureNet(this.privateNetFor(null)));
 	}
 
 	/** Makes sure the public bridge exists (creating it from the uplink only when configured to). */
@@ -167,56 +227,100 @@ export class HostNetwork {
 		return this.#publicReady;
 	}
 
-	/** Creates VM `id`'s TAP on the bridge of `mode` (replacing a leftover of the same name). */
-	async attach(id: string, mode: 'private' | 'public'): Promise<void> {
-		if (mode === 'private') {
-			await this.ensurePrivate();
-		} else {
-			await this.ensurePublic();
-		}
-
-		const {netns} = this.config;
-		const bridge = mode === 'private' ? this.config.privateBridge : this.config.publicBridge!;
-		const commands = tapCreateCommands({
-			tap: id,
-			bridge,
-			owner: this.owner,
-			// Frames from a 1500-byte guest would not fit the tunnel: the TAP tells the bridge so.
-			...(mode === 'private' && this.config.underlay !== undefined ? {mtu: 1500 - VXLAN_OVERHEAD} : {}),
-			...(netns === undefined ? {} : {netns}),
-		});
-		await this.exec(tapDeleteCommand(id, netns)).catch(() => {});
-		try {
-			for (const command of commands) {
-				await this.exec(command);
+	/**
+	 * Creates VM `id`'s TAP on the bridge of `mode` (replacing a leftover of the same name) and
+	 * guards it. A private VM gets its address reserved here (returned): dnsmasq hands out nothing
+	 * else, and the guard lets the VM send from nothing else.
+	 */
+	async attach(id: string, mode: 'private' | 'public', nic: {readonly mac: string; readonly owner?: string | null}): Promise<{readonly ip?: string}> {
+		return this.serial(async () => {
+			let net: PrivateNet | undefined;
+			if (mode === 'private') {
+				net = this.privateNetFor(nic.owner);
+				await this.ensureNet(net);
+			} else {
+				await this.ensurePublic();
 			}
-		} catch (error) {
+
+			const {netns} = this.config;
+			const bridge = net ? net.spec.bridge : this.config.publicBridge!;
+			const commands = tapCreateCommands({
+				tap: id,
+				bridge,
+				owner: this.owner,
+				// Frames from a 1500-byte guest would not fit the tunnel: the TAP tells the bridge so.
+				...(mode === 'private' && this.config.underlay !== undefined ? {mtu: 1500 - VXLAN_OVERHEAD} : {}),
+				...(netns === undefined ? {} : {netns}),
+			});
 			await this.exec(tapDeleteCommand(id, netns)).catch(() => {});
-			throw new NetworkSetupError(`cannot create TAP ${id} on ${bridge}: ${(error as Error).message}`, {cause: error});
-		}
+			let ip: string | undefined;
+			try {
+				ip = net ? await this.reserveAddress(net, id, nic.mac) : undefined;
+				// Guarded before QEMU opens the TAP: no frame of the VM ever passes unchecked.
+				this.#guards.set(id, {tap: id, mac: nic.mac, network: mode, ...(ip === undefined ? {} : {ip})});
+				await this.applyGuard();
+				for (const command of commands) {
+					await this.exec(command);
+				}
+			} catch (error) {
+				await this.exec(tapDeleteCommand(id, netns)).catch(() => {});
+				this.#guards.delete(id);
+				if (net) {
+					await rm(join(net.spec.paths.hosts, id), {force: true});
+				}
+
+				throw new NetworkSetupError(`cannot create TAP ${id} on ${bridge}: ${(error as Error).message}`, {cause: error});
+			}
+
+			return ip === undefined ? {} : {ip};
+		});
 	}
 
-	/** Deletes a VM's TAP and frees its private lease. Never throws: the VM is gone either way. */
+	/**
+	 * Deletes a VM's TAP, its guard and its reservation, and frees its private lease; a tenant's
+	 * network goes with its last VM. Never throws: the VM is gone either way.
+	 */
 	async detach(vm: VmNic): Promise<void> {
 		if (vm.network !== 'private' && vm.network !== 'public') {
 			return;
 		}
 
-		const {netns} = this.config;
-		// The lease may outlive this agent process (a VM that died while the agent was down): release it if the file has it.
-		if (vm.network === 'private' && vm.mac !== null) {
-			const address = (await this.privateLeases()).get(vm.mac);
-			if (address !== undefined) {
-				await this.exec(dhcpReleaseCommand({bridge: this.config.privateBridge, ip: address, mac: vm.mac, ...(netns === undefined ? {} : {netns})})).catch((error: unknown) => {
-					this.#log.debug({err: error, vm: vm.id}, 'lease not released');
-				});
+		await this.serial(async () => {
+			const {netns} = this.config;
+			let net: PrivateNet | undefined;
+			if (vm.network === 'private') {
+				try {
+					net = this.privateNetFor(vm.owner);
+				} catch (error) {
+					this.#log.warn({err: error, vm: vm.id}, 'no private network for this VM');
+				}
 			}
-		}
 
-		await this.exec(tapDeleteCommand(vm.id, netns)).then(
-			() => this.#log.debug({vm: vm.id}, 'TAP deleted'),
-			(error: unknown) => this.#log.debug({err: error, vm: vm.id}, 'no TAP to delete'),
-		);
+			// The lease may outlive this agent process (a VM that died while the agent was down): release it if the file has it.
+			if (net && vm.mac !== null) {
+				const address = (await this.leasesOf(net)).get(vm.mac);
+				if (address !== undefined) {
+					await this.exec(dhcpReleaseCommand({bridge: net.spec.bridge, ip: address, mac: vm.mac, ...(netns === undefined ? {} : {netns})})).catch((error: unknown) => {
+						this.#log.debug({err: error, vm: vm.id}, 'lease not released');
+					});
+				}
+			}
+
+			await this.exec(tapDeleteCommand(vm.id, netns)).then(
+				() => this.#log.debug({vm: vm.id}, 'TAP deleted'),
+				(error: unknown) => this.#log.debug({err: error, vm: vm.id}, 'no TAP to delete'),
+			);
+			if (this.#guards.delete(vm.id)) {
+				await this.applyGuard().catch((error: unknown) => this.#log.warn({err: error}, 'guard not updated'));
+			}
+
+			if (net) {
+				await this.releaseReservation(net, vm.id);
+				if (net.identity && net.isUp && (await this.reservations(net)).size === 0) {
+					await this.tearDownNet(net.spec.bridge);
+				}
+			}
+		});
 	}
 
 	/** Deletes this agent's `vm-*` TAPs whose VM is not in `keep`; returns their names. */
@@ -236,24 +340,80 @@ export class HostNetwork {
 		return orphans;
 	}
 
-	/** Called at start-up with adopted VMs: a restarted agent checks its networks (and dnsmasq) are still there. */
+	/**
+	 * Called at start-up with the VMs that run: a restarted agent checks their networks (and
+	 * dnsmasq) are still there and guards their TAPs again; reservations of VMs that no longer run,
+	 * and tenant networks none of them needs, are removed.
+	 */
 	async resume(vms: readonly VmNic[]): Promise<void> {
-		if (vms.some(vm => vm.network === 'private')) {
-			await this.ensurePrivate().catch((error: unknown) => this.#log.warn({err: error}, 'private network not restored'));
-		}
+		await this.serial(async () => {
+			const needed = new Set<string>();
+			for (const vm of vms.filter(entry => entry.network === 'private')) {
+				try {
+					const net = this.privateNetFor(vm.owner);
+					needed.add(net.spec.bridge);
+					await this.ensureNet(net);
+					const reserved = (await this.reservations(net)).get(vm.id);
+					if (vm.mac !== null) {
+						this.#guards.set(vm.id, {tap: vm.id, mac: vm.mac, network: 'private', ...(reserved === undefined ? {} : {ip: reserved.ip})});
+					}
+				} catch (error) {
+					this.#log.warn({err: error, vm: vm.id}, 'private network not restored');
+				}
+			}
 
-		if (vms.some(vm => vm.network === 'public')) {
-			await this.ensurePublic().catch((error: unknown) => this.#log.warn({err: error}, 'public network not restored'));
-		}
+			if (vms.some(vm => vm.network === 'public')) {
+				await this.ensurePublic().catch((error: unknown) => this.#log.warn({err: error}, 'public network not restored'));
+				for (const vm of vms.filter(entry => entry.network === 'public' && entry.mac !== null)) {
+					this.#guards.set(vm.id, {tap: vm.id, mac: vm.mac!, network: 'public'});
+				}
+			}
+
+			// Reservations of VMs that are gone; tenant networks with no VM left.
+			const live = new Set(vms.map(vm => vm.id));
+			for (const net of this.#nets.values()) {
+				for (const id of (await this.reservations(net)).keys()) {
+					if (!live.has(id)) {
+						await rm(join(net.spec.paths.hosts, id), {force: true});
+					}
+				}
+			}
+
+			for (const bridge of await this.tenantBridgesHere()) {
+				if (!needed.has(bridge)) {
+					this.#log.info({bridge}, 'removing a tenant network no VM needs');
+					await this.tearDownNet(bridge);
+				}
+			}
+
+			if (this.#guards.size > 0 || [...this.#nets.values()].some(net => net.isUp)) {
+				await this.applyGuard().catch((error: unknown) => this.#log.warn({err: error}, 'guard not restored'));
+			} else {
+				await this.exec(nftApplyCommand(guardTeardown(guardTableName(this.config.privateBridge)), this.config.netns)).catch(() => {});
+			}
+		});
 	}
 
 	/** Each VM's IPv4 address, where known: private from dnsmasq's leases, public from snooped DHCP or the neighbour table. */
 	async addresses(vms: readonly VmNic[]): Promise<Map<string, string>> {
 		const found = new Map<string, string>();
-		const hasPrivate = vms.some(vm => vm.network === 'private' && vm.mac !== null);
-		const leases = hasPrivate ? await this.privateLeases() : new Map<string, string>();
+		// Each private network's leases file, read once.
+		const leases = new Map<string, Promise<Map<string, string>>>();
+		const privateLeases = (vm: VmNic) => {
+			let net: PrivateNet;
+			try {
+				net = this.privateNetFor(vm.owner);
+			} catch {
+				return new Map<string, string>();
+			}
+
+			const read = leases.get(net.spec.bridge) ?? this.leasesOf(net);
+			leases.set(net.spec.bridge, read);
+			return read;
+		};
+
 		for (const vm of vms) {
-			const address = vm.mac === null ? undefined : vm.network === 'private' ? leases.get(vm.mac) : vm.network === 'public' ? this.#publicAddresses.get(vm.mac) : undefined;
+			const address = vm.mac === null ? undefined : vm.network === 'private' ? (await privateLeases(vm)).get(vm.mac) : vm.network === 'public' ? this.#publicAddresses.get(vm.mac) : undefined;
 			if (address !== undefined) {
 				found.set(vm.id, address);
 			}
@@ -297,13 +457,14 @@ export class HostNetwork {
 	}
 
 	/**
-	 * Keeps one all-zero FDB entry per live peer on the VXLAN device, so broadcasts (ARP, DHCP fenced
-	 * off) reach every host and learned unicast goes straight to the right one. A peer announcing
-	 * this host's slot is left out, loudly: their DHCP ranges and gateways would collide.
+	 * Keeps one all-zero FDB entry per live peer on each private network's VXLAN device, so
+	 * broadcasts (ARP, DHCP fenced off) reach every host and learned unicast goes straight to the
+	 * right one, and lets VXLAN in from those peers only. A peer announcing this host's slot is
+	 * left out, loudly: their DHCP ranges and gateways would collide.
 	 */
 	async syncPeers(peers: readonly Peer[]): Promise<void> {
 		const {underlay, netns} = this.config;
-		if (underlay === undefined || !this.#isPrivateUp || this.#isSyncing) {
+		if (underlay === undefined || this.#isSyncing || ![...this.#nets.values()].some(net => net.isUp)) {
 			return;
 		}
 
@@ -328,25 +489,35 @@ export class HostNetwork {
 
 		this.#isSyncing = true;
 		try {
-			if (!this.#floodPeers) {
-				const output = await this.exec(showFdbCommand(this.config.privateBridge, netns));
-				this.#floodPeers = new Set(parseFloodPeers(output.stdout));
-			}
+			await this.serial(async () => {
+				let isChanged = false;
+				for (const net of [...this.#nets.values()].filter(entry => entry.isUp)) {
+					try {
+						net.floodPeers ??= new Set(parseFloodPeers((await this.exec(showFdbCommand(net.spec.bridge, netns))).stdout));
+						const commands = fdbCommands({bridge: net.spec.bridge, wanted: [...wanted], present: [...net.floodPeers], ...(netns === undefined ? {} : {netns})});
+						for (const command of commands) {
+							await this.exec(command);
+						}
 
-			const present = this.#floodPeers;
-			const commands = fdbCommands({bridge: this.config.privateBridge, wanted: [...wanted], present: [...present], ...(netns === undefined ? {} : {netns})});
-			for (const command of commands) {
-				await this.exec(command);
-			}
+						isChanged ||= commands.length > 0;
+						net.floodPeers = new Set(wanted);
+					} catch (error) {
+						net.floodPeers = undefined;
+						this.#log.warn({err: error, bridge: net.spec.bridge}, 'could not update VXLAN peers');
+					}
+				}
 
-			if (commands.length > 0) {
-				this.#log.info({peers: [...wanted].sort()}, 'VXLAN peers');
-			}
+				const addresses = [...wanted].sort();
+				if (addresses.join(',') !== this.#peerAddresses.join(',')) {
+					this.#peerAddresses = addresses;
+					await this.applyGuard().catch((error: unknown) => this.#log.warn({err: error}, 'guard not updated'));
+					isChanged = true;
+				}
 
-			this.#floodPeers = wanted;
-		} catch (error) {
-			this.#floodPeers = undefined;
-			this.#log.warn({err: error}, 'could not update VXLAN peers');
+				if (isChanged) {
+					this.#log.info({peers: addresses}, 'VXLAN peers');
+				}
+			});
 		} finally {
 			this.#isSyncing = false;
 		}
@@ -354,8 +525,42 @@ export class HostNetwork {
 
 	// ---- internals ----
 
-	private async setUpPrivate(): Promise<void> {
-		const spec = this.privateSpec;
+	/** Runs network changes one at a time (never call it from inside itself). */
+	private async serial<T>(task: () => Promise<T>): Promise<T> {
+		const run = this.#queue.then(task, task);
+		this.#queue = run.catch(() => {});
+		return run;
+	}
+
+	/** The one `PrivateNet` object for this spec's bridge. */
+	private netFromSpec(spec: PrivateNetworkSpec, identity?: TenantNetworkIdentity): PrivateNet {
+		const known = this.#nets.get(spec.bridge);
+		if (known) {
+			return known;
+		}
+
+		const net: PrivateNet = {spec, ...(identity ? {identity} : {}), isUp: false};
+		this.#nets.set(spec.bridge, net);
+		return net;
+	}
+
+	/** Sets up `net` once (again after a failure). */
+	private async ensureNet(net: PrivateNet): Promise<void> {
+		net.ready ??= this.setUpPrivate(net).then(
+			() => {
+				net.isUp = true;
+			},
+			(error: unknown) => {
+				net.ready = undefined;
+				net.isUp = false;
+				throw new NetworkSetupError(`cannot set up the private network on ${net.spec.bridge}: ${(error as Error).message}`, {cause: error});
+			},
+		);
+		return net.ready;
+	}
+
+	private async setUpPrivate(net: PrivateNet): Promise<void> {
+		const {spec} = net;
 		const {netns} = this.config;
 		const bridge = await this.link(spec.bridge);
 		const bridgeAddresses = bridge ? parseAddresses((await this.exec(showAddressesCommand(spec.bridge, netns))).stdout) : [];
@@ -365,20 +570,137 @@ export class HostNetwork {
 		}
 
 		await this.exec(ipForwardCommand(netns));
-		await this.exec(nftApplyCommand(privateNftRuleset({bridge: spec.bridge, subnet: this.layout.subnet, hasVxlan: spec.underlay !== undefined}), netns));
-		await this.ensureDnsmasq(spec);
-		this.#floodPeers = undefined;
+		await this.exec(nftApplyCommand(privateNftRuleset({bridge: spec.bridge, subnet: spec.layout.subnet, hasVxlan: spec.underlay !== undefined}), netns));
+		await this.ensureDnsmasq(net);
+		net.floodPeers = undefined;
+		// The guard knows every private bridge: the host answers guests on it DHCP and DNS only.
+		net.isUp = true;
+		await this.applyGuard();
 		this.#log.info(
-			{bridge: spec.bridge, gateway: this.layout.gateway, dhcp: `${this.layout.dhcpStart}-${this.layout.dhcpEnd}`, underlay: spec.underlay ?? null, netns: netns ?? null},
+			{
+				bridge: spec.bridge,
+				tenant: net.identity?.tenant ?? null,
+				gateway: spec.layout.gateway,
+				dhcp: `${spec.layout.dhcpStart}-${spec.layout.dhcpEnd}`,
+				vxlanId: spec.underlay === undefined ? null : (spec.vxlanId ?? null),
+				underlay: spec.underlay ?? null,
+				netns: netns ?? null,
+			},
 			'private network ready',
 		);
 	}
 
-	/** Keeps a running dnsmasq that serves exactly this spec; replaces one that serves another. */
-	private async ensureDnsmasq(spec: PrivateNetworkSpec): Promise<void> {
-		await mkdir(this.paths.dir, {recursive: true, mode: 0o700});
-		const wanted = ['dnsmasq', ...dnsmasqArgs(spec)];
-		const pid = await this.dnsmasqPid();
+	/** Removes a tenant's network: dnsmasq, bridge, VXLAN device, nft tables, files. */
+	private async tearDownNet(bridge: string): Promise<void> {
+		const {netns} = this.config;
+		const paths = privateNetworkPaths(this.config.stateRoot, bridge);
+		const pid = await this.dnsmasqPid(paths);
+		if (pid !== undefined) {
+			this.#runtime.signal(pid, 'SIGTERM');
+		}
+
+		// Only a bridge this agent made (its alias): never an operator's or another agent's.
+		const link = await this.link(bridge);
+		if (link?.alias === this.owner) {
+			await this.exec(tapDeleteCommand(vxlanName(bridge), netns)).catch(() => {});
+			await this.exec(tapDeleteCommand(bridge, netns)).catch(() => {});
+			await this.exec(nftApplyCommand(privateNftTeardown(bridge), netns)).catch(() => {});
+		}
+
+		await rm(paths.dir, {recursive: true, force: true});
+		const net = this.#nets.get(bridge);
+		this.#nets.delete(bridge);
+		if (net?.isUp) {
+			await this.applyGuard().catch((error: unknown) => this.#log.warn({err: error}, 'guard not updated'));
+		}
+
+		this.#log.info({bridge, tenant: net?.identity?.tenant ?? null}, 'tenant network removed');
+	}
+
+	/** Tenant bridges of this agent on the host, and tenant network directories in its state. */
+	private async tenantBridgesHere(): Promise<Set<string>> {
+		const found = new Set<string>();
+		for (const entry of await readdir(this.paths.dir).catch(() => [] as string[])) {
+			if (isTenantBridgeName(entry)) {
+				found.add(entry);
+			}
+		}
+
+		const output = await this.exec(ip(['-d', '-j', 'link', 'show', 'type', 'bridge'], this.config.netns)).catch(() => undefined);
+		for (const link of parseLinks(output?.stdout ?? '')) {
+			if (isTenantBridgeName(link.name) && link.alias === this.owner) {
+				found.add(link.name);
+			}
+		}
+
+		return found;
+	}
+
+	/** Replaces the guard tables with what `#guards`, the private bridges that are up and the peers say. */
+	private async applyGuard(): Promise<void> {
+		const ruleset = guardRuleset({
+			table: guardTableName(this.config.privateBridge),
+			taps: [...this.#guards.values()],
+			bridges: [...this.#nets.values()].filter(net => net.isUp).map(net => net.spec.bridge),
+			...(this.config.underlay === undefined ? {} : {peers: this.#peerAddresses}),
+		});
+		await this.exec(nftApplyCommand(ruleset, this.config.netns));
+	}
+
+	/** The reservations of `net`, by VM id (one `<mac>,<ip>` file each). */
+	private async reservations(net: PrivateNet): Promise<Map<string, {readonly mac: string; readonly ip: string}>> {
+		const found = new Map<string, {readonly mac: string; readonly ip: string}>();
+		for (const entry of await readdir(net.spec.paths.hosts).catch(() => [] as string[])) {
+			const reservation = parseDhcpHostLine(await readFile(join(net.spec.paths.hosts, entry), 'utf8').catch(() => ''));
+			if (reservation) {
+				found.set(entry, reservation);
+			}
+		}
+
+		return found;
+	}
+
+	/** Reserves a free address of this host's slice for VM `id` (dnsmasq reads the new file as it appears). */
+	private async reserveAddress(net: PrivateNet, id: string, mac: string): Promise<string> {
+		const reservations = await this.reservations(net);
+		const leases = await this.leasesOf(net);
+		const taken = new Set([...[...reservations.values()].map(entry => entry.ip), ...[...leases].filter(([leaseMac]) => leaseMac !== mac).map(([, address]) => address)]);
+		const address = allocateAddress(net.spec.layout, taken, net.lastAddress);
+		if (address === undefined) {
+			throw new NetworkSetupError(`no free address left in ${net.spec.layout.dhcpStart}-${net.spec.layout.dhcpEnd} on ${net.spec.bridge}`);
+		}
+
+		await mkdir(net.spec.paths.hosts, {recursive: true, mode: 0o700});
+		await writeFile(join(net.spec.paths.hosts, id), dhcpHostLine(mac, address));
+		net.lastAddress = address;
+		await this.ensureDnsmasq(net);
+		return address;
+	}
+
+	/** Drops VM `id`'s reservation (and dnsmasq's, by restarting it with the ones left). */
+	private async releaseReservation(net: PrivateNet, id: string): Promise<void> {
+		const file = join(net.spec.paths.hosts, id);
+		if (!(await stat(file).catch(() => undefined))) {
+			return;
+		}
+
+		await rm(file, {force: true});
+		if (net.isUp) {
+			await this.ensureDnsmasq(net).catch((error: unknown) => this.#log.warn({err: error, bridge: net.spec.bridge}, 'dnsmasq not updated'));
+		}
+	}
+
+	/**
+	 * Keeps a running dnsmasq that serves exactly this network's spec and reservations; replaces one
+	 * that serves another (a start or stop of a VM restarts it: a DHCP client in the middle of an
+	 * exchange then retries; the leases file keeps every lease).
+	 */
+	private async ensureDnsmasq(net: PrivateNet): Promise<void> {
+		const {spec} = net;
+		await mkdir(spec.paths.hosts, {recursive: true, mode: 0o700});
+		const reservations = [...(await this.reservations(net)).values()];
+		const wanted = ['dnsmasq', ...dnsmasqArgs(spec, reservations)];
+		const pid = await this.dnsmasqPid(spec.paths);
 		if (pid !== undefined) {
 			const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
 			if (cmdline.join('\n') === wanted.join('\n')) {
@@ -393,19 +715,19 @@ export class HostNetwork {
 			}
 		}
 
-		await this.exec(dnsmasqCommand(spec));
+		await this.exec(dnsmasqCommand(spec, reservations));
 	}
 
-	/** The pid of this agent's dnsmasq, if its pidfile names a live dnsmasq started with it. */
-	private async dnsmasqPid(): Promise<number | undefined> {
-		const text = await readFile(this.paths.pid, 'utf8').catch(() => '');
+	/** The pid of the dnsmasq whose pidfile is `paths.pid`, if it is a live dnsmasq started with it. */
+	private async dnsmasqPid(paths: PrivateNetworkPaths): Promise<number | undefined> {
+		const text = await readFile(paths.pid, 'utf8').catch(() => '');
 		const pid = Number(text.trim());
 		if (!Number.isInteger(pid) || pid <= 0 || !this.#runtime.isAlive(pid)) {
 			return undefined;
 		}
 
 		const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-		return cmdline.split('\0').includes(`--pid-file=${this.paths.pid}`) ? pid : undefined;
+		return cmdline.split('\0').includes(`--pid-file=${paths.pid}`) ? pid : undefined;
 	}
 
 	private async setUpPublic(bridgeName: string): Promise<void> {
@@ -433,8 +755,8 @@ export class HostNetwork {
 		this.#log.info({bridge: bridgeName, created: commands.length > 0, uplink: uplink ?? null}, 'public bridge ready');
 	}
 
-	private async privateLeases(): Promise<Map<string, string>> {
-		return leasesByMac(parseLeases(await readFile(this.paths.leases, 'utf8').catch(() => '')));
+	private async leasesOf(net: PrivateNet): Promise<Map<string, string>> {
+		return leasesByMac(parseLeases(await readFile(net.spec.paths.leases, 'utf8').catch(() => '')));
 	}
 
 	private async link(name: string): Promise<LinkInfo | undefined> {

@@ -189,12 +189,14 @@ export type PrivateNetworkPaths = {
 	readonly pid: string;
 	readonly leases: string;
 	readonly log: string;
+	/** One `<mac>,<ip>` file per VM (named after it): the addresses dnsmasq serves, and no others. */
+	readonly hosts: string;
 };
 
-/** Where dnsmasq keeps its pid, leases and log under the agent's state root. */
-export function privateNetworkPaths(stateRoot: string): PrivateNetworkPaths {
-	const dir = join(stateRoot, 'network');
-	return {dir, pid: join(dir, 'dnsmasq.pid'), leases: join(dir, 'dnsmasq.leases'), log: join(dir, 'dnsmasq.log')};
+/** Where dnsmasq keeps its pid, leases, log and address reservations: `<state>/network/` (or a subdirectory). */
+export function privateNetworkPaths(stateRoot: string, subdirectory?: string): PrivateNetworkPaths {
+	const dir = subdirectory === undefined ? join(stateRoot, 'network') : join(stateRoot, 'network', subdirectory);
+	return {dir, pid: join(dir, 'dnsmasq.pid'), leases: join(dir, 'dnsmasq.leases'), log: join(dir, 'dnsmasq.log'), hosts: join(dir, 'hosts')};
 }
 
 // ---- commands ----
@@ -404,7 +406,7 @@ export function privateNftTeardown(bridge: string): string {
  * restarted dnsmasq re-grants leases it forgot), leases and pid in the state dir so a restarted
  * agent finds the running one. It daemonises itself and outlives the agent, like the VMs.
  */
-export function dnsmasqArgs(spec: PrivateNetworkSpec): string[] {
+export function dnsmasqArgs(spec: PrivateNetworkSpec, reservations: ReadonlyArray<{readonly mac: string; readonly ip: string}> = []): string[] {
 	checkInterface('bridge', spec.bridge);
 	const {layout, paths} = spec;
 	return [
@@ -417,7 +419,12 @@ export function dnsmasqArgs(spec: PrivateNetworkSpec): string[] {
 		`--dhcp-leasefile=${paths.leases}`,
 		`--log-facility=${paths.log}`,
 		'--log-dhcp',
-		`--dhcp-range=${layout.dhcpStart},${layout.dhcpEnd},${layout.netmask},12h`,
+		// Static: dnsmasq hands out only the addresses the agent reserved, one per VM. A guest asking
+		// with a made-up MAC or client id gets nothing, and the anti-spoofing rules know each VM's
+		// address before it boots. (On the command line: dnsmasq reads files only after dropping to
+		// an unprivileged user, who cannot enter the 0700 state dir.)
+		`--dhcp-range=${layout.dhcpStart},static,${layout.netmask},12h`,
+		...[...reservations].sort((a, b) => a.mac.localeCompare(b.mac)).map(reservation => `--dhcp-host=${reservation.mac},${reservation.ip}`),
 		'--dhcp-authoritative',
 		'--no-ping',
 		...(spec.underlay === undefined ? [] : [`--dhcp-option=option:mtu,${1500 - VXLAN_OVERHEAD}`]),
@@ -425,8 +432,8 @@ export function dnsmasqArgs(spec: PrivateNetworkSpec): string[] {
 }
 
 /** Starts dnsmasq (it forks into the background and exits 0 once it serves, or fails at once). */
-export function dnsmasqCommand(spec: PrivateNetworkSpec): HostCommand {
-	return inNetns('dnsmasq', dnsmasqArgs(spec), spec.netns);
+export function dnsmasqCommand(spec: PrivateNetworkSpec, reservations: ReadonlyArray<{readonly mac: string; readonly ip: string}> = []): HostCommand {
+	return inNetns('dnsmasq', dnsmasqArgs(spec, reservations), spec.netns);
 }
 
 /** Tells dnsmasq a stopped VM's lease is free again, so the slice never fills with the dead. */

@@ -218,7 +218,7 @@ describe('command builders', () => {
 		expect(() => privateBridgeCommands(spec(), {bridge, bridgeAddresses: []})).toThrow(message);
 	});
 
-	it('dnsmasq: this host\'s slice only, quick and authoritative, state in the state dir', () => {
+	it('dnsmasq: this host\'s slice only, reserved addresses only, quick and authoritative, state in the state dir', () => {
 		expect(dnsmasqArgs(spec())).toEqual([
 			'--conf-file=/dev/null',
 			'--bind-interfaces',
@@ -228,11 +228,17 @@ describe('command builders', () => {
 			'--dhcp-leasefile=/var/lib/kloud/state/network/dnsmasq.leases',
 			'--log-facility=/var/lib/kloud/state/network/dnsmasq.log',
 			'--log-dhcp',
-			'--dhcp-range=10.77.0.34,10.77.0.63,255.255.255.0,12h',
+			'--dhcp-range=10.77.0.34,static,255.255.255.0,12h',
 			'--dhcp-authoritative',
 			'--no-ping',
 		]);
 		expect(dnsmasqArgs(spec({underlay: '192.0.2.1'})).at(-1)).toBe('--dhcp-option=option:mtu,1450');
+		// One --dhcp-host per reserved address, in a stable order (a restarted agent compares command lines).
+		expect(dnsmasqArgs(spec(), [{mac: '02:00:00:00:00:09', ip: '10.77.0.35'}, {mac: '02:00:00:00:00:01', ip: '10.77.0.34'}]).slice(8, 11)).toEqual([
+			'--dhcp-range=10.77.0.34,static,255.255.255.0,12h',
+			'--dhcp-host=02:00:00:00:00:01,10.77.0.34',
+			'--dhcp-host=02:00:00:00:00:09,10.77.0.35',
+		]);
 		expect(dnsmasqCommand(spec({netns: 'host-b'}))).toMatchObject({command: 'ip', args: ['netns', 'exec', 'host-b', 'dnsmasq', '--conf-file=/dev/null', ...dnsmasqArgs(spec()).slice(1)]});
 	});
 
