@@ -1,6 +1,8 @@
 /**
  * kloud against libvirt, what a user would pick instead, on this machine: the same blank base
- * image, 256 MB, TCG, no NIC, both guests booting for real (neither paused). kloud and libvirt
+ * image, 256 MB, TCG, no NIC, both sides' guests started paused (kloud's `--start-paused`, libvirt's
+ * `--paused` / VIR_DOMAIN_START_PAUSED: QEMU runs and answers, the guest CPU waits; 100 booted TCG
+ * guests would cost this 2-core machine most of a core and skew everything else). kloud and libvirt
  * alternate iteration by iteration (and swap who goes first), so drift on this shared machine
  * weighs on both alike.
  * - through the CLIs a user runs: `kloud-tui …` against `virsh …`, each a new process;
@@ -52,12 +54,31 @@ const sides = (): Sides => ({kloud: [], peer: []});
 export async function measurePeer(options: Options): Promise<PeerResult> {
 	const {log} = options;
 	await ensureLibvirt(log);
-	const cloud = await createBenchCloud('peer', {agentFlags: ['--max-vms', '128', '--memory', String(MEMORY_MB), '--network-default', 'none']});
+	const cloud = await createBenchCloud('peer', {agentFlags: ['--start-paused', '--max-vms', '128', '--memory', String(MEMORY_MB), '--network-default', 'none']});
 	const libvirtDir = join(cloud.dir, 'libvirt');
 	await mkdir(libvirtDir);
 	const prefix = `kb-${cloud.namespace.slice(-6)}-`;
 	let daemons: Awaited<ReturnType<typeof startLibvirt>> | undefined;
 	let python: PythonLibvirt | undefined;
+	// Nothing outlives the benchmark, even interrupted: libvirt's domains, its daemons, kloud's agents, QEMU, the namespace.
+	let cleaning: Promise<void> | undefined;
+	const cleanup = async () => {
+		cleaning ??= (async () => {
+			await destroyDomains(prefix).catch((error: unknown) => log(`destroying libvirt domains: ${(error as Error).message}`));
+			await python?.close();
+			await daemons?.stop();
+			await cloud.close();
+		})();
+		return cleaning;
+	};
+
+	const onSignal = () => {
+		log('interrupted: cleaning up');
+		void cleanup().finally(() => process.exit(130));
+	};
+
+	process.once('SIGINT', onSignal);
+	process.once('SIGTERM', onSignal);
 	try {
 		await cloud.addAgents(1);
 		await cloud.settle();
@@ -66,11 +87,9 @@ export async function measurePeer(options: Options): Promise<PeerResult> {
 		python = await openPythonLibvirt();
 		return await measure(cloud, python, prefix, libvirtDir, options);
 	} finally {
-		// Nothing outlives the benchmark: libvirt's domains, its daemons, kloud's agents, QEMU, the namespace.
-		await destroyDomains(prefix).catch((error: unknown) => log(`destroying libvirt domains: ${(error as Error).message}`));
-		await python?.close();
-		await daemons?.stop();
-		await cloud.close();
+		process.off('SIGINT', onSignal);
+		process.off('SIGTERM', onSignal);
+		await cleanup();
 	}
 }
 
@@ -92,14 +111,14 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 		return {ms: result.ms, id: (JSON.parse(result.stdout) as {id: string}).id};
 	};
 
-	/** What a virsh user types: an overlay on the base, then `virsh create`. */
+	/** What a virsh user types: an overlay on the base, then `virsh create` (paused, as kloud's guests are). */
 	const virshStart = async () => {
 		const domain = nextDomain();
 		const xmlPath = `${domain.disk}.xml`;
 		await writeFile(xmlPath, domain.xml);
 		const started = performance.now();
 		await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', cloud.base, '-F', 'qcow2', domain.disk]);
-		const created = await virsh('create', xmlPath);
+		const created = await virsh('create', '--paused', xmlPath);
 		return {ms: performance.now() - started, createMs: created.ms, name: domain.name, disk: domain.disk};
 	};
 
@@ -248,13 +267,13 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	const noStoppedVms = 'no row yet: kloud has no stopped-VM lifecycle (issue 12)';
 	const cli: PeerRow[] = [
 		{measure: 'floor: `node -e 0` vs `virsh --version`', kloud: nodeFloor, peer: virshVersion},
-		{measure: 'create + start until running (`kloud-tui start` vs `qemu-img create` + `virsh create`)', kloud: cliStart.kloud, peer: cliStart.peer, goal: 1, goalText: '≤ 1×'},
+		{measure: 'create + start (`kloud-tui start` vs `qemu-img create` + `virsh create --paused`)', kloud: cliStart.kloud, peer: cliStart.peer, goal: 1, goalText: '≤ 1×'},
 		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`kloud-tui list --json\` vs \`virsh list --all\`)`, kloud: cliList[size]!.kloud, peer: cliList[size]!.peer, goal: 3, goalText: '≤ 3×'})),
 		{measure: 'hard stop (`kloud-tui stop --kill --host` vs `virsh destroy`)', kloud: cliStop.kloud, peer: cliStop.peer, goal: 1, goalText: '≤ 1×'},
 		{measure: 'start of a stopped VM (`virsh start`)', kloud: [], peer: [], goalText: '≤ 1×', missing: noStoppedVms},
 	];
 	const clients: PeerRow[] = [
-		{measure: 'create + start until running (`start` vs overlay + `createXML`)', kloud: clientStart.kloud, peer: clientStart.peer, goal: 1, goalText: '≤ 1×'},
+		{measure: 'create + start (`start` vs overlay + `createXML`)', kloud: clientStart.kloud, peer: clientStart.peer, goal: 1, goalText: '≤ 1×'},
 		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`list\` vs \`listAllDomains\`)`, kloud: clientList[size]!.kloud, peer: clientList[size]!.peer})),
 		{measure: 'hard stop (`stop` kill vs `destroy`)', kloud: clientStop.kloud, peer: clientStop.peer, goal: 1, goalText: '≤ 1×'},
 		{measure: 'start of a stopped VM (`create()`)', kloud: [], peer: [], goalText: '≤ 1×', missing: noStoppedVms},
@@ -284,8 +303,10 @@ export function describePeer(result: PeerResult, options: {readonly iterations: 
 
 libvirt ${result.libvirtVersion} (libvirtd under a child subreaper, QEMU as root, the domain XML of
 FACTS.md: \`type='qemu'\`, q35, ACPI, 32 MiB TB cache, no USB, no balloon) against kloud with one
-agent on the same machine. Same blank base image, ${MEMORY_MB} MB, TCG, no NIC; both guests boot the
-blank disk for real (neither side paused). kloud and libvirt alternate iteration by iteration, and
+agent on the same machine. Same blank base image, ${MEMORY_MB} MB, TCG, no NIC; both sides start their
+guests paused (kloud's \`--start-paused\`, \`virsh create --paused\` / \`VIR_DOMAIN_START_PAUSED\`: QEMU
+runs and answers its monitor, the guest CPU waits), since 100 booted TCG guests would take most of a
+core of this 2-core machine. kloud and libvirt alternate iteration by iteration, and
 swap who goes first. Medians of ${options.iterations} starts and stops and ${options.listIterations} list rounds per size.
 Ratios are kloud / libvirt: below 1× kloud is faster.
 

@@ -3,7 +3,7 @@ A long-lived libvirt client for the benchmarks: the Python binding, driven one J
 line on stdin, one JSON answer per line on stdout. Times are taken here, around the binding's
 calls, as kloud's are taken around its client library's calls.
 
-  {"op": "create", "name": N, "xml": X, "base": B, "disk": D}  overlay (qemu-img) + createXML
+  {"op": "create", "name": N, "xml": X, "base": B, "disk": D}  overlay (qemu-img) + createXML, paused
   {"op": "list"}                                               listAllDomains
   {"op": "destroy", "name": N}                                 destroy (transient: gone after)
 """
@@ -27,7 +27,7 @@ for line in sys.stdin:
             started = time.perf_counter()
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", request["base"], "-F", "qcow2", request["disk"]], check=True)
             overlaid = time.perf_counter()
-            domain = conn.createXML(request["xml"], 0)
+            domain = conn.createXML(request["xml"], libvirt.VIR_DOMAIN_START_PAUSED)
             done = time.perf_counter()
             domains[domain.name()] = domain
             answer = {"ms": (done - started) * 1000, "createXmlMs": (done - overlaid) * 1000, "name": domain.name()}

@@ -22,6 +22,8 @@ const LIBVIRTD_PIDFILE = '/run/libvirtd.pid';
 // From dist/bench/lib/ back to the sources in bench/lib/ (tsc does not copy .py files).
 const SUBREAPER = fileURLToPath(new URL('../../../bench/lib/subreaper.py', import.meta.url));
 const PYTHON_CLIENT = fileURLToPath(new URL('../../../bench/lib/libvirt-client.py', import.meta.url));
+/** Debian's own Python, where python3-libvirt is installed (a pyenv `python3` on PATH would not have it). */
+const PYTHON = '/usr/bin/python3';
 export const LIBVIRT_ENV = {...process.env, LIBVIRT_DEFAULT_URI: 'qemu:///system'};
 
 export class LibvirtSetupError extends Error {
@@ -38,7 +40,7 @@ async function succeeds(command: string, args: readonly string[]): Promise<boole
 }
 
 async function isInstalled(): Promise<boolean> {
-	return (await succeeds('sh', ['-c', 'command -v virsh && command -v libvirtd && command -v virtlogd'])) && (await succeeds('python3', ['-c', 'import libvirt']));
+	return (await succeeds('sh', ['-c', 'command -v virsh && command -v libvirtd && command -v virtlogd'])) && (await succeeds(PYTHON, ['-c', 'import libvirt']));
 }
 
 /** `qemu.conf` with QEMU run as root (as kloud runs it): otherwise every create re-probes QEMU for ~60 s. */
@@ -110,7 +112,8 @@ export async function startLibvirt(logPath: string): Promise<LibvirtDaemons> {
 
 	await access(SUBREAPER);
 	const logFd = openSync(logPath, 'a');
-	const reaper: ChildProcess = spawn('python3', [SUBREAPER], {stdio: ['ignore', 'pipe', logFd], env: LIBVIRT_ENV});
+	// Its stdin stays open as long as this process lives: when it closes, the subreaper stops the daemons.
+	const reaper: ChildProcess = spawn(PYTHON, [SUBREAPER], {stdio: ['pipe', 'pipe', logFd], env: LIBVIRT_ENV});
 	closeSync(logFd);
 	const exited = new Promise<void>(resolve => reaper.once('exit', () => resolve()));
 	const pids = await new Promise<{libvirtd: number; virtlogd: number}>((resolve, reject) => {
@@ -120,6 +123,7 @@ export async function startLibvirt(logPath: string): Promise<LibvirtDaemons> {
 		reaper.once('exit', code => reject(new LibvirtSetupError(`the libvirt subreaper exited with ${code}: see ${logPath}`)));
 	});
 	const stop = async () => {
+		reaper.stdin!.end();
 		reaper.kill('SIGTERM');
 		const timeout = setTimeout(() => {
 			for (const pid of [pids.libvirtd, pids.virtlogd]) {
@@ -132,6 +136,13 @@ export async function startLibvirt(logPath: string): Promise<LibvirtDaemons> {
 		}, 20_000);
 		await exited;
 		clearTimeout(timeout);
+		// Whatever the subreaper left behind (it should leave nothing) is stopped by pid here.
+		for (const [name, pid] of Object.entries(pids)) {
+			const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+			if (comm.trim() === name) {
+				process.kill(pid, 'SIGKILL');
+			}
+		}
 	};
 
 	const deadline = Date.now() + 30_000;
@@ -198,7 +209,7 @@ export type PythonLibvirt = {
 };
 
 export async function openPythonLibvirt(): Promise<PythonLibvirt> {
-	const child = spawn('python3', [PYTHON_CLIENT], {stdio: ['pipe', 'pipe', 'inherit'], env: LIBVIRT_ENV});
+	const child = spawn(PYTHON, [PYTHON_CLIENT], {stdio: ['pipe', 'pipe', 'inherit'], env: LIBVIRT_ENV});
 	const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
 	const lines = createInterface({input: child.stdout!})[Symbol.asyncIterator]();
 	const next = async (): Promise<PythonAnswer> => {

@@ -5,23 +5,22 @@ This machine's PID 1 reaps orphans only every ~1.8 s, and libvirt waits for a de
 reaped, so `virsh destroy` takes 1.2-2 s without a subreaper (FACTS.md). QEMU is daemonized by
 libvirtd; as a subreaper this process becomes its parent and reaps it at once.
 
-Prints {"virtlogd": PID, "libvirtd": PID} on stdout once both are spawned. On SIGTERM (or when the
-process that started it dies) it stops libvirtd, then virtlogd, kills any orphan left (a QEMU a
-crashed benchmark did not destroy) and exits once it has no child left.
+Prints {"virtlogd": PID, "libvirtd": PID} on stdout once both are spawned. On SIGTERM (or when its
+stdin closes: the benchmark that started it is gone) it stops libvirtd, then virtlogd, kills any
+orphan left (a QEMU a crashed benchmark did not destroy) and exits once it has no child left.
 """
 import ctypes
 import json
 import os
 import signal
 import sys
+import threading
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
     sys.exit(f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}")
-libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 virtlogd = os.posix_spawnp("virtlogd", ["virtlogd"], os.environ)
 libvirtd = os.posix_spawnp("libvirtd", ["libvirtd"], os.environ)
@@ -44,15 +43,31 @@ def children():
     return found
 
 
+def signal_quietly(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop(*_):
+    # libvirtd first: it still talks to virtlogd while it shuts down.
     if libvirtd in alive:
-        os.kill(libvirtd, signal.SIGTERM)
+        signal_quietly(libvirtd, signal.SIGTERM)
     elif virtlogd in alive:
-        os.kill(virtlogd, signal.SIGTERM)
+        signal_quietly(virtlogd, signal.SIGTERM)
 
 
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
+
+
+def watch_stdin():
+    sys.stdin.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=watch_stdin, daemon=True).start()
 
 while True:
     try:
@@ -61,13 +76,10 @@ while True:
         break
     alive.discard(pid)
     if pid == libvirtd and virtlogd in alive:
-        os.kill(virtlogd, signal.SIGTERM)
+        signal_quietly(virtlogd, signal.SIGTERM)
     elif pid == virtlogd and libvirtd in alive:
-        os.kill(libvirtd, signal.SIGTERM)
+        signal_quietly(libvirtd, signal.SIGTERM)
     if not alive:
         # Both daemons are gone: whatever is left is an orphan (a QEMU not destroyed): kill it.
         for orphan in children():
-            try:
-                os.kill(orphan, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            signal_quietly(orphan, signal.SIGKILL)
