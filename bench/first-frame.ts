@@ -4,7 +4,8 @@
  * is a trivial `node -e` that prints a line, timed the same way in the same pane.
  */
 import {execFile} from 'node:child_process';
-import {randomBytes} from 'node:crypto';
+import {mkdtemp, rm} from 'node:fs/promises';
+import {join} from 'node:path';
 import {promisify} from 'node:util';
 
 const run = promisify(execFile);
@@ -33,6 +34,8 @@ async function timeScreen(tmux: (...args: string[]) => Promise<string>, command:
 
 		const text = await tmux('capture-pane', '-p', '-t', 'main');
 		const now = performance.now() - started;
+		// A breath between polls: back-to-back tmux clients would take CPU from what is measured.
+		await new Promise(resolve => setTimeout(resolve, 5));
 		for (const [index, mark] of marks.entries()) {
 			if (times[index] === undefined && mark(text)) {
 				times[index] = now;
@@ -44,8 +47,9 @@ async function timeScreen(tmux: (...args: string[]) => Promise<string>, command:
 }
 
 export async function measureFirstFrame(options: {readonly cli: string; readonly env: Readonly<Record<string, string>>; readonly namespace: string; readonly hosts: number; readonly iterations: number}): Promise<FirstFrame> {
-	const socket = `kloud-bench-${randomBytes(3).toString('hex')}`;
-	const tmux = async (...args: string[]) => (await run('tmux', ['-L', socket, ...args])).stdout;
+	// A server of its own on a socket of its own, removed afterwards.
+	const dir = await mkdtemp('/tmp/kb-tmux-');
+	const tmux = async (...args: string[]) => (await run('tmux', ['-S', join(dir, 'socket'), ...args])).stdout;
 	const envPrefix = Object.entries(options.env)
 		.map(([name, value]) => `${name}=${shellQuote(value)}`)
 		.join(' ');
@@ -66,6 +70,7 @@ export async function measureFirstFrame(options: {readonly cli: string; readonly
 		}
 	} finally {
 		await tmux('kill-server').catch(() => {});
+		await rm(dir, {recursive: true, force: true});
 	}
 
 	return result;
