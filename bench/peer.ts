@@ -19,7 +19,7 @@ import {promisify} from 'node:util';
 import {AMQP_URL} from './lib/agents.js';
 import {createBenchCloud, type BenchCloud} from './lib/cloud.js';
 import {measureFirstFrame} from './first-frame.js';
-import {destroyDomains, domainXml, ensureLibvirt, LIBVIRT_ENV, openPythonLibvirt, startLibvirt, type PythonLibvirt} from './lib/libvirt.js';
+import {destroyDomains, domainXml, ensureLibvirt, forgetDomains, LIBVIRT_ENV, openPythonLibvirt, startLibvirt, type PythonLibvirt} from './lib/libvirt.js';
 import {markdownTable, median, ms, p90, peerTable, ratioRow, type PeerRow, type Row} from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -64,9 +64,11 @@ export async function measurePeer(options: Options): Promise<PeerResult> {
 	let cleaning: Promise<void> | undefined;
 	const cleanup = async () => {
 		cleaning ??= (async () => {
-			await destroyDomains(prefix).catch((error: unknown) => log(`destroying libvirt domains: ${(error as Error).message}`));
+			// The Python helper first: it finishes a create in flight, whose domain is then destroyed too.
 			await python?.close();
+			await destroyDomains(prefix).catch((error: unknown) => log(`destroying libvirt domains: ${(error as Error).message}`));
 			await daemons?.stop();
+			await forgetDomains(prefix);
 			await cloud.close();
 		})();
 		return cleaning;

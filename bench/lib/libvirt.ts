@@ -5,7 +5,8 @@
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process';
 import {openSync, closeSync} from 'node:fs';
-import {access, readFile, rm, writeFile} from 'node:fs/promises';
+import {access, readdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import {createInterface} from 'node:readline';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
@@ -19,6 +20,7 @@ const QEMU_CONF = '/etc/libvirt/qemu.conf';
 /** libvirt's `default` network would add virbr0 and NAT rules to the machine's own network. */
 const DEFAULT_NETWORK_AUTOSTART = '/etc/libvirt/qemu/networks/autostart/default.xml';
 const LIBVIRTD_PIDFILE = '/run/libvirtd.pid';
+const LIBVIRT_QEMU_RUN_DIR = '/run/libvirt/qemu';
 // From dist/bench/lib/ back to the sources in bench/lib/ (tsc does not copy .py files).
 const SUBREAPER = fileURLToPath(new URL('../../../bench/lib/subreaper.py', import.meta.url));
 const PYTHON_CLIENT = fileURLToPath(new URL('../../../bench/lib/libvirt-client.py', import.meta.url));
@@ -115,6 +117,7 @@ export async function startLibvirt(logPath: string): Promise<LibvirtDaemons> {
 	// Its stdin stays open as long as this process lives: when it closes, the subreaper stops the daemons.
 	const reaper: ChildProcess = spawn(PYTHON, [SUBREAPER], {stdio: ['pipe', 'pipe', logFd], env: LIBVIRT_ENV});
 	closeSync(logFd);
+	reaper.stdin!.on('error', () => {});
 	const exited = new Promise<void>(resolve => reaper.once('exit', () => resolve()));
 	const pids = await new Promise<{libvirtd: number; virtlogd: number}>((resolve, reject) => {
 		reaper.stdout!.once('data', (chunk: Buffer) => {
@@ -198,6 +201,15 @@ export async function destroyDomains(prefix: string): Promise<void> {
 	}
 }
 
+/**
+ * Removes libvirtd's run-time records of domains named `prefix…` once libvirtd is stopped: left
+ * there only when a run was interrupted while a domain started (the subreaper killed its QEMU).
+ */
+export async function forgetDomains(prefix: string): Promise<void> {
+	const entries = await readdir(LIBVIRT_QEMU_RUN_DIR).catch(() => [] as string[]);
+	await Promise.all(entries.filter(entry => entry.startsWith(prefix) && /\.(pid|xml)$/.test(entry)).map(async entry => rm(join(LIBVIRT_QEMU_RUN_DIR, entry), {force: true})));
+}
+
 export type PythonAnswer = {readonly ms: number; readonly createXmlMs?: number; readonly name?: string; readonly count?: number; readonly error?: string};
 
 /** The libvirt Python binding in a long-lived helper process; each call's time is taken inside Python. */
@@ -211,6 +223,8 @@ export type PythonLibvirt = {
 export async function openPythonLibvirt(): Promise<PythonLibvirt> {
 	const child = spawn(PYTHON, [PYTHON_CLIENT], {stdio: ['pipe', 'pipe', 'inherit'], env: LIBVIRT_ENV});
 	const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+	// A helper killed with the benchmark (Ctrl-C reaches the whole group) must not crash the clean-up.
+	child.stdin!.on('error', () => {});
 	const lines = createInterface({input: child.stdout!})[Symbol.asyncIterator]();
 	const next = async (): Promise<PythonAnswer> => {
 		const line = await lines.next();
