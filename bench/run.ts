@@ -8,23 +8,50 @@ import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
 import {createBenchCloud} from './lib/cloud.js';
 import {describeMachine} from './lib/machine.js';
-import {markdownTable, median, ms, p90, type Row} from './lib/stats.js';
+import {markdownTable, median, ms, ratioRow, type Row} from './lib/stats.js';
+import {markSection, spliceSection} from './lib/report.js';
 import {describeList, measureList, type ListPoint} from './list.js';
+import {describePeer, measurePeer} from './peer.js';
 import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.BENCH_QUICK === '1';
+/** `BENCH_ONLY=peer`: only kloud against libvirt; its section of BENCHMARKS.md is replaced, the rest kept. */
+const ONLY = process.env.BENCH_ONLY;
+const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10};
+const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 const HOST_COUNTS = QUICK ? [1, 10] : [1, 10, 50];
 const CONCURRENT = QUICK ? 20 : 100;
 const GROWTH_VMS = QUICK ? 20 : 50;
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-const ratioRow = (measure: string, floorMedian: number, kloud: readonly number[], goal: number, goalText: string): Row => {
-	const ratio = median(kloud) / floorMedian;
-	return {measure, floor: ms(floorMedian), median: ms(median(kloud)), p90: ms(p90(kloud)), ratio: `${ratio.toFixed(2)}×`, goal: goalText, verdict: ratio <= goal ? 'met' : 'missed'};
-};
+
+async function peerSection(): Promise<string> {
+	log('kloud against libvirt');
+	return describePeer(await measurePeer({...PEER, log}), PEER);
+}
+
+/** `BENCH_ONLY=peer`: the peer section alone, spliced into the BENCHMARKS.md already there. */
+async function onlyPeer(): Promise<void> {
+	const machine = await describeMachine();
+	log(machine);
+	const section = `${await peerSection()}\nPeer run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=peer npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
+	await writeFile(BENCHMARKS, spliceSection(current, 'peer', section, '## Reading these numbers'));
+	process.stdout.write(`\n${section}\n`);
+	log(`wrote the peer section of ${BENCHMARKS}`);
+}
 
 async function main(): Promise<void> {
+	if (ONLY === 'peer') {
+		await onlyPeer();
+		return;
+	}
+
+	if (ONLY !== undefined) {
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" runs alone`);
+	}
+
 	const machine = await describeMachine();
 	log(machine);
 	const rows: Row[] = [];
@@ -164,12 +191,12 @@ and list round latency by VMs on the host:
 | --- | --- |
 ${listByVms.join('\n')}
 `;
+	const peer = markSection('peer', await peerSection());
 	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
 	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
-	const path = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
-	await writeFile(path, analysis ? `${report}\n${analysis}` : report);
-	process.stdout.write(`\n${report}\n`);
-	log(`wrote ${path}`);
+	await writeFile(BENCHMARKS, [report, peer, analysis].filter(Boolean).join('\n'));
+	process.stdout.write(`\n${report}\n${peer}\n`);
+	log(`wrote ${BENCHMARKS}`);
 }
 
 await main();

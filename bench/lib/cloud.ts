@@ -22,7 +22,11 @@ export type BenchCloud = {
 	close(): Promise<void>;
 };
 
-export async function createBenchCloud(label: string): Promise<BenchCloud> {
+/** What every agent of a benchmark cloud runs with unless the cloud says otherwise: cheap paused VMs. */
+const PAUSED_AGENT_FLAGS = ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none'];
+
+export async function createBenchCloud(label: string, options: {readonly agentFlags?: readonly string[]} = {}): Promise<BenchCloud> {
+	const agentFlags = options.agentFlags ?? PAUSED_AGENT_FLAGS;
 	const namespace = `bench-${label}-${randomBytes(3).toString('hex')}`;
 	const dir = await mkdtemp(`/tmp/kb-${label}-`);
 	const imagesDir = join(dir, 'img');
@@ -43,7 +47,7 @@ export async function createBenchCloud(label: string): Promise<BenchCloud> {
 			for (let index = 0; index < count; index += 4) {
 				const batch = await Promise.all(
 					Array.from({length: Math.min(4, count - index)}, async (_, offset) =>
-						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, extra: ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none', ...extra]}),
+						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, extra: [...agentFlags, ...extra]}),
 					),
 				);
 				added.push(...batch);
