@@ -54,7 +54,7 @@ const sides = (): Sides => ({kloud: [], peer: []});
 export async function measurePeer(options: Options): Promise<PeerResult> {
 	const {log} = options;
 	await ensureLibvirt(log);
-	const cloud = await createBenchCloud('peer', {agentFlags: ['--start-paused', '--max-vms', '128', '--memory', String(MEMORY_MB), '--network-default', 'none']});
+	const cloud = await createBenchCloud('peer', {agentFlags: ['--start-paused', '--max-vms', '128', '--cpu-overcommit', '128', '--memory', String(MEMORY_MB), '--network-default', 'none']});
 	const libvirtDir = join(cloud.dir, 'libvirt');
 	await mkdir(libvirtDir);
 	const prefix = `kb-${cloud.namespace.slice(-6)}-`;
