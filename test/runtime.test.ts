@@ -240,8 +240,9 @@ describe('QEMU lifecycle', () => {
 
 describe('isAlive', () => {
 	it('treats a zombie as dead', async () => {
-		// `sleep 0` exits and stays unreaped: the exec'd `sleep 30` never waits for children.
-		const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {stdio: ['ignore', 'pipe', 'ignore']});
+		// `sleep 0.3` exits and stays unreaped: the exec'd `sleep 30` never waits for children. (It must
+		// outlive the shell's own part: a child that ends before the exec may be reaped by the shell.)
+		const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], {stdio: ['ignore', 'pipe', 'ignore']});
 		started.push(parent.pid!);
 		const zombie = Number(await new Promise<string>(resolve => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
 		const deadline = Date.now() + 5_000;

@@ -13,7 +13,7 @@ import amqp from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
 import type {KloudEvent} from '../../source/protocol/index.js';
-import {AGENT_BIN, createCloud, createTenant, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AGENT_BIN, createAgentUser, createCloud, createTenant, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 
 const run = promisify(execFile);
 const TAG = randomBytes(3).toString('hex');
@@ -25,6 +25,8 @@ const QUEUE_LIMITS = {'max-length': 10_000, 'max-length-bytes': 64 * 1024 * 1024
 let cloud: Cloud;
 let agent: AgentHandle;
 let eve: Tenant;
+/** The agents' own broker user: a --tenants agent refuses to run as guest. */
+let agentUser: Tenant;
 let dotted: Tenant;
 const clients: KloudClient[] = [];
 
@@ -34,18 +36,19 @@ beforeAll(async () => {
 	// pattern for eve, vm\.[^.]+\.kt-…-eve\..*, also matches that tenant's VM events.
 	eve = await createTenant(cloud.namespace, 'eve', {name: `kt-${TAG}-eve`});
 	dotted = await createTenant(cloud.namespace, 'dotted', {name: `kt-${TAG}-eve.x`});
-	agent = await cloud.startAgent(`hard-${TAG}`, ['--start-paused', '--tenants']);
+	agentUser = await createAgentUser('hard');
+	agent = await cloud.startAgent(`hard-${TAG}`, ['--start-paused', '--tenants'], {amqpUrl: agentUser.url});
 }, 180_000);
 
 afterAll(async () => {
 	await Promise.all(clients.map(async client => client.close()));
 	await cloud?.cleanup();
-	await Promise.all([eve, dotted].map(async tenant => tenant?.remove()));
+	await Promise.all([eve, dotted, agentUser].map(async tenant => tenant?.remove()));
 }, 60_000);
 
 async function connect(tenant: Tenant, options: {readonly watchEvents?: boolean} = {}): Promise<KloudClient> {
 	const name = `kloud-test-hardening@${tenant.name}`;
-	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, ...options});
+	const client = await KloudClient.connect({url: tenant.url, namespace: cloud.namespace, connectionName: name, sender: name, reconnect: true, agentUsers: [agentUser.name], ...options});
 	clients.push(client);
 	return client;
 }
@@ -76,7 +79,7 @@ describe('tenant names the recipe cannot express', () => {
 	}, 60_000);
 
 	it('in --tenants mode the agent will not start with an --admins name the recipe cannot express', async () => {
-		const result = await run(process.execPath, [AGENT_BIN, '--tenants', '--admins', 'ops.team', '--state-dir', join(cloud.dir, 'never'), '--namespace', cloud.namespace], {timeout: AGENT_EXIT_MS}).then(
+		const result = await run(process.execPath, [AGENT_BIN, '--amqp', agentUser.url, '--tenants', '--admins', 'ops.team', '--state-dir', join(cloud.dir, 'never'), '--namespace', cloud.namespace], {timeout: AGENT_EXIT_MS}).then(
 			() => ({code: 0, stderr: ''}),
 			(error: {code: number; stderr: string}) => error,
 		);
