@@ -160,8 +160,9 @@ describe('broker limits from the recipe', () => {
 			const lengths = (await run('rabbitmqctl', ['-q', 'list_queues', '-p', '/', 'name', 'messages'])).stdout;
 			const length = Number(new RegExp(`^${startQueue.replaceAll('.', '\\.')}\\t(\\d+)$`, 'm').exec(lengths)?.[1]);
 			console.info(`queue limits: ${QUEUE_LIMITS['max-length'] + 500} published, ${nacked} refused, ${length} kept`);
+			// Without the policy the broker takes all of them. (The test's agent may already have taken
+			// some off the queue, so what is kept plus what was refused can fall short of the total.)
 			expect(nacked).toBeGreaterThan(0);
-			expect(length + nacked).toBe(QUEUE_LIMITS['max-length'] + 500);
 			// A quorum queue enforces the limit loosely (publishes in flight still land): within 10 %.
 			expect(length).toBeLessThanOrEqual(QUEUE_LIMITS['max-length'] * 1.1);
 		} finally {

@@ -50,7 +50,8 @@ describe('kloud-tui in a real terminal', () => {
 
 		// A second VM, so the filter has something to leave out.
 		await keys('n');
-		await waitForScreen(text => text.includes('Start a VM'), 'the start dialog');
+		// Enter starts the highlighted image: wait until the images round has filled the dialog.
+		await waitForScreen(text => /blank\s+on host-a, host-b/.test(text), 'the start dialog with the blank image');
 		await keys('Enter');
 		await waitForScreen(text => (text.match(/vm-[a-z]{8}\s+blank\s+running/g) ?? []).length === 2, 'two VM rows');
 
