@@ -11,7 +11,7 @@
  *   answers to what it asked itself); traffic between two private bridges (two tenants) is never
  *   routed; VXLAN (UDP 4789) is accepted only from the peers in the roster.
  */
-import {VXLAN_PORT} from './network.js';
+import {dropTable, VXLAN_PORT} from './network.js';
 
 /** What one TAP may send. */
 export type TapGuard = {
@@ -67,8 +67,7 @@ export function guardRuleset(spec: GuardSpec): string {
 	const taps = [...spec.taps].sort((a, b) => a.tap.localeCompare(b.tap));
 	const elements = (values: readonly string[]) => (values.length === 0 ? [] : [`\t\telements = { ${values.join(', ')} }`]);
 	const lines = [
-		`table bridge ${table} {}`,
-		`delete table bridge ${table}`,
+		...dropTable('bridge', table),
 		`table bridge ${table} {`,
 		'\tmap taps {',
 		'\t\ttype ifname : verdict',
@@ -80,8 +79,7 @@ export function guardRuleset(spec: GuardSpec): string {
 		'\t}',
 		...taps.flatMap(guard => tapChain(guard)),
 		'}',
-		`table inet ${table} {}`,
-		`delete table inet ${table}`,
+		...dropTable('inet', table),
 		`table inet ${table} {`,
 		'\tset bridges {',
 		'\t\ttype ifname',
@@ -114,5 +112,5 @@ export function guardRuleset(spec: GuardSpec): string {
 
 /** Removes both guard tables (the declarations first, so it never fails on a missing one). */
 export function guardTeardown(table: string): string {
-	return `table bridge ${table} {}\ndelete table bridge ${table}\ntable inet ${table} {}\ndelete table inet ${table}\n`;
+	return `${[...dropTable('bridge', table), ...dropTable('inet', table)].join('\n')}\n`;
 }

@@ -356,6 +356,14 @@ export function ipForwardCommand(netns?: string): HostCommand {
 }
 
 /**
+ * nft lines that remove table `family name` whether or not it exists (declaring an empty one
+ * first keeps `delete` from failing), so a ruleset that follows can define it afresh.
+ */
+export function dropTable(family: 'ip' | 'inet' | 'bridge', name: string): string[] {
+	return [`table ${family} ${name} {}`, `delete table ${family} ${name}`];
+}
+
+/**
  * The private network's nft tables, replaced atomically (`nft -f -`): masquerade for traffic
  * leaving the subnet, and, with VXLAN, a fence that keeps DHCP off the tunnel so each host's
  * dnsmasq serves only its own VMs (every lease then comes from this host's slice).
@@ -364,16 +372,14 @@ export function privateNftRuleset(spec: {readonly bridge: string; readonly subne
 	const table = nftTableName(spec.bridge);
 	const vxlan = vxlanName(spec.bridge);
 	const lines = [
-		`table ip ${table} {}`,
-		`delete table ip ${table}`,
+		...dropTable('ip', table),
 		`table ip ${table} {`,
 		'\tchain postrouting {',
 		'\t\ttype nat hook postrouting priority srcnat; policy accept;',
 		`\t\tip saddr ${spec.subnet} ip daddr != ${spec.subnet} masquerade`,
 		'\t}',
 		'}',
-		`table bridge ${table} {}`,
-		`delete table bridge ${table}`,
+		...dropTable('bridge', table),
 	];
 	if (spec.hasVxlan) {
 		const fence = (hook: 'forward' | 'input' | 'output') => [
@@ -397,7 +403,7 @@ export function nftApplyCommand(ruleset: string, netns?: string): HostCommand {
 /** Removes the private network's nft tables (both families); fails if they are not there. */
 export function privateNftTeardown(bridge: string): string {
 	const table = nftTableName(bridge);
-	return `table ip ${table} {}\ndelete table ip ${table}\ntable bridge ${table} {}\ndelete table bridge ${table}\n`;
+	return `${[...dropTable('ip', table), ...dropTable('bridge', table)].join('\n')}\n`;
 }
 
 /**

@@ -99,10 +99,10 @@ export class BrokerUnavailableError extends Error {
 	override name = 'BrokerUnavailableError';
 }
 
-/** The URL with an AMQP heartbeat of `seconds`: unless it sets one already, or replacing it with `isOverride`. */
-export function withHeartbeat(url: string, seconds: number, options: {readonly isOverride?: boolean} = {}): string {
+/** The URL with an AMQP heartbeat of `seconds`, unless it sets one already. */
+export function withHeartbeat(url: string, seconds: number): string {
 	const parsed = new URL(url);
-	if (options.isOverride || !parsed.searchParams.has('heartbeat')) {
+	if (!parsed.searchParams.has('heartbeat')) {
 		parsed.searchParams.set('heartbeat', String(seconds));
 	}
 
