@@ -28,6 +28,7 @@ import {DetailView, type ConsoleView} from './detail-view.js';
 import {Footer} from './footer.js';
 import {Header} from './header.js';
 import {HelpView} from './help-view.js';
+import {typedKeys} from './keys.js';
 import {StartDialog} from './start-dialog.js';
 import {useSyncReducer} from './use-sync-reducer.js';
 import {useTerminalSize} from './use-terminal-size.js';
@@ -82,7 +83,11 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 	startRef.current = start;
 	const [consoleView, setConsoleView] = useState<ConsoleView>({text: null, error: null});
 	const onKeyRef = useRef<(input: string, key: Key) => void>(() => {});
-	useInput((input, key) => onKeyRef.current(input, key));
+	useInput((input, key) => {
+		for (const [one, itsKey] of typedKeys(input, key)) {
+			onKeyRef.current(one, itsKey);
+		}
+	});
 
 	// Keep the selection on the same VM when rows come and go.
 	useEffect(() => {
