@@ -285,6 +285,12 @@ export class Agent {
 			case 'vm.console': {
 				return this.refuseOthers(request.body.vmId, caller) ?? this.consoleTail(request.body.vmId, request.body.bytes ?? DEFAULT_CONSOLE_BYTES);
 			}
+
+			case 'vm.boot':
+			case 'vm.reboot':
+			case 'vm.delete': {
+				return {ok: false, code: 'bad_request', reason: `host ${this.config.hostId} does not serve ${request.type} yet (its agent is older than the VM lifecycle)`};
+			}
 		}
 	}
 

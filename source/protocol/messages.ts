@@ -85,8 +85,32 @@ export const PRIVATE_NETWORK_SLOTS = 8;
 const IPV4_PATTERN = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 export const ipv4Schema = z.string().regex(IPV4_PATTERN, {error: issue => `invalid IPv4 address ${JSON.stringify(issue.input)}`});
 
-export const VM_STATES = ['starting', 'running', 'stopping', 'stopped', 'crashed'] as const;
+/**
+ * A VM's lifecycle (README, "Lifecycle"): `starting` (created, or booted again, until QMP answers) →
+ * `running` → `stopping` → `stopped` (disk kept; `vm.boot` runs it again); `crashed` (its process
+ * ended unasked and its restart policy gave up or says no); `deleting` → `deleted` (only ever in the
+ * reply to `vm.delete` and its event: a deleted VM is gone from every list).
+ */
+export const VM_STATES = ['starting', 'running', 'stopping', 'stopped', 'crashed', 'deleting', 'deleted'] as const;
 export type VmState = (typeof VM_STATES)[number];
+
+/**
+ * What the agent does when a VM's process ends unasked: `no` leaves it `crashed`; `on-failure`
+ * (default) boots it again unless the guest powered itself off (then it is `stopped`); `always`
+ * boots it again in both cases. Restarts back off exponentially and give up after a crash loop.
+ */
+export const RESTART_POLICIES = ['no', 'on-failure', 'always'] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+export const restartPolicySchema = z.enum(RESTART_POLICIES, {
+	error: issue => `invalid restart policy ${JSON.stringify(issue.input)}: expected one of ${RESTART_POLICIES.join(', ')}`,
+});
+
+/** The state a VM's owner asked for last: what the agent brings it back to after a crash or a host reboot. */
+export const DESIRED_STATES = ['running', 'stopped'] as const;
+export type DesiredState = (typeof DESIRED_STATES)[number];
+
+/** Largest disk one VM may ask for (`--disk-size`), in MiB: 16 TiB. */
+export const MAX_DISK_MB = 16 * 1024 * 1024;
 
 export const vmSchema = z.object({
 	id: vmIdSchema,
@@ -110,6 +134,14 @@ export const vmSchema = z.object({
 	owner: z.string().nullable().optional(),
 	/** The client token of the start that made it: a start sent again with it gets this VM. */
 	clientToken: z.string().nullable().optional(),
+	/** What its owner asked for last (absent from agents older than the lifecycle). */
+	desired: z.enum(DESIRED_STATES).optional(),
+	/** Its restart policy (absent from agents older than the lifecycle). */
+	restart: restartPolicySchema.optional(),
+	/** Restarts the policy made since the VM last ran steadily, and how many it makes before it gives up. */
+	restarts: z.object({count: z.number().int().nonnegative(), limit: z.number().int().nonnegative()}).optional(),
+	/** Its disk: the overlay's virtual size, and the bytes it uses on the host (the overlay file alone, not its base). */
+	disk: z.object({sizeBytes: z.number().int().nonnegative(), usedBytes: z.number().int().nonnegative()}).optional(),
 });
 export type Vm = z.infer<typeof vmSchema>;
 
@@ -157,6 +189,10 @@ const startBody = z.strictObject({
 	userData: userDataSchema.optional(),
 	/** OpenSSH public keys for the guest: `public-keys` in its NoCloud seed's `meta-data`. */
 	sshKeys: z.array(sshKeySchema).max(MAX_SSH_KEYS, {error: `at most ${MAX_SSH_KEYS} SSH keys`}).optional(),
+	/** Omitted: `on-failure`. */
+	restart: restartPolicySchema.optional(),
+	/** The disk's virtual size in MiB (never below the base image's); omitted: the base image's size. */
+	diskMb: z.number().int().min(1).max(MAX_DISK_MB).optional(),
 });
 export type StartBody = z.infer<typeof startBody>;
 
@@ -165,6 +201,20 @@ const stopBody = z.strictObject({
 	graceSeconds: z.number().min(0).max(3600).optional(),
 });
 export type StopBody = z.infer<typeof stopBody>;
+
+const rebootBody = z.strictObject({
+	vmId: vmIdSchema,
+	/** `system_reset` (a hardware reset) instead of an ACPI reboot request the guest handles. */
+	hard: z.boolean().optional(),
+});
+export type RebootBody = z.infer<typeof rebootBody>;
+
+const deleteBody = z.strictObject({
+	vmId: vmIdSchema,
+	/** A running VM is stopped first: this long for a graceful power-off, then killed (default: 0, killed at once). */
+	graceSeconds: z.number().min(0).max(3600).optional(),
+});
+export type DeleteBody = z.infer<typeof deleteBody>;
 
 /** A host's VM list version (`HostSnapshot.vmsVersion`): opaque to the requester. */
 export const vmsVersionSchema = z.string().regex(/^[\w-]{1,64}$/, {error: issue => `invalid VM list version ${JSON.stringify(issue.input)}`});
@@ -189,6 +239,10 @@ export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
 	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
 	z.object({...envelope, type: z.literal('vm.kill'), body: z.strictObject({vmId: vmIdSchema})}),
+	/** Boots a stopped or crashed VM again on its host: same id, MAC, disk and seed. */
+	z.object({...envelope, type: z.literal('vm.boot'), body: z.strictObject({vmId: vmIdSchema})}),
+	z.object({...envelope, type: z.literal('vm.reboot'), body: rebootBody}),
+	z.object({...envelope, type: z.literal('vm.delete'), body: deleteBody}),
 	z.object({...envelope, type: z.literal('vm.list'), body: listBody}),
 	z.object({...envelope, type: z.literal('images.list'), body: z.strictObject({})}),
 	z.object({
@@ -199,7 +253,7 @@ export const requestSchema = z.discriminatedUnion('type', [
 ]);
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
-export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.list', 'images.list', 'vm.console'];
+export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console'];
 
 export const hostSnapshotSchema = z
 	.object({
@@ -235,6 +289,10 @@ export const replyValueSchemas = {
 	'vm.start': vmSchema,
 	'vm.stop': vmSchema,
 	'vm.kill': vmSchema,
+	'vm.boot': vmSchema,
+	'vm.reboot': vmSchema,
+	/** The VM as it was, in state `deleted`. */
+	'vm.delete': vmSchema,
 	'vm.list': hostSnapshotSchema,
 	'images.list': hostImagesSchema,
 	'vm.console': consoleTailSchema,
@@ -250,6 +308,8 @@ export const ERROR_CODES = [
 	'quota_exceeded',
 	'start_failed',
 	'stop_failed',
+	/** The request does not fit the VM's state now (e.g. a reboot of a stopped VM): the reason says what does. */
+	'invalid_state',
 	'forbidden',
 	/** The host holds as many of this sender's requests as it takes at once: try again shortly. */
 	'busy',
@@ -270,7 +330,7 @@ export const replySchema = z.discriminatedUnion('ok', [
 ]);
 export type Reply = z.infer<typeof replySchema>;
 
-export const EVENT_TYPES = ['host.heartbeat', 'host.hello', 'host.down', 'vm.started', 'vm.stopped', 'vm.crashed'] as const;
+export const EVENT_TYPES = ['host.heartbeat', 'host.hello', 'host.down', 'vm.started', 'vm.stopped', 'vm.crashed', 'vm.rebooted', 'vm.deleted'] as const;
 
 export const eventSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('host.heartbeat'), body: hostStatusSchema}),
@@ -281,6 +341,8 @@ export const eventSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.started'), body: z.object({vm: vmSchema})}),
 	z.object({...envelope, type: z.literal('vm.stopped'), body: z.object({vm: vmSchema})}),
 	z.object({...envelope, type: z.literal('vm.crashed'), body: z.object({vm: vmSchema})}),
+	z.object({...envelope, type: z.literal('vm.rebooted'), body: z.object({vm: vmSchema})}),
+	z.object({...envelope, type: z.literal('vm.deleted'), body: z.object({vm: vmSchema})}),
 ]);
 export type KloudEvent = z.infer<typeof eventSchema>;
 export type EventType = KloudEvent['type'];

@@ -160,6 +160,7 @@ function applyKloudEvent(state: FleetState, at: number, event: KloudEvent): Flee
 		}
 
 		case 'vm.started':
+		case 'vm.rebooted':
 		case 'vm.crashed': {
 			const vms = new Map(state.vms);
 			vms.set(event.body.vm.id, event.body.vm);
@@ -168,7 +169,8 @@ function applyKloudEvent(state: FleetState, at: number, event: KloudEvent): Flee
 			return {...state, vms, hosts};
 		}
 
-		case 'vm.stopped': {
+		case 'vm.stopped':
+		case 'vm.deleted': {
 			if (!state.vms.has(event.body.vm.id)) {
 				return state;
 			}

@@ -9,6 +9,8 @@ const STATE_COLORS: Record<VmState, string> = {
 	stopping: 'yellow',
 	stopped: 'gray',
 	crashed: 'red',
+	deleting: 'yellow',
+	deleted: 'gray',
 };
 
 export function stateColor(state: VmState): string | undefined {
