@@ -1,8 +1,8 @@
 /** The scriptable subcommands: each takes a connected client and returns what to print. */
 import type {KloudClient} from './broker/client.js';
 import {KloudRequestError} from './broker/client.js';
-import {formatHosts, formatImages, formatVms, hostRows, imageRows, sortVms} from './format.js';
-import type {StartBody} from './protocol/index.js';
+import {describeDisk, describeState, formatHosts, formatImages, formatVms, hostRows, imageRows, sortVms} from './format.js';
+import type {StartBody, Vm} from './protocol/index.js';
 
 export type Output = {readonly stdout: string; readonly stderr?: string};
 
@@ -57,6 +57,52 @@ export async function stopCommand(
 ): Promise<Output> {
 	const vm = await client.stop(vmId, {...stop, timeoutMs: options.timeoutMs});
 	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `${stop.kill ? 'killed' : 'stopped'} ${vm.id} on ${vm.host} (${vm.exit ?? 'done'})`};
+}
+
+/** `start VM_ID` / `boot VM_ID`: a stopped VM runs again on its host, with its id, MAC, disk and seed. */
+export async function bootCommand(client: KloudClient, vmId: string, boot: {readonly host?: string}, options: CommonOptions): Promise<Output> {
+	const vm = await client.boot(vmId, {...boot, timeoutMs: options.timeoutMs});
+	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `booted ${vm.id} on ${vm.host} (${describeState(vm)}${vm.mac ? `, MAC ${vm.mac}` : ''})`};
+}
+
+export async function rebootCommand(client: KloudClient, vmId: string, reboot: {readonly host?: string; readonly hard: boolean}, options: CommonOptions): Promise<Output> {
+	const vm = await client.reboot(vmId, {...reboot, timeoutMs: options.timeoutMs});
+	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `rebooted ${vm.id} on ${vm.host} (${reboot.hard ? 'hard reset' : 'ACPI reboot'})`};
+}
+
+/** What deleting `vm` loses, named for the operator who must confirm it. */
+export function deleteQuestion(vm: Vm): string {
+	const disk = vm.disk ? ` (${describeDisk(vm)} used)` : '';
+	const ip = vm.ip ? ` and IP ${vm.ip}` : ' and IP lease';
+	return `delete ${vm.id} on ${vm.host} (${describeState(vm)}): its disk${disk}, user-data seed${ip} are lost for good`;
+}
+
+/**
+ * `delete VM_ID`: with `confirm` (a terminal and no --yes) the VM is looked up first and the
+ * operator asked, naming what is lost; a no sends nothing.
+ */
+export async function deleteCommand(
+	client: KloudClient,
+	vmId: string,
+	remove: {readonly host?: string; readonly graceSeconds?: number; readonly confirm?: (question: string) => Promise<boolean>},
+	options: CommonOptions,
+): Promise<Output> {
+	let {host} = remove;
+	if (remove.confirm) {
+		const vm = await client.findVm(vmId, options.timeoutMs);
+		if (host !== undefined && vm.host !== host) {
+			throw new KloudRequestError('unknown_vm', `${vmId} is on ${vm.host}, not ${host}`);
+		}
+
+		if (!(await remove.confirm(deleteQuestion(vm)))) {
+			return options.json ? {stdout: JSON.stringify({deleted: false, vm})} : {stdout: `kept ${vm.id} (not deleted)`};
+		}
+
+		host = vm.host;
+	}
+
+	const vm = await client.delete(vmId, {timeoutMs: options.timeoutMs, ...(host === undefined ? {} : {host}), ...(remove.graceSeconds === undefined ? {} : {graceSeconds: remove.graceSeconds})});
+	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `deleted ${vm.id} on ${vm.host} (disk, seed, TAP and lease removed)`};
 }
 
 export async function consoleCommand(client: KloudClient, vmId: string, options: CommonOptions & {readonly bytes?: number; readonly host?: string}): Promise<Output> {

@@ -31,6 +31,53 @@ export function formatTable(header: readonly string[], rows: ReadonlyArray<reado
 	return [line(header), ...rows.map(row => line(row))].join('\n');
 }
 
+/** Bytes as a short binary size for tables: `10G`, `1.5G`, `12M`, `300K`. */
+export function formatBytes(bytes: number): string {
+	const units: Array<[string, number]> = [
+		['T', 1024 ** 4],
+		['G', 1024 ** 3],
+		['M', 1024 ** 2],
+		['K', 1024],
+	];
+	for (const [unit, size] of units) {
+		if (bytes >= size) {
+			const value = bytes / size;
+			return `${value >= 10 || Number.isInteger(value) ? Math.round(value) : value.toFixed(1)}${unit}`;
+		}
+	}
+
+	return `${bytes}B`;
+}
+
+/**
+ * A VM's state with why, as the CLI's list and the TUI's STATE column show it: `crashed (restarts
+ * 5/5, exit 1)`, `running (restarts 2/5)` while a restart policy is at work, `stopped (powered off)`.
+ */
+export function describeState(vm: Vm): string {
+	const restarts = vm.restarts && vm.restarts.count > 0 ? `restarts ${vm.restarts.count}/${vm.restarts.limit}` : undefined;
+	switch (vm.state) {
+		case 'crashed':
+		case 'stopped': {
+			const why = [restarts, vm.exit ?? undefined].filter(part => part !== undefined);
+			return why.length > 0 ? `${vm.state} (${why.join(', ')})` : vm.state;
+		}
+
+		case 'starting':
+		case 'running': {
+			return restarts ? `${vm.state} (${restarts})` : vm.state;
+		}
+
+		default: {
+			return vm.state;
+		}
+	}
+}
+
+/** A VM's disk as `used/size` (`12M/10G`), or '-' from an agent older than the lifecycle. */
+export function describeDisk(vm: Vm): string {
+	return vm.disk ? `${formatBytes(vm.disk.usedBytes)}/${formatBytes(vm.disk.sizeBytes)}` : '-';
+}
+
 /** Stable order: host, then creation time, then id. */
 export function sortVms(vms: readonly Vm[]): Vm[] {
 	return [...vms].sort((a, b) => a.host.localeCompare(b.host) || a.createdAt - b.createdAt || a.id.localeCompare(b.id));
@@ -41,18 +88,21 @@ export function formatVms(vms: readonly Vm[]): string {
 		return 'No VMs.';
 	}
 
+	// Agents older than the lifecycle do not report disks: no column of dashes for them.
+	const hasDisk = vms.some(vm => vm.disk !== undefined);
 	return formatTable(
-		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME'],
+		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME', ...(hasDisk ? ['DISK'] : [])],
 		sortVms(vms).map(vm => [
 			vm.host,
 			vm.id,
 			vm.image,
-			vm.state === 'crashed' && vm.exit ? `crashed (${vm.exit})` : vm.state,
+			describeState(vm),
 			vm.ip ?? '-',
 			`${vm.memoryMb}M`,
 			String(vm.cpus),
 			vm.pid === null ? '-' : String(vm.pid),
 			formatDuration(vm.uptimeSeconds),
+			...(hasDisk ? [describeDisk(vm)] : []),
 		]),
 	);
 }

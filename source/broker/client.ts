@@ -1,6 +1,7 @@
 /**
  * What the CLI and the TUI use to talk to the fleet: list and images rounds (scatter-gather that
- * ends as soon as every live host has answered), start, stop and kill routed to the right host.
+ * ends as soon as every live host has answered), start, and stop, kill, boot, reboot and delete
+ * routed to the right host.
  */
 import {randomUUID} from 'node:crypto';
 import type {ConsumeMessage} from 'amqplib';
@@ -212,6 +213,26 @@ export class KloudClient {
 		return this.ask(draft.type as 'vm.stop' | 'vm.kill', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs + graceMs, {host});
 	}
 
+	/** Boots a stopped (or crashed) VM again on its host: same id, MAC, disk and seed. Finds the owner if not given. */
+	async boot(vmId: string, options: {readonly host?: string; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		return this.ask('vm.boot', {type: 'vm.boot', body: {vmId}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Reboots a running VM: an ACPI reboot the guest handles, or with `hard` a `system_reset`. */
+	async reboot(vmId: string, options: {readonly host?: string; readonly hard?: boolean; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const draft: RequestDraft = {type: 'vm.reboot', body: options.hard ? {vmId, hard: true} : {vmId}};
+		return this.ask('vm.reboot', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Deletes a VM (stopped first if it runs: `graceSeconds` to power off, default 0): its disk, seed, TAP, lease and record go. */
+	async delete(vmId: string, options: {readonly host?: string; readonly graceSeconds?: number; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const draft: RequestDraft = {type: 'vm.delete', body: options.graceSeconds === undefined ? {vmId} : {vmId, graceSeconds: options.graceSeconds}};
+		return this.ask('vm.delete', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs + (options.graceSeconds ?? 0) * 1000, {host});
+	}
+
 	/** The tail of a VM's serial console, fetched from its owner. */
 	async console(vmId: string, options: {readonly host?: string; readonly bytes?: number; readonly timeoutMs: number}): Promise<ConsoleTail> {
 		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
@@ -238,11 +259,16 @@ export class KloudClient {
 	 * that has it (only when no host has it does it wait for every live host, as a list round does).
 	 */
 	async findOwner(vmId: string, timeoutMs: number): Promise<string> {
+		return (await this.findVm(vmId, timeoutMs)).host;
+	}
+
+	/** VM `vmId` as its owner lists it (the same round as `findOwner`). */
+	async findVm(vmId: string, timeoutMs: number): Promise<Vm> {
 		const hasVm = (snapshot: HostSnapshot) => snapshot.vms.some(vm => vm.id === vmId);
 		const round = await this.broadcast('vm.list', {type: 'vm.list', body: {vmId}}, timeoutMs, value => value.roster, value => value, replies => replies.some(hasVm));
-		const owner = round.replies.find(hasVm);
+		const owner = round.replies.flatMap(snapshot => snapshot.vms).find(vm => vm.id === vmId);
 		if (owner) {
-			return owner.host.id;
+			return owner;
 		}
 
 		const silent = round.missing.length > 0 ? ` (no answer from ${round.missing.join(', ')})` : '';

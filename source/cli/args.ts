@@ -25,6 +25,14 @@ export type CliFlags = {
 	readonly sshKey: readonly string[];
 	readonly kill: boolean;
 	readonly grace?: number;
+	/** `start --restart no|on-failure|always` (checked by the command). */
+	readonly restart?: string;
+	/** `start --disk-size 10G` as typed (parsed by the command). */
+	readonly diskSize?: string;
+	/** `reboot --hard`: a hardware reset instead of an ACPI reboot. */
+	readonly hard: boolean;
+	/** `delete --yes`: no question asked. */
+	readonly yes: boolean;
 	readonly bytes?: number;
 	readonly refresh: number;
 	readonly ca?: string;
@@ -57,6 +65,10 @@ const OPTIONS = {
 	'ssh-key': {type: 'string', multiple: true},
 	kill: {type: 'boolean'},
 	grace: {type: 'string'},
+	restart: {type: 'string'},
+	'disk-size': {type: 'string'},
+	hard: {type: 'boolean'},
+	yes: {type: 'boolean', short: 'y'},
 	bytes: {type: 'string'},
 	refresh: {type: 'string'},
 	ca: {type: 'string'},
@@ -98,6 +110,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 		namespace: values.namespace ?? env.KLOUD_NAMESPACE ?? 'kloud',
 		json: values.json ?? false,
 		kill: values.kill ?? false,
+		hard: values.hard ?? false,
+		yes: values.yes ?? false,
 		help: values.help ?? false,
 		version: values.version ?? false,
 		sshKey: values['ssh-key'] ?? [],
@@ -113,6 +127,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			host: values.host,
 			network: values.network,
 			userData: values['user-data'],
+			restart: values.restart,
+			diskSize: values['disk-size'],
 			ca: values.ca,
 			cert: values.cert,
 			key: values.key,

@@ -7,7 +7,7 @@ import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
 import {urlUser, type TlsOptions} from '../broker/connection.js';
-import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
+import {bootCommand, consoleCommand, deleteCommand, hostsCommand, imagesCommand, listCommand, rebootCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
 	checkUserDataSize,
@@ -18,10 +18,12 @@ import {
 	MAX_USER_DATA_BYTES,
 	networkModeSchema,
 	parseAgentUsers,
+	restartPolicySchema,
 	sshKeySchema,
 	vmIdSchema,
 } from '../protocol/index.js';
 import {UsageError, type CliArgs} from './args.js';
+import {parseDiskSize} from './disk-size.js';
 
 function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
 	const parsed = schema.safeParse(value);
@@ -90,6 +92,15 @@ async function readSshKeys(paths: readonly string[]): Promise<string[]> {
 	return keys;
 }
 
+function diskSizeMb(text: string): number {
+	const size = parseDiskSize(text);
+	if (!size.ok) {
+		throw new UsageError(size.error);
+	}
+
+	return size.mb;
+}
+
 /** `--agent-users U1,U2` as a list; none given: the user of the broker URL. */
 function agentUsers(flags: {readonly agentUsers: string; readonly amqp: string}): string[] {
 	return [...parseAgentUsers(flags.agentUsers, urlUser(flags.amqp))];
@@ -135,8 +146,48 @@ function tlsOptions(flags: {readonly amqp: string; readonly ca?: string; readonl
 	return {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
 }
 
+/** The terminal a subcommand may ask a question on (`delete` without --yes). */
+export type CliTerminal = {
+	readonly isInteractive: boolean;
+	/** Asks a yes/no question; true only for an explicit yes. */
+	confirm(question: string): Promise<boolean>;
+};
+
+/** stdin and stderr, when both are a terminal: the question goes to stderr so stdout stays the answer. */
+export function processTerminal(): CliTerminal {
+	return {
+		isInteractive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+		async confirm(question) {
+			const {createInterface} = await import('node:readline/promises');
+			const prompt = createInterface({input: process.stdin, output: process.stderr});
+			try {
+				return /^y(es)?$/i.test((await prompt.question(`${question}. Delete? [y/N] `)).trim());
+			} finally {
+				prompt.close();
+			}
+		},
+	};
+}
+
+/** Flags that only make sense for a new VM (`start --image`). */
+const NEW_VM_FLAGS = ['image', 'memory', 'cpus', 'network', 'userData', 'restart', 'diskSize'] as const;
+
+/** The VM id a lifecycle command acts on, or a usage error naming the command. */
+function vmIdArgument(command: string, rest: readonly string[]): string {
+	const [vmId, extra] = rest;
+	if (!vmId) {
+		throw new UsageError(`${command} needs a VM id, e.g. \`kloud-tui ${command} vm-abcdefgh\``);
+	}
+
+	if (extra !== undefined) {
+		throw new UsageError(`${command} takes one VM id, got ${rest.length}`);
+	}
+
+	return check(vmIdSchema, vmId);
+}
+
 /** Runs the TUI (undefined: it printed itself) or a subcommand (what to print). */
-export async function runCli({command, rest, flags}: CliArgs): Promise<Output | undefined> {
+export async function runCli({command, rest, flags}: CliArgs, terminal: CliTerminal = processTerminal()): Promise<Output | undefined> {
 	if (!command) {
 		const namespaceError = checkNamespace(flags.namespace);
 		if (namespaceError) {
@@ -181,7 +232,21 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 			break;
 		}
 
+		case 'boot':
 		case 'start': {
+			if (command === 'boot' || rest.length > 0) {
+				// `start VM_ID` (or `boot VM_ID`): the stopped VM runs again, as it was made.
+				const given: string[] = [...NEW_VM_FLAGS.filter(name => flags[name] !== undefined), ...(flags.sshKey.length > 0 ? ['sshKey'] : [])];
+				if (given.length > 0) {
+					throw new UsageError(`${command} VM_ID boots a VM as it was made: --${given.map(name => name.replace(/[A-Z]/g, letter => `-${letter.toLowerCase()}`)).join(', --')} only go with start --image`);
+				}
+
+				const id = vmIdArgument(command, rest);
+				const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
+				action = async client => bootCommand(client, id, host === undefined ? {} : {host}, {json: flags.json, timeoutMs: seconds(30)});
+				break;
+			}
+
 			if (!flags.image) {
 				throw new UsageError('start needs --image NAME (see `kloud-tui images`)');
 			}
@@ -194,6 +259,8 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 				...(flags.network === undefined ? {} : {network: check(networkModeSchema, flags.network)}),
 				...(flags.userData === undefined ? {} : {userData: await readUserData(flags.userData)}),
 				...(flags.sshKey === undefined || flags.sshKey.length === 0 ? {} : {sshKeys: await readSshKeys(flags.sshKey)}),
+				...(flags.restart === undefined ? {} : {restart: check(restartPolicySchema, flags.restart)}),
+				...(flags.diskSize === undefined ? {} : {diskMb: diskSizeMb(flags.diskSize)}),
 			};
 			action = async client => startCommand(client, body, {json: flags.json, timeoutMs: seconds(30)});
 			break;
@@ -216,6 +283,32 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 			};
 			const id = check(vmIdSchema, vmId);
 			action = async client => stopCommand(client, id, stop, {json: flags.json, timeoutMs: seconds(10)});
+			break;
+		}
+
+		case 'reboot': {
+			const id = vmIdArgument(command, rest);
+			const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
+			action = async client => rebootCommand(client, id, {hard: flags.hard, ...(host === undefined ? {} : {host})}, {json: flags.json, timeoutMs: seconds(10)});
+			break;
+		}
+
+		case 'delete': {
+			const id = vmIdArgument(command, rest);
+			if (flags.grace !== undefined && !(flags.grace >= 0)) {
+				throw new UsageError(`invalid --grace ${flags.grace}: must be a number of seconds ≥ 0`);
+			}
+
+			if (!flags.yes && !terminal.isInteractive) {
+				throw new UsageError(`delete removes ${id}'s disk, user-data seed and IP for good: add --yes to delete without a terminal to confirm on`);
+			}
+
+			const remove = {
+				...(flags.host === undefined ? {} : {host: check(hostIdSchema, flags.host)}),
+				...(flags.grace === undefined ? {} : {graceSeconds: flags.grace}),
+				...(flags.yes ? {} : {confirm: async (question: string) => terminal.confirm(question)}),
+			};
+			action = async client => deleteCommand(client, id, remove, {json: flags.json, timeoutMs: seconds(10)});
 			break;
 		}
 

@@ -9,8 +9,15 @@ export const USAGE = `
     $ kloud-tui list [--json]            every VM on every host
     $ kloud-tui start --image NAME [--host H] [--memory MB] [--cpus N]
                      [--network private|public|none|user] [--user-data FILE]
-                     [--ssh-key FILE]... [--json]
+                     [--ssh-key FILE]... [--restart no|on-failure|always]
+                     [--disk-size SIZE] [--json]
     $ kloud-tui stop VM_ID [--kill] [--host H] [--grace SECONDS] [--json]
+                                         the VM is kept, stopped, with its disk
+    $ kloud-tui start VM_ID [--host H] [--json]   boot a stopped VM again (same id, MAC,
+                                         disk, seed); \`boot VM_ID\` is the same
+    $ kloud-tui reboot VM_ID [--hard] [--host H] [--json]   ACPI reboot (--hard: reset)
+    $ kloud-tui delete VM_ID [--yes] [--grace SECONDS] [--host H] [--json]
+                                         stop it if needed, remove its disk, seed and IP
     $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
     $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
     $ kloud-tui images [--json]          base images and the hosts that have them
@@ -19,7 +26,7 @@ export const USAGE = `
     --amqp URL         broker URL [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
     --namespace NAME   [KLOUD_NAMESPACE] (default kloud)
     --timeout SECONDS  how long to wait for answers (list/hosts/images: 2, start: 30,
-                       stop: 10 plus the grace period)
+                       stop/reboot/delete: 10 (plus the grace period), start VM_ID: 30)
     --json             machine-readable output on stdout
     --ca FILE          CA certificate(s) to trust for an amqps:// URL (PEM)
     --cert FILE        client certificate for amqps:// (PEM), with --key FILE
@@ -30,8 +37,14 @@ export const USAGE = `
     --user-data FILE   given to the guest in its NoCloud seed (at most 64 KiB): the demo
                        image runs it if it starts with #!, cloud-init images as cloud-init does
     --ssh-key FILE     OpenSSH public key(s) for the guest (meta-data public-keys); repeatable
+    --restart POLICY   when its QEMU ends unasked: no (stay crashed), on-failure (default: boot
+                       again unless the guest powered off), always; backoff, then gives up
+    --disk-size SIZE   the disk's virtual size, e.g. 10G (M, G, T; never below the image's)
 
-  stop and console without --host find the VM's owner with one small round that ends at the
+  delete asks on the terminal, naming what is lost; without a terminal it needs --yes (else
+  it refuses with status 2). --grace: seconds for a graceful power-off first (default 0).
+
+  stop, start VM_ID, reboot, delete and console without --host find the VM's owner with one small round that ends at the
   owner's answer.
 
   Errors print one line on stderr and exit with status 1 (2 for bad usage).

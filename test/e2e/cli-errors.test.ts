@@ -38,7 +38,14 @@ describe('kloud-tui errors', () => {
 		[['start'], 'kloud-tui: start needs --image NAME (see `kloud-tui images`)'],
 		[['stop', 'not-a-vm'], 'kloud-tui: invalid VM id "not-a-vm": expected "vm-" and 8 lowercase letters'],
 		[['start', '--image', 'x', '--cpus', '0'], 'kloud-tui: invalid --cpus 0: must be a whole number ≥ 1'],
-		[['reboot'], 'kloud-tui: unknown command "reboot" (try --help)'],
+		[['resize'], 'kloud-tui: unknown command "resize" (try --help)'],
+		[['reboot'], 'kloud-tui: reboot needs a VM id, e.g. `kloud-tui reboot vm-abcdefgh`'],
+		[['boot', 'vm-abcdefgh', 'vm-bcdefghi'], 'kloud-tui: boot takes one VM id, got 2'],
+		[['start', 'vm-abcdefgh', '--image', 'demo', '--memory', '64'], 'kloud-tui: start VM_ID boots a VM as it was made: --image, --memory only go with start --image'],
+		[['start', '--image', 'demo', '--disk-size', '10'], 'kloud-tui: invalid --disk-size "10" (give a unit): expected a size like 512M, 10G or 1T'],
+		[['start', '--image', 'demo', '--restart', 'sometimes'], 'kloud-tui: invalid restart policy "sometimes": expected one of no, on-failure, always'],
+		[['delete', 'vm-abcdefgh'], "kloud-tui: delete removes vm-abcdefgh's disk, user-data seed and IP for good: add --yes to delete without a terminal to confirm on"],
+		[['delete', 'vm-abcdefgh', '--yes', '--grace=-1'], 'kloud-tui: invalid --grace -1: must be a number of seconds ≥ 0'],
 	])('refuses bad usage %j with exit 2 before touching the broker', async (args, message) => {
 		const result = await cli([...args, '--amqp', 'amqp://guest:guest@127.0.0.1:1']);
 		expect(result.code).toBe(2);
