@@ -6,6 +6,7 @@
 import type {KloudClient} from './broker/client.js';
 import {VmListCache} from './broker/list-cache.js';
 import {imageRows} from './format.js';
+import type {Vm} from './protocol/index.js';
 import type {FleetStore} from './state/store.js';
 import type {FleetActions, StartRequest} from './ui/actions.js';
 import type {Target} from './state/view.js';
@@ -52,6 +53,13 @@ export function startFeed(client: KloudClient, store: FleetStore, options: {read
 	const tickTimer = setInterval(() => store.dispatch({type: 'tick', now: Date.now()}), 1000);
 	void round();
 
+	// A request's answer is shown at once, as its event would show it (which may come later, or never to a tenant).
+	const showLocally = (type: 'vm.started' | 'vm.stopped' | 'vm.rebooted' | 'vm.deleted', vm: Vm): Vm => {
+		const at = Date.now();
+		store.dispatch({type: 'kloud', at, event: {v: 1, id: 'local', from: vm.host, ts: at, type, body: {vm}}});
+		return vm;
+	};
+
 	const timeoutMs = 10_000;
 	return {
 		refresh: () => void round(),
@@ -61,13 +69,23 @@ export function startFeed(client: KloudClient, store: FleetStore, options: {read
 		},
 		async start(request: StartRequest) {
 			const vm = await client.start(request, {timeoutMs: 30_000});
-			store.dispatch({type: 'kloud', at: Date.now(), event: {v: 1, id: 'local', from: vm.host, ts: Date.now(), type: 'vm.started', body: {vm}}});
-			return vm;
+			return showLocally('vm.started', vm);
 		},
 		async stop(target: Target, options: {readonly isKill: boolean}) {
 			const vm = await client.stop(target.id, {host: target.host, kill: options.isKill, timeoutMs});
-			store.dispatch({type: 'kloud', at: Date.now(), event: {v: 1, id: 'local', from: vm.host, ts: Date.now(), type: 'vm.stopped', body: {vm}}});
-			return vm;
+			return showLocally('vm.stopped', vm);
+		},
+		async boot(target: Target) {
+			const vm = await client.boot(target.id, {host: target.host, timeoutMs: 30_000});
+			return showLocally('vm.started', vm);
+		},
+		async reboot(target: Target, options: {readonly isHard: boolean}) {
+			const vm = await client.reboot(target.id, {host: target.host, hard: options.isHard, timeoutMs});
+			return showLocally('vm.rebooted', vm);
+		},
+		async delete(target: Target) {
+			const vm = await client.delete(target.id, {host: target.host, timeoutMs});
+			return showLocally('vm.deleted', vm);
 		},
 		async consoleTail(target: Target) {
 			const tail = await client.console(target.id, {host: target.host, bytes: 16 * 1024, timeoutMs});

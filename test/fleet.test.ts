@@ -17,14 +17,19 @@ describe('fleetReducer', () => {
 		expect(hostHealth(state.hosts.get('a')!, NOW + 30_000)).toBe('up');
 	});
 
-	it('adds a started or crashed VM between rounds and removes a stopped one', () => {
+	it('adds a started or crashed VM between rounds, keeps a stopped one as stopped and removes a deleted one', () => {
 		let state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
 		const vm = makeVm('vm-cccccccc', 'a');
 		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.started', body: {vm}}});
 		expect(state.vms.get('vm-cccccccc')).toEqual(vm);
 		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.crashed', body: {vm: {...vm, state: 'crashed'}}}});
 		expect(state.vms.get('vm-cccccccc')?.state).toBe('crashed');
-		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.stopped', body: {vm}}});
+		const stopped = {...vm, state: 'stopped' as const, pid: null, exit: 'powered off'};
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.stopped', body: {vm: stopped}}});
+		expect(state.vms.get('vm-cccccccc')).toEqual(stopped);
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.rebooted', body: {vm}}});
+		expect(state.vms.get('vm-cccccccc')?.state).toBe('running');
+		state = fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.deleted', body: {vm: {...stopped, state: 'deleted'}}}});
 		expect(state.vms.size).toBe(0);
 	});
 
@@ -50,7 +55,7 @@ describe('fleetReducer', () => {
 	it('returns the same state object for events that change nothing', () => {
 		const state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
 		expect(fleetReducer(state, {type: 'tick', now: NOW})).toBe(state);
-		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.stopped', body: {vm: makeVm('vm-zzzzzzzz', 'a')}}})).toBe(state);
+		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.deleted', body: {vm: makeVm('vm-zzzzzzzz', 'a')}}})).toBe(state);
 		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'x', ts: NOW, type: 'host.hello', body: {id: 'x'}}})).toBe(state);
 		const connected = fleetReducer(state, {type: 'connection', connection: {status: 'connected'}});
 		expect(fleetReducer(connected, {type: 'connection', connection: {status: 'connected'}})).toBe(connected);

@@ -14,6 +14,13 @@ describe('table model', () => {
 		expect(fitColumns(width).map(column => column.id)).toEqual(ids);
 	});
 
+	it('gives the STATE column the space left over, up to 30 characters, to say why', () => {
+		const stateWidth = (width: number) => fitColumns(width).find(column => column.id === 'state')?.width;
+		expect(stateWidth(80)).toBe(10);
+		expect(stateWidth(90)).toBe(20);
+		expect(stateWidth(200)).toBe(30);
+	});
+
 	it('filters by substring over every column, case-insensitively', () => {
 		const vms = [makeVm('vm-aaaaaaaa', 'host-a', {image: 'Debian'}), makeVm('vm-bbbbbbbb', 'host-b', {state: 'crashed'}), makeVm('vm-cccccccc', 'host-c', {ip: '10.1.2.3'})];
 		expect(tableRows(vms, 'debi', {column: 'host', isDescending: false}).map(vm => vm.id)).toEqual(['vm-aaaaaaaa']);

@@ -159,8 +159,10 @@ function applyKloudEvent(state: FleetState, at: number, event: KloudEvent): Flee
 			return {...state, hosts};
 		}
 
+		// A stopped VM is kept (its disk is, until it is deleted): it stays in the table as `stopped`.
 		case 'vm.started':
 		case 'vm.rebooted':
+		case 'vm.stopped':
 		case 'vm.crashed': {
 			const vms = new Map(state.vms);
 			vms.set(event.body.vm.id, event.body.vm);
@@ -169,7 +171,6 @@ function applyKloudEvent(state: FleetState, at: number, event: KloudEvent): Flee
 			return {...state, vms, hosts};
 		}
 
-		case 'vm.stopped':
 		case 'vm.deleted': {
 			if (!state.vms.has(event.body.vm.id)) {
 				return state;

@@ -2,7 +2,7 @@
  * The VM table's pure model: columns and their priority when the terminal is narrow, filtering
  * (substring over every column), stable sorting, and the visible window around the selection.
  */
-import {formatDuration} from '../format.js';
+import {describeState, formatDuration} from '../format.js';
 import type {Vm} from '../protocol/index.js';
 
 export const COLUMN_IDS = ['host', 'vm', 'image', 'state', 'ip', 'cpu', 'mem', 'uptime'] as const;
@@ -15,13 +15,15 @@ export type Column = {
 	/** Lower goes first when columns must be dropped to fit. */
 	readonly keep: number;
 	readonly alignRight?: boolean;
+	/** Grows into the space left over, up to this width (STATE: room to say why). */
+	readonly maxWidth?: number;
 };
 
 export const COLUMNS: readonly Column[] = [
 	{id: 'host', title: 'HOST', width: 10, keep: 9},
 	{id: 'vm', title: 'VM', width: 11, keep: 10},
 	{id: 'image', title: 'IMAGE', width: 10, keep: 5},
-	{id: 'state', title: 'STATE', width: 8, keep: 8},
+	{id: 'state', title: 'STATE', width: 8, keep: 8, maxWidth: 30},
 	{id: 'ip', title: 'IP', width: 15, keep: 4},
 	{id: 'cpu', title: 'CPU', width: 3, keep: 3, alignRight: true},
 	{id: 'mem', title: 'MEM', width: 5, keep: 6, alignRight: true},
@@ -40,7 +42,13 @@ export function fitColumns(width: number): Column[] {
 		kept.splice(kept.indexOf(weakest), 1);
 	}
 
-	return kept;
+	// Space left over goes to columns that can use it (`crashed (restarts 3/5)` rather than `crashed…`).
+	let spare = width - total(kept);
+	return kept.map(column => {
+		const grow = Math.max(0, Math.min(spare, (column.maxWidth ?? column.width) - column.width));
+		spare -= grow;
+		return grow > 0 ? {...column, width: column.width + grow} : column;
+	});
 }
 
 export function cellText(vm: Vm, column: ColumnId): string {
@@ -58,7 +66,7 @@ export function cellText(vm: Vm, column: ColumnId): string {
 		}
 
 		case 'state': {
-			return vm.state;
+			return describeState(vm);
 		}
 
 		case 'ip': {

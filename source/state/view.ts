@@ -37,12 +37,15 @@ export type StartDialog = {
 	readonly network: StartNetwork;
 };
 
+/** The lifecycle actions that ask y/N first (a boot loses nothing and asks nothing). */
+export type ConfirmAction = 'stop' | 'kill' | 'reboot' | 'delete';
+
 export type Mode =
 	| {readonly kind: 'table'}
 	| {readonly kind: 'filter'}
 	| {readonly kind: 'help'}
 	| {readonly kind: 'detail'; readonly vmId: string}
-	| {readonly kind: 'confirm'; readonly action: 'stop' | 'kill'; readonly targets: readonly Target[]}
+	| {readonly kind: 'confirm'; readonly action: ConfirmAction; readonly targets: readonly Target[]}
 	| StartDialog;
 
 export type Message = {readonly text: string; readonly isError: boolean};

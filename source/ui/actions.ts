@@ -10,6 +10,11 @@ export type FleetActions = {
 	images(): Promise<ImageChoice[]>;
 	start(request: StartRequest): Promise<Vm>;
 	stop(target: Target, options: {readonly isKill: boolean}): Promise<Vm>;
+	/** Boots a stopped VM again on its host. */
+	boot(target: Target): Promise<Vm>;
+	reboot(target: Target, options: {readonly isHard: boolean}): Promise<Vm>;
+	/** Deletes a VM: its disk, seed, TAP, lease and record go. */
+	delete(target: Target): Promise<Vm>;
 	consoleTail(target: Target): Promise<string>;
 };
 

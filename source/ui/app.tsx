@@ -4,10 +4,11 @@
  */
 import {Box, useApp, useInput, type Key} from 'ink';
 import {useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore} from 'react';
-import type {VmState} from '../protocol/index.js';
+import type {Vm, VmState} from '../protocol/index.js';
 import type {FleetState} from '../state/fleet.js';
 import type {FleetStore} from '../state/store.js';
 import {fitColumns, tableRows, windowStart} from '../state/table.js';
+import {tableKeyCommand} from '../state/table-keys.js';
 import {
 	actionTargets,
 	initialView,
@@ -18,6 +19,7 @@ import {
 	selectedIndex,
 	START_FIELDS,
 	viewReducer,
+	type ConfirmAction,
 	type StartDialog as StartDialogState,
 	type Target,
 	type ViewState,
@@ -52,6 +54,40 @@ function nextNetworkByLetter(current: StartNetwork, letter: string): StartNetwor
 	const after = START_NETWORKS.indexOf(current) + 1;
 	const ordered = [...START_NETWORKS.slice(after), ...START_NETWORKS.slice(0, after)];
 	return ordered.find(network => network.startsWith(letter) && network !== '');
+}
+
+/** What the table's lifecycle keys run: the confirmed actions, a reboot's hard variant, and boot. */
+type LifecycleAction = ConfirmAction | 'hard-reboot' | 'boot';
+
+const LIFECYCLE_WORDS: Record<LifecycleAction, {readonly doing: string; readonly done: string}> = {
+	stop: {doing: 'stopping', done: 'stopped'},
+	kill: {doing: 'killing', done: 'killed'},
+	boot: {doing: 'booting', done: 'booted'},
+	reboot: {doing: 'rebooting', done: 'rebooted'},
+	'hard-reboot': {doing: 'resetting', done: 'reset'},
+	delete: {doing: 'deleting', done: 'deleted'},
+};
+
+async function runAction(actions: FleetActions, action: LifecycleAction, target: Target): Promise<Vm> {
+	switch (action) {
+		case 'stop':
+		case 'kill': {
+			return actions.stop(target, {isKill: action === 'kill'});
+		}
+
+		case 'boot': {
+			return actions.boot(target);
+		}
+
+		case 'reboot':
+		case 'hard-reboot': {
+			return actions.reboot(target, {isHard: action === 'hard-reboot'});
+		}
+
+		case 'delete': {
+			return actions.delete(target);
+		}
+	}
 }
 
 function describeError(error: unknown): string {
@@ -157,18 +193,18 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 		return () => clearInterval(timer);
 	}, [loadConsole, detailId, detailHost, isDetailLive, consoleFollowMs, viewRef]);
 
-	const runStop = useCallback(
-		async (action: 'stop' | 'kill', targets: readonly Target[]) => {
-			const verb = action === 'kill' ? 'kill' : 'stop';
-			say(`${verb === 'kill' ? 'killing' : 'stopping'} ${targets.length === 1 ? targets[0]!.id : `${targets.length} VMs`}…`);
-			const results = await Promise.allSettled(targets.map(async target => actions.stop(target, {isKill: action === 'kill'})));
+	const runLifecycle = useCallback(
+		async (action: LifecycleAction, targets: readonly Target[]) => {
+			const words = LIFECYCLE_WORDS[action];
+			say(`${words.doing} ${targets.length === 1 ? targets[0]!.id : `${targets.length} VMs`}…`);
+			const results = await Promise.allSettled(targets.map(async target => runAction(actions, action, target)));
 			const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [`${targets[index]!.id}: ${describeError(result.reason)}`] : []));
 			const done = targets.length - failures.length;
 			if (failures.length === 0) {
 				// One VM: say how it ended (a graceful stop that had to kill says so).
 				const [only] = results;
-				const how = verb === 'stop' && targets.length === 1 && only?.status === 'fulfilled' && only.value.exit ? ` (${only.value.exit})` : '';
-				say(targets.length === 1 ? `${verb === 'kill' ? 'killed' : 'stopped'} ${targets[0]!.id} on ${targets[0]!.host}${how}` : `${verb === 'kill' ? 'killed' : 'stopped'} ${done} VMs`);
+				const how = action === 'stop' && targets.length === 1 && only?.status === 'fulfilled' && only.value.exit ? ` (${only.value.exit})` : '';
+				say(targets.length === 1 ? `${words.done} ${targets[0]!.id} on ${targets[0]!.host}${how}` : `${words.done} ${done} VMs`);
 			} else {
 				sayError(`${done > 0 ? `${done} done; ` : ''}failed: ${failures.join('; ')}`);
 			}
@@ -238,7 +274,9 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 			case 'confirm': {
 				dispatch({type: 'close'});
 				if (input === 'y' || input === 'Y') {
-					void runStop(mode.action, mode.targets);
+					void runLifecycle(mode.action, mode.targets);
+				} else if (mode.action === 'reboot' && input === 'h') {
+					void runLifecycle('hard-reboot', mode.targets);
 				} else {
 					say('cancelled');
 				}
@@ -335,53 +373,106 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 
 	function onTableKey(view: ViewState, input: string, key: Key): void {
 		const page = Math.max(1, bodyHeight - 1);
-		if (key.upArrow || input === 'k') {
-			dispatch({type: 'move', delta: -1, rowIds});
-		} else if (key.downArrow || input === 'j') {
-			dispatch({type: 'move', delta: 1, rowIds});
-		} else if (key.pageUp) {
-			dispatch({type: 'move', delta: -page, rowIds});
-		} else if (key.pageDown) {
-			dispatch({type: 'move', delta: page, rowIds});
-		} else if (input === 'g') {
-			dispatch({type: 'jump', to: 'first', rowIds});
-		} else if (input === 'G') {
-			dispatch({type: 'jump', to: 'last', rowIds});
-		} else if (input === ' ') {
-			dispatch({type: 'toggle-mark', rowIds});
-		} else if (input === 'x' || input === 'K') {
-			const targets = actionTargets(view, rows, fleet.vms);
-			if (targets.length === 0) {
-				sayError('no VM selected');
-			} else {
-				dispatch({type: 'open', mode: {kind: 'confirm', action: input === 'K' ? 'kill' : 'stop', targets}});
+		const command = tableKeyCommand(input, key);
+		switch (command) {
+			case 'up':
+			case 'down':
+			case 'page-up':
+			case 'page-down': {
+				const delta = {up: -1, down: 1, 'page-up': -page, 'page-down': page}[command];
+				dispatch({type: 'move', delta, rowIds});
+				break;
 			}
-		} else if (input === 'n') {
-			openStart();
-		} else if (input === '/') {
-			dispatch({type: 'open', mode: {kind: 'filter'}});
-		} else if (input === 's') {
-			dispatch({type: 'cycle-sort'});
-		} else if (input === 'S') {
-			dispatch({type: 'reverse-sort'});
-		} else if (key.return) {
-			const vm = rows[selected];
-			if (vm) {
-				setConsoleView({text: null, error: null});
-				dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
+
+			case 'first':
+			case 'last': {
+				dispatch({type: 'jump', to: command, rowIds});
+				break;
 			}
-		} else if (input === 'p') {
-			dispatch({type: 'toggle-pause'});
-		} else if (input === 'r') {
-			actions.refresh();
-			say('refreshing…');
-		} else if (input === '?') {
-			dispatch({type: 'open', mode: {kind: 'help'}});
-		} else if (input === 'q') {
-			exit();
-		} else if (key.escape) {
-			dispatch({type: 'clear-marks'});
-			dispatch({type: 'message', message: null});
+
+			case 'mark': {
+				dispatch({type: 'toggle-mark', rowIds});
+				break;
+			}
+
+			case 'stop':
+			case 'kill':
+			case 'reboot':
+			case 'delete':
+			case 'boot': {
+				const targets = actionTargets(view, rows, fleet.vms);
+				if (targets.length === 0) {
+					sayError('no VM selected');
+				} else if (command === 'boot') {
+					// A boot loses nothing: no question.
+					void runLifecycle('boot', targets);
+				} else {
+					dispatch({type: 'open', mode: {kind: 'confirm', action: command, targets}});
+				}
+
+				break;
+			}
+
+			case 'new': {
+				openStart();
+				break;
+			}
+
+			case 'filter': {
+				dispatch({type: 'open', mode: {kind: 'filter'}});
+				break;
+			}
+
+			case 'sort': {
+				dispatch({type: 'cycle-sort'});
+				break;
+			}
+
+			case 'reverse-sort': {
+				dispatch({type: 'reverse-sort'});
+				break;
+			}
+
+			case 'details': {
+				const vm = rows[selected];
+				if (vm) {
+					setConsoleView({text: null, error: null});
+					dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
+				}
+
+				break;
+			}
+
+			case 'pause': {
+				dispatch({type: 'toggle-pause'});
+				break;
+			}
+
+			case 'refresh': {
+				actions.refresh();
+				say('refreshing…');
+				break;
+			}
+
+			case 'help': {
+				dispatch({type: 'open', mode: {kind: 'help'}});
+				break;
+			}
+
+			case 'quit': {
+				exit();
+				break;
+			}
+
+			case 'clear': {
+				dispatch({type: 'clear-marks'});
+				dispatch({type: 'message', message: null});
+				break;
+			}
+
+			case undefined: {
+				break;
+			}
 		}
 	}
 
@@ -419,7 +510,7 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 			</Box>
 			{mode.kind === 'confirm' ? (
 				<Box flexDirection="column">
-					<ConfirmBar action={mode.action} targets={mode.targets} />
+					<ConfirmBar action={mode.action} targets={mode.targets} vms={fleet.vms} />
 					<Footer message={null} mode={mode} filter={view.filter} />
 				</Box>
 			) : (

@@ -1,7 +1,7 @@
 /** Enter: every field of one VM, and the tail of its serial console. */
 import {Box, Text} from 'ink';
 import type {Vm} from '../protocol/index.js';
-import {formatDuration} from '../format.js';
+import {describeDisk, describeState, formatDuration} from '../format.js';
 import {stateColor} from './theme.js';
 
 export type ConsoleView = {readonly text: string | null; readonly error: string | null};
@@ -15,12 +15,15 @@ export function DetailView({vm, consoleView, height, width}: {readonly vm: Vm | 
 		['id', vm.id],
 		['host', vm.host],
 		['image', vm.image],
-		['state', vm.exit ? `${vm.state} (${vm.exit})` : vm.state],
+		['state', describeState(vm)],
 		['ip', vm.ip ?? '-'],
 		['mac', vm.mac ?? '-'],
 		['memory', `${vm.memoryMb} MB`],
 		['cpus', String(vm.cpus)],
 		['pid', vm.pid === null ? '-' : String(vm.pid)],
+		['desired', vm.desired ?? '-'],
+		['restart', vm.restart ? `${vm.restart}${vm.restarts ? ` (${vm.restarts.count} of ${vm.restarts.limit} restarts made)` : ''}` : '-'],
+		['disk', vm.disk ? `${describeDisk(vm)} (used/size)` : '-'],
 		['created', new Date(vm.createdAt).toISOString()],
 		['uptime', formatDuration(vm.uptimeSeconds)],
 	];

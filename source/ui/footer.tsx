@@ -4,11 +4,11 @@ import type {Message, Mode} from '../state/view.js';
 import {color} from './theme.js';
 
 const KEYS: Record<Mode['kind'], string> = {
-	table: '↑↓/jk move  space mark  n start  x stop  K kill  / filter  s/S sort  ⏎ details  p pause  r refresh  ? help  q quit',
+	table: '↑↓/jk move  space mark  n new  b boot  x stop  K kill  R reboot  D delete  ⏎ details  / filter  ? help  q quit  s/S sort  p pause  r refresh',
 	filter: 'type to filter  ⏎ keep  esc clear',
 	help: 'any key: back',
 	detail: 'esc/q back  r reload console  p pause following',
-	confirm: 'y confirm  any other key: cancel',
+	confirm: 'y confirm  (reboot: h hard reset)  any other key: cancel',
 	start: '↑↓ image  tab next field  ⏎ start  esc cancel',
 };
 

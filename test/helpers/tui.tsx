@@ -76,6 +76,26 @@ export class FakeActions implements FleetActions {
 		return vm;
 	}
 
+	async boot(target: Target): Promise<Vm> {
+		this.calls.push(`boot ${target.id}@${target.host}`);
+		return this.#announce('vm.started', makeVm(target.id, target.host, {state: 'running', uptimeSeconds: 0}));
+	}
+
+	async reboot(target: Target, options: {readonly isHard: boolean}): Promise<Vm> {
+		this.calls.push(`${options.isHard ? 'hard-reboot' : 'reboot'} ${target.id}@${target.host}`);
+		return this.#announce('vm.rebooted', makeVm(target.id, target.host, {uptimeSeconds: 0}));
+	}
+
+	async delete(target: Target): Promise<Vm> {
+		this.calls.push(`delete ${target.id}@${target.host}`);
+		return this.#announce('vm.deleted', makeVm(target.id, target.host, {state: 'deleted', pid: null}));
+	}
+
+	#announce(type: 'vm.started' | 'vm.rebooted' | 'vm.deleted', vm: Vm): Vm {
+		this.#store.dispatch({type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: vm.host, ts: NOW, type, body: {vm}}});
+		return vm;
+	}
+
 	async consoleTail(target: Target): Promise<string> {
 		this.calls.push(`console ${target.id}`);
 		return this.consoleText;

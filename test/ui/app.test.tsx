@@ -117,7 +117,63 @@ describe('the VM table', () => {
 		// How it ended, as the agent said: the guest powered itself off.
 		await tui.waitFor(text => text.includes('stopped vm-aaaaaaaa on host-a (powered off)'));
 		expect(tui.actions.calls).toContain('stop vm-aaaaaaaa@host-a');
-		expect(tui.tableLines().some(line => line.includes('vm-aaaaaaaa'))).toBe(false);
+		// The VM is kept: still in the table, stopped, with why.
+		expect(tui.tableLines().find(line => line.includes('vm-aaaaaaaa'))).toMatch(/vm-aaaaaaaa\s+demo\s+stopped \(powered off\)/);
+	});
+
+	it('b boots a stopped VM again, without a question', async () => {
+		const tui = renderTui([snapshot('host-a', [makeVm('vm-aaaaaaaa', 'host-a', {state: 'stopped', pid: null, uptimeSeconds: null, exit: 'powered off'})])]);
+		await tui.waitFor(text => /vm-aaaaaaaa\s+demo\s+stopped/.test(text));
+		await tui.press('b');
+		await tui.waitFor(text => text.includes('booted vm-aaaaaaaa on host-a'));
+		expect(tui.actions.calls).toEqual(['boot vm-aaaaaaaa@host-a', 'refresh']);
+		expect(tui.tableLines()[0]).toMatch(/vm-aaaaaaaa\s+demo\s+running/);
+	});
+
+	it('R asks first: y reboots (ACPI), h resets, any other key cancels', async () => {
+		const tui = renderTui(fleet());
+		await tui.waitFor(text => text.includes('vm-aaaaaaaa'));
+		await tui.press('R');
+		expect(await tui.waitFor(text => text.includes('[y: ACPI'))).toContain('Reboot vm-aaaaaaaa on host-a? [y: ACPI reboot, h: hard reset, N]');
+		await tui.press('n');
+		await tui.waitFor(text => text.includes('cancelled'));
+		expect(tui.actions.calls).toEqual([]);
+		await tui.press('R', 'y');
+		await tui.waitFor(text => text.includes('rebooted vm-aaaaaaaa on host-a'));
+		await tui.press('R', 'h');
+		await tui.waitFor(text => text.includes('reset vm-aaaaaaaa on host-a'));
+		expect(tui.actions.calls.filter(call => call !== 'refresh')).toEqual(['reboot vm-aaaaaaaa@host-a', 'hard-reboot vm-aaaaaaaa@host-a']);
+	});
+
+	it('D names what is lost before it deletes; a no keeps the VM, a y removes it from the table', async () => {
+		const tui = renderTui([snapshot('host-a', [makeVm('vm-aaaaaaaa', 'host-a', {ip: '10.77.0.5'}), makeVm('vm-bbbbbbbb', 'host-a', {createdAt: NOW})])]);
+		await tui.waitFor(text => text.includes('vm-aaaaaaaa'));
+		await tui.press('D');
+		expect(await tui.waitFor(text => text.includes('[y/N]'))).toContain('delete vm-aaaaaaaa on host-a: its disk, seed and IP 10.77.0.5 are lost [y/N]');
+		await tui.press(KEYS.enter);
+		await tui.waitFor(text => text.includes('cancelled'));
+		expect(tui.actions.calls).toEqual([]);
+		expect(tui.tableLines()).toHaveLength(2);
+		await tui.press('D', 'y');
+		await tui.waitFor(text => text.includes('deleted vm-aaaaaaaa on host-a'));
+		expect(tui.actions.calls).toContain('delete vm-aaaaaaaa@host-a');
+		expect(tui.tableLines().map(line => line.match(/vm-[a-z]{8}/)![0])).toEqual(['vm-bbbbbbbb']);
+	});
+
+	it('D deletes every marked VM after one question', async () => {
+		const tui = renderTui(fleet());
+		await tui.waitFor(text => text.includes('vm-aaaaaaaa'));
+		await tui.press(' ', ' ', 'D');
+		expect(await tui.waitFor(text => text.includes('[y/N]'))).toContain('delete 2 VMs: their disks, seeds and IPs are lost [y/N]');
+		await tui.press('y');
+		await tui.waitFor(text => text.includes('deleted 2 VMs'));
+		expect(tui.tableLines().map(line => line.match(/vm-[a-z]{8}/)![0])).toEqual(['vm-bbbbbbbb']);
+	});
+
+	it('STATE says why a VM is down: restarts made and the last exit', async () => {
+		const tui = renderTui([snapshot('host-a', [makeVm('vm-aaaaaaaa', 'host-a', {state: 'crashed', pid: null, restarts: {count: 3, limit: 5}, exit: 'exit 1'})])]);
+		tui.resize(120);
+		await tui.waitFor(text => text.includes('crashed (restarts 3/5, exit 1)'));
 	});
 
 	it('space marks rows; K then kills every marked VM after one confirmation', async () => {
