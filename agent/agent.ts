@@ -11,6 +11,7 @@ import {AgentEndpoint, type HandlerResult, type RequestContext} from '../source/
 import {urlUser, type TlsOptions} from '../source/broker/connection.js';
 import {HostRoster} from '../source/broker/host-roster.js';
 import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
+import {classifyExit, DEFAULT_RESTART_RULES, toVmState, transition, type LifeEvent, type RestartRules, type Transition} from './lifecycle.js';
 import {capacityProblem, cpuBudget, DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
@@ -27,6 +28,7 @@ import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
 import type {ProcessRef, Runtime} from './runtime.js';
+import {ManagedVm, VmProcess, VmTable, type ObservedExit} from './vm-table.js';
 import {startToken} from './start-token.js';
 import {StateStore} from './store.js';
 import {tenantNameProblem} from './tenant-name.js';
@@ -84,6 +86,12 @@ export type AgentConfig = {
 	readonly consoleLogMaxBytes?: number;
 	/** Cap of the private network's dnsmasq log (`dnsmasq.log` + `.1`); default 4 MiB. */
 	readonly dnsmasqLogMaxBytes?: number;
+	/** Restart backoff and crash-loop limit (default: 1 s doubling to 30 s, 5 restarts). */
+	readonly restartRules?: Partial<RestartRules>;
+	/** How long a VM must run before its earlier restarts no longer count towards the crash-loop limit (default 60 s). */
+	readonly steadyMs?: number;
+	/** How many VMs a start-up boots again at once (power loss, host reboot; default 4). */
+	readonly recoveryParallelism?: number;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -103,18 +111,23 @@ const DEAD_LOOKUP_MS = 1000;
 /** How long a quota check waits for the fleet's VM lists (a silent host's VMs are then not counted). */
 const QUOTA_LOOKUP_MS = 2000;
 
-/** How many stopped VMs (and their client tokens) the agent remembers, so a repeated stop or start gets the same answer. */
+/** How many deleted VMs (and their client tokens) the agent remembers, so a repeated delete or start gets the same answer. */
 const GONE_MEMORY = 1024;
 
 /** The private network's defaults. */
 export const DEFAULT_PRIVATE_BRIDGE = 'kloud0';
 export const DEFAULT_PRIVATE_SUBNET = '10.77.0.0/24';
 
-type Failure = {readonly ok: false; readonly code: 'unknown_image' | 'unknown_vm' | 'no_capacity' | 'quota_exceeded' | 'start_failed' | 'stop_failed' | 'forbidden'; readonly reason: string};
+type Failure = {readonly ok: false; readonly code: 'unknown_image' | 'unknown_vm' | 'no_capacity' | 'quota_exceeded' | 'start_failed' | 'stop_failed' | 'invalid_state' | 'bad_request' | 'forbidden'; readonly reason: string};
 type Outcome<T> = {readonly ok: true; readonly value: T} | Failure;
 
 const RECONCILE_MS = 1000;
 const POWERDOWN_RETRY_MS = 2000;
+const DEFAULT_STEADY_MS = 60_000;
+const DEFAULT_RECOVERY_PARALLELISM = 4;
+
+/** What a VM operation answers. */
+type VmOutcome = Outcome<Vm>;
 
 /** Tokens are per owner: another tenant's token never finds your VM. */
 function tokenKey(token: string, owner: string | null): string {
@@ -131,11 +144,20 @@ function newVmId(): string {
 }
 
 export class Agent {
-	static async start(config: AgentConfig, runtime: Runtime, log: Logger): Promise<Agent> {
+	/**
+	 * The agent without its broker connection: state read, running VMs adopted; VMs to boot again
+	 * wait for `recoverAll()`. For in-process tests (requests through `handle`).
+	 */
+	static async create(config: AgentConfig, runtime: Runtime, log: Logger): Promise<Agent> {
 		const agent = new Agent(config, runtime, log);
 		await agent.store.init();
 		await agent.#network.check();
 		await agent.reconcileState({isStartup: true});
+		return agent;
+	}
+
+	static async start(config: AgentConfig, runtime: Runtime, log: Logger): Promise<Agent> {
+		const agent = await Agent.create(config, runtime, log);
 		agent.#endpoint = await AgentEndpoint.open(
 			{
 				url: config.amqpUrl,
@@ -163,7 +185,9 @@ export class Agent {
 		await agent.announce('host.hello');
 		agent.#heartbeatTimer = setInterval(() => void agent.announce('host.heartbeat'), config.heartbeatSeconds * 1000);
 		agent.#reconcileTimer = setInterval(() => void agent.reconcileState({isStartup: false}), RECONCILE_MS);
-		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#records.size}, 'agent ready');
+		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#vms.size}, 'agent ready');
+		// Connected first, so each VM booted again is announced as it comes up.
+		void agent.recoverAll();
 		return agent;
 	}
 
@@ -175,15 +199,14 @@ export class Agent {
 	/** VM id → IPv4 address, refreshed when a snapshot is taken. */
 	#addresses = new Map<string, string>();
 	readonly #roster = new HostRoster();
-	readonly #records = new Map<string, VmRecord>();
-	/** Each VM's QEMU as pid and start time: a signal never reaches a later process given the same pid. */
-	readonly #pids = new Map<string, ProcessRef>();
-	/** VMs found running at start-up: not our children, so their end is noticed by polling. */
-	readonly #adopted = new Set<string>();
-	readonly #stops = new Map<string, Promise<Outcome<Vm>>>();
+	/** Every VM of this host: record, lifecycle state, process, operation under way. */
+	readonly #vms = new VmTable<VmOutcome>();
+	/** VMs the start-up found meant to run without a process: `recoverAll` boots them. */
+	#toRecover: string[] = [];
+	readonly #rules: RestartRules;
 	/** Starts under way, by owner and client token. */
 	readonly #starts = new Map<string, Promise<Outcome<Vm>>>();
-	/** Recently stopped VMs, oldest first: a repeated stop, or a repeated start of the same token, gets the same VM. */
+	/** Recently deleted VMs, oldest first: a repeated delete, or a repeated start of the same token, gets the same VM. */
 	readonly #gone = new Map<string, GoneRecord>();
 	/** Lines in the state root's `gone.jsonl`. */
 	#goneLines = 0;
@@ -206,11 +229,12 @@ export class Agent {
 		this.store = new StateStore(config.stateDir);
 		this.#runtime = runtime;
 		this.#log = log;
+		this.#rules = {...DEFAULT_RESTART_RULES, ...config.restartRules};
 		this.#underlayFilter = new UnderlayFilter(config.underlayCidr ?? defaultUnderlayCidr(config.network?.underlay), log);
 		// Starts under way are reserved by the guard: here only VMs past `starting` count.
 		this.#quota = new QuotaGuard(config.quota, {
 			fleet: async owner => this.fleetUsage(owner),
-			local: owner => usageOf(this.vms().filter(vm => vm.state !== 'starting'), owner),
+			local: owner => usageOf(this.#vms.values().filter(vm => vm.life.phase !== 'creating').map(vm => this.toVm(vm)), owner),
 		});
 		this.#network = new HostNetwork(
 			{
@@ -231,6 +255,10 @@ export class Agent {
 	async shutdown(): Promise<void> {
 		clearInterval(this.#heartbeatTimer);
 		clearInterval(this.#reconcileTimer);
+		for (const vm of this.#vms.values()) {
+			clearTimeout(vm.restartTimer);
+		}
+
 		await this.#endpoint?.publishEvent({type: 'host.down', body: {id: this.config.hostId}}).catch(() => {});
 		await this.#endpoint?.close();
 	}
@@ -272,6 +300,18 @@ export class Agent {
 				return this.refuseOthers(request.body.vmId, caller) ?? this.stop(request.body.vmId, {isKill: true, graceSeconds: 0});
 			}
 
+			case 'vm.boot': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.boot(request.body.vmId);
+			}
+
+			case 'vm.reboot': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.reboot(request.body.vmId, {isHard: request.body.hard ?? false});
+			}
+
+			case 'vm.delete': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.delete(request.body.vmId, {graceSeconds: request.body.graceSeconds ?? 0});
+			}
+
 			case 'vm.list': {
 				const snapshot = await this.snapshot();
 				const visible = caller.isAdmin ? snapshot : {...snapshot, vms: snapshot.vms.filter(vm => vm.owner === caller.user)};
@@ -284,12 +324,6 @@ export class Agent {
 
 			case 'vm.console': {
 				return this.refuseOthers(request.body.vmId, caller) ?? this.consoleTail(request.body.vmId, request.body.bytes ?? DEFAULT_CONSOLE_BYTES);
-			}
-
-			case 'vm.boot':
-			case 'vm.reboot':
-			case 'vm.delete': {
-				return {ok: false, code: 'bad_request', reason: `host ${this.config.hostId} does not serve ${request.type} yet (its agent is older than the VM lifecycle)`};
 			}
 		}
 	}
@@ -388,7 +422,7 @@ export class Agent {
 			return pending;
 		}
 
-		const existing = [...this.#records.values()].find(record => record.clientToken === token && record.owner === owner);
+		const existing = this.#vms.values().find(vm => vm.record.clientToken === token && vm.record.owner === owner);
 		if (existing) {
 			return {ok: true, value: this.toVm(existing)};
 		}
@@ -461,7 +495,7 @@ export class Agent {
 		}
 
 		// A VM without an owner (made before tenants mode) is the admins' alone.
-		const known = this.#records.get(vmId) ?? this.#gone.get(vmId);
+		const known = this.#vms.get(vmId)?.record ?? this.#gone.get(vmId);
 		if (!known || known.owner === caller.user) {
 			return undefined;
 		}
@@ -469,37 +503,9 @@ export class Agent {
 		return {ok: false, code: 'forbidden', reason: `VM ${vmId} on host ${this.config.hostId} belongs to another tenant`};
 	}
 
-	async stop(vmId: string, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<Outcome<Vm>> {
-		const inProgress = this.#stops.get(vmId);
-		if (inProgress) {
-			if (options.isKill) {
-				const running = this.#pids.get(vmId);
-				if (running !== undefined) {
-					this.#runtime.signal(running, 'SIGKILL');
-				}
-			}
-
-			return inProgress;
-		}
-
-		const record = this.#records.get(vmId);
-		if (!record) {
-			// Stopped already: the same answer again, so a retried stop is harmless.
-			const gone = this.#gone.get(vmId);
-			return gone ? {ok: true, value: gone.vm} : {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
-		}
-
-		const attempt = this.terminate(record, options).finally(() => {
-			this.#stops.delete(vmId);
-			void this.updateCapacity();
-		});
-		this.#stops.set(vmId, attempt);
-		return attempt;
-	}
-
 	/** The tail of a VM's serial console log. */
 	async consoleTail(vmId: string, bytes: number): Promise<Outcome<ConsoleTail>> {
-		if (!this.#records.has(vmId)) {
+		if (!this.#vms.has(vmId)) {
 			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
 		}
 
@@ -508,12 +514,12 @@ export class Agent {
 	}
 
 	async snapshot(): Promise<HostSnapshot> {
-		await this.refreshAddresses();
+		await Promise.all([this.refreshAddresses(), this.refreshDiskUse()]);
 		return {host: this.status(), vms: this.vms(), roster: this.rosterIds()};
 	}
 
 	vms(): Vm[] {
-		return [...this.#records.values()].map(record => this.toVm(record)).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+		return this.#vms.values().map(vm => this.toVm(vm)).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
 	}
 
 	async images(): Promise<Image[]> {
@@ -536,7 +542,7 @@ export class Agent {
 		const memory = this.#runtime.memoryInfo();
 		return {
 			id: this.config.hostId,
-			vmCount: this.#records.size,
+			vmCount: this.#vms.size,
 			maxVms: this.config.maxVms,
 			freeMemoryMb: memory.freeMb,
 			totalMemoryMb: memory.totalMb,
@@ -556,20 +562,21 @@ export class Agent {
 	}
 
 	/** Why one more VM of this size does not fit, or undefined when it does. */
-	private capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}): string | undefined {
+	private capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}, options: {readonly excluding?: string} = {}): string | undefined {
 		let memoryMb = this.#startsInFlightMb;
 		let cpus = this.#startsInFlightCpus;
-		for (const record of this.#records.values()) {
-			// A creating VM is counted with the starts under way; a crashed one holds no memory nor CPU.
-			if (record.phase !== 'creating' && record.exit === null) {
-				memoryMb += record.memoryMb;
-				cpus += record.cpus;
+		for (const vm of this.#vms.values()) {
+			// A creating VM is counted with the starts under way; a stopped or crashed one holds no
+			// memory nor CPU (but keeps its place under --max-vms: its disk is here).
+			if (vm.id !== options.excluding && vm.life.phase !== 'creating' && isHolding(vm.life.phase)) {
+				memoryMb += vm.record.memoryMb;
+				cpus += vm.record.cpus;
 			}
 		}
 
 		const load = {
 			hostId: this.config.hostId,
-			vms: this.#records.size + this.#startsInFlight,
+			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight,
 			maxVms: this.config.maxVms,
 			memoryMb,
 			memoryBudgetMb: this.memoryBudgetMb(),
@@ -618,23 +625,16 @@ export class Agent {
 		}
 	}
 
-	private async publishVm(type: 'vm.started' | 'vm.stopped' | 'vm.crashed', vm: Vm): Promise<void> {
+	private async publishVm(type: 'vm.started' | 'vm.stopped' | 'vm.crashed' | 'vm.rebooted' | 'vm.deleted', vm: Vm): Promise<void> {
 		await this.#endpoint?.publishEvent({type, body: {vm}}).catch((error: unknown) => {
 			this.#log.debug({err: error, type}, 'event not sent');
 		});
 	}
 
-	private toVm(record: VmRecord, stateOverride?: Vm['state']): Vm {
-		const pid = this.#pids.get(record.id)?.pid ?? null;
-		const state: Vm['state'] =
-			stateOverride ??
-			(this.#stops.has(record.id) || record.phase === 'stopping'
-				? 'stopping'
-				: record.exit !== null
-					? 'crashed'
-					: record.phase === 'creating'
-						? 'starting'
-						: 'running');
+	private toVm(vm: ManagedVm<VmOutcome>): Vm {
+		const {record, life} = vm;
+		const state = toVmState(life.phase);
+		const pid = vm.process !== undefined && state !== 'stopped' && state !== 'crashed' && state !== 'deleted' ? vm.process.ref.pid : null;
 		return {
 			id: record.id,
 			host: this.config.hostId,
@@ -642,24 +642,38 @@ export class Agent {
 			state,
 			memoryMb: record.memoryMb,
 			cpus: record.cpus,
-			pid: state === 'crashed' || state === 'stopped' ? null : pid,
+			pid,
 			createdAt: record.createdAt,
 			uptimeSeconds: state === 'running' && record.startedAt !== null ? Math.max(0, Math.round((Date.now() - record.startedAt) / 1000)) : null,
-			ip: state === 'crashed' || state === 'stopped' ? null : (this.#addresses.get(record.id) ?? null),
+			ip: pid === null ? null : (this.#addresses.get(record.id) ?? null),
 			mac: record.mac,
 			network: record.network,
 			exit: record.exit,
 			owner: record.owner,
 			clientToken: record.clientToken,
+			desired: life.desired,
+			restart: life.policy,
+			restarts: {count: life.restarts, limit: this.#rules.limit},
+			...(record.diskBytes === null ? {} : {disk: {sizeBytes: record.diskBytes, usedBytes: vm.diskUsedBytes ?? 0}}),
 		};
 	}
 
 	private async refreshAddresses(): Promise<void> {
 		try {
-			this.#addresses = await this.#network.addresses([...this.#records.values()]);
+			this.#addresses = await this.#network.addresses(this.#vms.values().map(vm => vm.record));
 		} catch (error) {
 			this.#log.debug({err: error}, 'addresses not read');
 		}
+	}
+
+	/** Each overlay's allocated bytes (a stat per VM: cheap enough for every list). */
+	private async refreshDiskUse(): Promise<void> {
+		await Promise.all(
+			this.#vms.values().map(async vm => {
+				const info = await stat(this.store.paths(vm.id).disk).catch(() => undefined);
+				vm.diskUsedBytes = info ? info.blocks * 512 : 0;
+			}),
+		);
 	}
 
 	/** The peers (from heartbeats) whose private bridges this host joins over VXLAN. */
@@ -673,7 +687,7 @@ export class Agent {
 			.filter(peer => this.#underlayFilter.accepts(peer));
 	}
 
-	private async createVm(body: StartBody, owner: string | null): Promise<Outcome<Vm>> {
+	private async createVm(body: StartBody, owner: string | null): Promise<VmOutcome> {
 		const basePath = resolve(this.config.imagesDir, `${body.image}.qcow2`);
 		const base = await stat(basePath).catch(() => undefined);
 		if (!base?.isFile()) {
@@ -685,13 +699,29 @@ export class Agent {
 			};
 		}
 
+		let baseBytes: number;
+		try {
+			baseBytes = (await this.#runtime.imageInfo(basePath)).virtualBytes;
+		} catch (error) {
+			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${(error as Error).message}`};
+		}
+
+		const diskBytes = body.diskMb === undefined ? baseBytes : body.diskMb * MIB;
+		if (diskBytes < baseBytes) {
+			return {
+				ok: false,
+				code: 'bad_request',
+				reason: `a disk of ${body.diskMb} MiB is smaller than image "${body.image}" (${Math.ceil(baseBytes / MIB)} MiB): ask for at least that much, or leave the disk size out`,
+			};
+		}
+
 		let id = newVmId();
-		while (this.#records.has(id) || (await this.store.exists(id))) {
+		while (this.#vms.has(id) || (await this.store.exists(id))) {
 			id = newVmId();
 		}
 
 		const network = body.network ?? this.config.networkDefault ?? 'private';
-		const takenMacs = new Set([...this.#records.values()].flatMap(other => (other.mac === null ? [] : [other.mac])));
+		const takenMacs = new Set(this.#vms.values().flatMap(other => (other.record.mac === null ? [] : [other.record.mac])));
 		const record: VmRecord = {
 			id,
 			image: body.image,
@@ -705,20 +735,21 @@ export class Agent {
 			exit: null,
 			network,
 			mac: network === 'none' ? null : newMac(takenMacs),
+			desired: 'running',
+			restart: body.restart ?? 'on-failure',
+			restarts: 0,
+			diskBytes,
 		};
-		const log = this.#log.child({vm: id});
-		let spawned: ProcessRef | undefined;
+		const vm = new ManagedVm<VmOutcome>(record);
 		try {
 			const paths = await this.store.create(record);
-			this.#records.set(id, record);
-			const nic: NicSpec | undefined =
-				record.mac === null ? undefined : network === 'user' ? {kind: 'user', mac: record.mac} : {kind: 'tap', ifname: id, mac: record.mac};
+			this.#vms.add(vm);
 			// The three steps are independent: run them side by side (each is mostly a child process).
 			// allSettled: on a failure the cleanup below must not race a step still under way.
 			const steps = await Promise.allSettled([
-				this.#runtime.createOverlay(basePath, paths.disk),
+				this.#runtime.createOverlay(basePath, paths.disk, body.diskMb === undefined ? {} : {sizeBytes: diskBytes}),
 				// Always a seed, user-data or not: it gives the guest its hostname (the VM id). It lives in
-				// the VM's directory, so it goes when the VM does.
+				// the VM's directory, so it stays while the VM does (a boot again uses it as it is).
 				this.#runtime.createSeedIso(seedFiles({vmId: id, userData: body.userData, sshKeys: body.sshKeys}), paths.seed),
 				network === 'private' || network === 'public' ? this.#network.attach(id, network, {mac: record.mac!, owner}) : undefined,
 			]);
@@ -726,107 +757,434 @@ export class Agent {
 			if (failed) {
 				throw failed.reason;
 			}
+		} catch (error) {
+			this.#log.warn({vm: id, err: error}, 'VM start failed');
+			await this.discard(id, record);
+			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${(error as Error).message}`};
+		}
 
+		const spawned = await this.spawn(vm, {isAttached: true});
+		if (!spawned.ok) {
+			await this.discard(id, vm.record);
+			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${spawned.reason}`};
+		}
+
+		const ready = transition(vm.life, {type: 'ready'}, this.#rules);
+		return ready.ok ? this.carryOut(vm, ready, {}) : {ok: true, value: this.toVm(vm)};
+	}
+
+	/**
+	 * Spawns the VM's QEMU on its disk and seed (its TAP made first, unless `isAttached`) and waits
+	 * for QMP. On failure nothing of the attempt is left running.
+	 */
+	private async spawn(vm: ManagedVm<VmOutcome>, options: {readonly isAttached?: boolean} = {}): Promise<{readonly ok: true} | {readonly ok: false; readonly reason: string}> {
+		const {record} = vm;
+		const {id, network} = record;
+		const paths = this.store.paths(id);
+		const log = this.#log.child({vm: id});
+		let process_: VmProcess | undefined;
+		try {
+			if (!options.isAttached && (network === 'private' || network === 'public') && record.mac !== null) {
+				await this.#network.attach(id, network, {mac: record.mac, owner: record.owner});
+			}
+
+			const nic: NicSpec | undefined =
+				record.mac === null ? undefined : network === 'user' ? {kind: 'user', mac: record.mac} : {kind: 'tap', ifname: id, mac: record.mac};
 			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: this.config.startPaused ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
 			const {netns} = this.#network.config;
 			// A user-mode guest's connections are QEMU's own: they leave from an empty namespace (qemu-netns.ts).
 			const where = qemuNetns(network, {...(netns === undefined ? {} : {netns}), canUnshare: process.getuid?.() === 0});
+			const logOffset = await stat(paths.qemuLog).then(
+				info => info.size,
+				() => 0,
+			);
 			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...where});
-			spawned = {pid: child.pid, startTime: child.startTime};
-			this.#pids.set(id, spawned);
-			void child.exited.then(exit => this.onExit(id, child.pid, `${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`}`));
-			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(child)});
-			const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};
-			await this.store.write(running);
-			this.#records.set(id, running);
-			const vm = this.toVm(running);
-			log.info({image: body.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
-			void this.publishVm('vm.started', vm);
-			return {ok: true, value: vm};
+			const spawned = new VmProcess({pid: child.pid, ...(child.startTime === undefined ? {} : {startTime: child.startTime})}, {child: child.exited, logOffset});
+			process_ = spawned;
+			vm.process = spawned;
+			void spawned.exited.then(async exit => this.onExit(vm, spawned, exit));
+			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(spawned.ref)});
+			vm.record = {...vm.record, startedAt: Date.now()};
+			spawned.decideBoot(true);
+			log.info({image: record.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM process up');
+			return {ok: true};
 		} catch (error) {
-			const qemuLog = (await this.store.tail(this.store.paths(id).qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
-			log.warn({err: error, qemuLog}, 'VM start failed');
-			if (spawned !== undefined) {
-				this.#runtime.signal(spawned, 'SIGKILL');
-				await this.waitForExit(spawned, 5000);
+			const qemuLog = (await this.store.tail(paths.qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
+			log.warn({err: error, qemuLog}, 'VM boot failed');
+			if (process_ !== undefined) {
+				if (vm.process === process_) {
+					vm.process = undefined;
+				}
+
+				this.#runtime.signal(process_.ref, 'SIGKILL');
+				await this.waitForExit(process_.ref, 5000);
+				process_.decideBoot(false);
 			}
 
-			await this.discard(id, record);
-			const detail = qemuLog ? `${(error as Error).message}: ${qemuLog}` : (error as Error).message;
-			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${detail}`};
+			if (!options.isAttached) {
+				await this.#network.detach(record);
+			}
+
+			return {ok: false, reason: qemuLog ? `${(error as Error).message}: ${qemuLog}` : (error as Error).message};
 		}
 	}
 
-	/** Forgets a VM whose process is gone: its network attachment, its record and its state dir. */
-	private async discard(id: string, record: VmRecord | undefined = this.#records.get(id)): Promise<void> {
-		this.#pids.delete(id);
-		this.#adopted.delete(id);
+	/** Forgets a VM that never ran (or whose record is unreadable): its network attachment, its record and its state dir. */
+	private async discard(id: string, record: VmRecord | undefined = this.#vms.get(id)?.record): Promise<void> {
+		const vm = this.#vms.get(id);
+		if (vm) {
+			clearTimeout(vm.restartTimer);
+		}
+
 		if (record) {
 			await this.#network.detach(record);
 		}
 
-		this.#records.delete(id);
+		this.#vms.delete(id);
 		await this.store.remove(id);
 	}
 
-	private onExit(id: string, pid: number, description: string): void {
-		if (this.#pids.get(id)?.pid !== pid) {
-			return;
+	// ---- the lifecycle: requests in, `transition` decides, effects carried out here ----
+
+	/**
+	 * Stops a VM: the ACPI power button, SIGKILL after `graceSeconds` (at once with `isKill`). It
+	 * keeps its disk and stays listed as `stopped`, desired `stopped`, until booted or deleted.
+	 */
+	async stop(vmId: string, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<VmOutcome> {
+		const vm = this.#vms.get(vmId);
+		if (!vm) {
+			return this.goneAnswer(vmId, 'stop');
 		}
 
-		this.#pids.delete(id);
-		this.#adopted.delete(id);
-		const record = this.#records.get(id);
-		if (!record || record.phase !== 'running' || this.#stops.has(id)) {
-			return;
+		// A kill during a graceful stop cuts its grace short.
+		if (options.isKill && vm.life.phase === 'stopping' && vm.process) {
+			this.#runtime.signal(vm.process.ref, 'SIGKILL');
 		}
 
-		// Nobody asked this VM to end: it crashed (or the guest powered itself off).
-		const crashed: VmRecord = {...record, exit: description};
-		this.#records.set(id, crashed);
-		void this.store.write(crashed).catch(() => {});
-		this.#log.warn({vm: id, exit: description}, 'VM ended on its own');
-		// A crashed VM keeps its record (and disk) until stopped, but not its TAP or lease.
-		void this.#network.detach(crashed);
-		void this.publishVm('vm.crashed', this.toVm(crashed));
+		const event: LifeEvent = {type: options.isKill ? 'kill' : 'stop'};
+		return this.operate(vm, event.type, async () => this.request(vm, event, {graceSeconds: options.graceSeconds}));
 	}
 
-	private async terminate(record: VmRecord, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<Outcome<Vm>> {
-		const {id} = record;
-		const log = this.#log.child({vm: id});
-		const paths = this.store.paths(id);
-		const stopping: VmRecord = {...record, phase: 'stopping'};
-		this.#records.set(id, stopping);
-		await this.store.write(stopping).catch(() => {});
-		const running = this.#pids.get(id);
-		let how = 'was not running';
-		if (running !== undefined && this.#runtime.isAlive(running)) {
-			if (options.isKill) {
-				this.#runtime.signal(running, 'SIGKILL');
-				how = 'killed';
+	/** Boots a stopped or crashed VM again on this host: same id, MAC, disk and seed; it counts against capacity like a start. */
+	async boot(vmId: string): Promise<VmOutcome> {
+		const vm = this.#vms.get(vmId);
+		if (!vm) {
+			return this.goneAnswer(vmId, 'boot');
+		}
+
+		return this.operate(vm, 'boot', async () => {
+			if (vm.life.phase === 'stopped' || vm.life.phase === 'crashed') {
+				const full = this.capacityProblem(vm.record, {excluding: vm.id});
+				if (full) {
+					return {ok: false, code: 'no_capacity', reason: full};
+				}
+			}
+
+			return this.request(vm, {type: 'boot'});
+		});
+	}
+
+	/**
+	 * Reboots a running VM. Hard: QMP `system_reset`, the same process. Soft: the ACPI power button
+	 * (the guest shuts down cleanly; SIGKILL after the grace period), then the same VM is booted
+	 * again at once in a new process, like libvirt's and OpenStack's soft reboot of a guest without
+	 * an agent (ACPI has no "reboot" button).
+	 */
+	async reboot(vmId: string, options: {readonly isHard: boolean}): Promise<VmOutcome> {
+		const vm = this.#vms.get(vmId);
+		if (!vm) {
+			return this.goneAnswer(vmId, 'reboot');
+		}
+
+		return this.operate(vm, options.isHard ? 'reboot-hard' : 'reboot', async () => {
+			const outcome = await this.request(vm, {type: 'reboot', isHard: options.isHard}, {graceSeconds: this.config.graceSeconds});
+			if (outcome.ok && !options.isHard && vm.life.phase === 'running') {
+				void this.publishVm('vm.rebooted', outcome.value);
+			}
+
+			return outcome;
+		});
+	}
+
+	/** Deletes a VM: stops it if needed (`graceSeconds` for a graceful power-off, 0: killed), then removes its disk, seed, TAP, lease and record. */
+	async delete(vmId: string, options: {readonly graceSeconds: number}): Promise<VmOutcome> {
+		const vm = this.#vms.get(vmId);
+		if (!vm) {
+			return this.goneAnswer(vmId, 'delete');
+		}
+
+		return this.operate(vm, 'delete', async () => this.request(vm, {type: 'delete'}, {graceSeconds: options.graceSeconds}));
+	}
+
+	/**
+	 * Boots again, `recoveryParallelism` at a time, every VM the start-up found meant to run
+	 * without its process (the host rebooted or lost power); each is announced as it comes up.
+	 */
+	async recoverAll(): Promise<void> {
+		const ids = this.#toRecover;
+		this.#toRecover = [];
+		if (ids.length === 0) {
+			return;
+		}
+
+		const started = Date.now();
+		this.#log.info({vms: ids.length}, 'booting again the VMs that were running');
+		let next = 0;
+		let failures = 0;
+		const worker = async (): Promise<void> => {
+			while (next < ids.length) {
+				const vm = this.#vms.get(ids[next++]!);
+				if (!vm) {
+					continue;
+				}
+
+				// eslint-disable-next-line no-await-in-loop
+				const outcome = await this.operate(vm, 'boot', async () => this.request(vm, {type: 'recover'}));
+				if (outcome.ok) {
+					this.#log.info({vm: vm.id, state: outcome.value.state, ms: Date.now() - started}, 'VM booted again after the agent started');
+				} else {
+					failures++;
+					this.#log.warn({vm: vm.id, reason: outcome.reason}, 'VM not booted again after the agent started');
+				}
+			}
+		};
+
+		const parallelism = Math.max(1, this.config.recoveryParallelism ?? DEFAULT_RECOVERY_PARALLELISM);
+		await Promise.all(Array.from({length: Math.min(parallelism, ids.length)}, worker));
+		this.#log.info({vms: ids.length, failures, ms: Date.now() - started}, 'recovery done');
+	}
+
+	/** A request for a VM not in the table: a deleted one remembered (its last answer), else unknown. */
+	private goneAnswer(vmId: string, what: 'stop' | 'boot' | 'reboot' | 'delete'): VmOutcome {
+		const gone = this.#gone.get(vmId);
+		if (!gone) {
+			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
+		}
+
+		// Remembered from an agent older than the lifecycle: stopped then meant gone.
+		if (gone.vm.state === 'deleted' && what !== 'delete') {
+			return {ok: false, code: 'invalid_state', reason: `cannot ${what} VM ${vmId} on host ${this.config.hostId}: it is deleted`};
+		}
+
+		return {ok: true, value: gone.vm};
+	}
+
+	/** Runs one operation on a VM after those under way (a repeat joins the same one), then re-checks capacity. */
+	private async operate(vm: ManagedVm<VmOutcome>, kind: string, operation: () => Promise<VmOutcome>): Promise<VmOutcome> {
+		return vm.serialize(kind, async () => {
+			try {
+				return await operation();
+			} catch (error) {
+				this.#log.error({vm: vm.id, err: error, kind}, 'VM operation failed');
+				return {ok: false, code: kind === 'boot' ? 'start_failed' : 'stop_failed', reason: `${kind} of VM ${vm.id} on host ${this.config.hostId} failed: ${(error as Error).message}`};
+			} finally {
+				void this.updateCapacity();
+			}
+		});
+	}
+
+	private async request(vm: ManagedVm<VmOutcome>, event: LifeEvent, effects: Effects = {}): Promise<VmOutcome> {
+		const step = transition(vm.life, event, this.#rules);
+		if (!step.ok) {
+			return {ok: false, code: 'invalid_state', reason: `cannot ${event.type} VM ${vm.id} on host ${this.config.hostId}: ${step.reason}`};
+		}
+
+		return this.carryOut(vm, step, effects);
+	}
+
+	/** Takes the new state (written to `vm.json` when it changed) and carries out the actions, in order. */
+	private async carryOut(vm: ManagedVm<VmOutcome>, step: Extract<Transition, {ok: true}>, effects: Effects): Promise<VmOutcome> {
+		if (step.state !== vm.life) {
+			vm.life = step.state;
+			await this.persist(vm);
+		}
+
+		for (const action of step.actions) {
+			switch (action.kind) {
+				case 'spawn': {
+					const spawned = await this.spawn(vm);
+					if (!spawned.ok) {
+						vm.record = {...vm.record, exit: `boot failed: ${spawned.reason}`};
+					}
+
+					const next = transition(vm.life, spawned.ok ? {type: 'ready'} : {type: 'boot-failed'}, this.#rules);
+					if (next.ok) {
+						await this.carryOut(vm, next, effects);
+					}
+
+					if (!spawned.ok) {
+						return {ok: false, code: 'start_failed', reason: `could not boot VM ${vm.id} on host ${this.config.hostId}: ${spawned.reason}`};
+					}
+
+					break;
+				}
+
+				case 'powerdown':
+				case 'sigkill': {
+					const ended = await this.endProcess(vm, {isKill: action.kind === 'sigkill', graceSeconds: effects.graceSeconds ?? this.config.graceSeconds});
+					if (!ended.ok) {
+						return ended;
+					}
+
+					break;
+				}
+
+				case 'reset': {
+					await qmpExecute(this.store.paths(vm.id).qmp, 'system_reset', {timeoutMs: 5000});
+					vm.record = {...vm.record, startedAt: Date.now()};
+					await this.persist(vm);
+					this.#log.info({vm: vm.id}, 'VM reset (hard reboot)');
+					break;
+				}
+
+				case 'schedule-restart': {
+					this.scheduleRestart(vm, action.delayMs);
+					break;
+				}
+
+				case 'cancel-restart': {
+					clearTimeout(vm.restartTimer);
+					vm.restartTimer = undefined;
+					break;
+				}
+
+				case 'detach': {
+					await this.#network.detach(vm.record);
+					break;
+				}
+
+				case 'remove': {
+					await this.remove(vm);
+					const next = transition(vm.life, {type: 'removed'}, this.#rules);
+					if (next.ok) {
+						await this.carryOut(vm, next, effects);
+					}
+
+					break;
+				}
+
+				case 'publish': {
+					void this.publishVm(action.event, this.toVm(vm));
+					break;
+				}
+			}
+		}
+
+		return {ok: true, value: this.toVm(vm)};
+	}
+
+	private async persist(vm: ManagedVm<VmOutcome>): Promise<void> {
+		vm.record = vm.toRecord();
+		if (vm.life.phase !== 'deleted' && this.#vms.get(vm.id) === vm) {
+			await this.store.write(vm.record).catch((error: unknown) => this.#log.warn({vm: vm.id, err: error}, 'could not write the VM record'));
+		}
+	}
+
+	/**
+	 * Ends the VM's process (power button with grace, or SIGKILL) and waits until its end has been
+	 * acted on (the exit signal's transition carried out). Without a process, its end is fed at once.
+	 */
+	private async endProcess(vm: ManagedVm<VmOutcome>, options: {readonly isKill: boolean; readonly graceSeconds: number}): Promise<VmOutcome | {readonly ok: true}> {
+		const running = vm.process;
+		if (running === undefined || !this.#runtime.isAlive(running.ref)) {
+			if (running) {
+				running.observeGone();
+				await running.handled;
 			} else {
-				how = await this.powerdown(running, paths.qmp, options.graceSeconds);
+				const next = transition(vm.life, {type: 'exited', exit: 'unknown', ranSteadily: false}, this.#rules);
+				if (next.ok) {
+					await this.carryOut(vm, next, {});
+				}
 			}
 
-			if (!(await this.waitForExit(running, 5000))) {
-				this.#records.set(id, record);
-				await this.store.write(record).catch(() => {});
-				return {ok: false, code: 'stop_failed', reason: `VM ${id} (pid ${running.pid}) did not exit after SIGKILL`};
-			}
+			vm.record = {...vm.record, exit: vm.record.exit ?? 'was not running'};
+			return {ok: true};
 		}
 
-		// Remembered on disk before its state goes: a retried start of its token, even after an agent
-		// restart, gets this VM back. VMs are ephemeral, like terminated EC2 instances: the overlay and
-		// state go with the VM.
-		const vm = {...this.toVm(stopping, 'stopped'), exit: how};
-		await this.remember(record, vm);
-		await this.discard(id, record);
-		log.info({how}, options.isKill ? 'VM killed' : 'VM stopped');
-		void this.publishVm('vm.stopped', vm);
-		return {ok: true, value: vm};
+		let how: string;
+		if (options.isKill) {
+			this.#runtime.signal(running.ref, 'SIGKILL');
+			how = 'killed';
+		} else {
+			how = await this.powerdown(running.ref, this.store.paths(vm.id).qmp, options.graceSeconds);
+		}
+
+		if (!(await this.waitForExit(running.ref, 5000))) {
+			return {ok: false, code: 'stop_failed', reason: `VM ${vm.id} (pid ${running.ref.pid}) did not exit after SIGKILL`};
+		}
+
+		// An adopted VM's end is otherwise seen at the next poll.
+		running.observeGone();
+		await running.handled;
+		vm.record = {...vm.record, exit: how};
+		await this.persist(vm);
+		this.#log.info({vm: vm.id, how}, 'VM process ended on request');
+		return {ok: true};
 	}
 
-	/** Keeps a stopped VM's last state (bounded, in memory and in the state root), for repeated stops and starts of its token. */
+	/** The one place a VM's process end is acted on: fed by the child's exit event, or by the poller for adopted VMs. */
+	private async onExit(vm: ManagedVm<VmOutcome>, process_: VmProcess, exit: ObservedExit): Promise<void> {
+		try {
+			// An exit before QMP answered is the boot's to handle (it failed).
+			if (!(await process_.bootDecided) || vm.process !== process_ || this.#vms.get(vm.id) !== vm) {
+				return;
+			}
+
+			vm.process = undefined;
+			const paths = this.store.paths(vm.id);
+			const log = await readLogTail(paths.qemuLog, 4096)
+				.then(tail => tail.data.toString('utf8'))
+				.catch(() => '');
+			const since = await stat(paths.qemuLog).then(
+				info => log.slice(Math.max(0, log.length - (info.size - process_.logOffset))),
+				() => '',
+			);
+			const {kind, description} = classifyExit(exit, since);
+			const ranSteadily = vm.record.startedAt !== null && Date.now() - vm.record.startedAt >= (this.config.steadyMs ?? DEFAULT_STEADY_MS);
+			const wasRunning = vm.life.phase === 'running';
+			vm.record = {...vm.record, exit: description};
+			const step = transition(vm.life, {type: 'exited', exit: kind, ranSteadily}, this.#rules);
+			if (!step.ok) {
+				return;
+			}
+
+			if (wasRunning) {
+				this.#log.warn({vm: vm.id, exit: description, policy: vm.life.policy, next: step.state.phase, restarts: step.state.restarts}, 'VM ended on its own');
+			}
+
+			await this.carryOut(vm, step, {});
+		} catch (error) {
+			this.#log.error({vm: vm.id, err: error}, 'could not act on a VM process end');
+		} finally {
+			process_.markHandled();
+		}
+	}
+
+	private scheduleRestart(vm: ManagedVm<VmOutcome>, delayMs: number): void {
+		clearTimeout(vm.restartTimer);
+		this.#log.info({vm: vm.id, delayMs, restarts: vm.life.restarts}, 'VM restart scheduled');
+		vm.restartTimer = setTimeout(() => {
+			vm.restartTimer = undefined;
+			void this.operate(vm, 'restart', async () => this.request(vm, {type: 'backoff-elapsed'})).then(outcome => {
+				if (!outcome.ok) {
+					this.#log.warn({vm: vm.id, reason: outcome.reason}, 'VM restart failed');
+				}
+			});
+		}, delayMs);
+		vm.restartTimer.unref();
+	}
+
+	/** Removes everything of a VM (its process is gone): TAP, guard, lease, disk, seed, record; remembers it as deleted. */
+	private async remove(vm: ManagedVm<VmOutcome>): Promise<void> {
+		clearTimeout(vm.restartTimer);
+		await this.#network.detach(vm.record);
+		this.#vms.delete(vm.id);
+		await this.store.remove(vm.id);
+		await this.remember(vm.record, {...this.toVm(vm), state: 'deleted', pid: null, ip: null, uptimeSeconds: null});
+		this.#log.info({vm: vm.id}, 'VM deleted');
+	}
+
+	/** Keeps a deleted VM's last state (bounded, in memory and in the state root), for repeated deletes and starts of its token. */
 	private async remember(record: VmRecord, vm: Vm): Promise<void> {
 		const entry: GoneRecord = {vm, owner: record.owner, clientToken: record.clientToken};
 		this.keepGone(entry);
@@ -838,7 +1196,7 @@ export class Agent {
 				this.#goneLines = this.#gone.size;
 			}
 		} catch (error) {
-			this.#log.warn({vm: vm.id, err: error}, 'could not remember the stopped VM on disk');
+			this.#log.warn({vm: vm.id, err: error}, 'could not remember the deleted VM on disk');
 		}
 	}
 
@@ -873,7 +1231,7 @@ export class Agent {
 		}
 
 		this.#runtime.signal(pid, 'SIGKILL');
-		return `killed after ${graceSeconds} s grace`;
+		return graceSeconds > 0 ? `killed after ${graceSeconds} s grace` : 'killed';
 	}
 
 	private async waitForExit(pid: ProcessRef, timeoutMs: number): Promise<boolean> {
@@ -890,12 +1248,12 @@ export class Agent {
 	}
 
 	/** Keeps every console log and the dnsmasq log under their caps (a guest can write without end). */
-	private async capLogs(records: readonly VmRecord[]): Promise<void> {
+	private async capLogs(vms: ReadonlyArray<ManagedVm<VmOutcome>>): Promise<void> {
 		const consoleMax = this.config.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES;
-		const logs = [...records.map(record => ({id: record.id, path: this.store.paths(record.id).console, maxBytes: consoleMax})), {id: undefined, path: this.#network.paths.log, maxBytes: this.config.dnsmasqLogMaxBytes ?? DEFAULT_DNSMASQ_LOG_MAX_BYTES}];
+		const logs = [...vms.map(vm => ({id: vm.id, path: this.store.paths(vm.id).console, maxBytes: consoleMax})), {id: undefined, path: this.#network.paths.log, maxBytes: this.config.dnsmasqLogMaxBytes ?? DEFAULT_DNSMASQ_LOG_MAX_BYTES}];
 		for (const {id, path, maxBytes} of logs) {
-			// A VM stopped meanwhile: its directory is on its way out.
-			if (id !== undefined && !this.#records.has(id)) {
+			// A VM deleted meanwhile: its directory is on its way out.
+			if (id !== undefined && !this.#vms.has(id)) {
 				continue;
 			}
 
@@ -908,7 +1266,7 @@ export class Agent {
 		}
 	}
 
-	/** Joins the state dir with the running processes: adopts, marks crashes, clears half-made VMs. */
+	/** Joins the state dir with the running processes: adopts, finds VMs to boot again, finishes cut-short stops and deletes. */
 	private async reconcileState(options: {readonly isStartup: boolean}): Promise<void> {
 		if (this.#isReconciling) {
 			return;
@@ -919,14 +1277,15 @@ export class Agent {
 			if (!options.isStartup) {
 				// Between start-ups only watch adopted VMs, which are not our children. A child's own exit
 				// event brings its exit status; polling it here could see its zombie first and lose that.
-				for (const [id, running] of this.#pids) {
-					if (this.#adopted.has(id) && !this.#runtime.isAlive(running)) {
-						this.onExit(id, running.pid, 'process ended (exit status unknown: adopted VM)');
+				for (const vm of this.#vms.values()) {
+					if (vm.process?.isAdopted && !this.#runtime.isAlive(vm.process.ref)) {
+						vm.process.observeGone();
 					}
 				}
 
-				const records = [...this.#records.values()];
-				void this.capLogs(records);
+				const vms = this.#vms.values();
+				const records = vms.map(vm => vm.record);
+				void this.capLogs(vms);
 				void this.#network.refreshPublic(records).catch((error: unknown) => this.#log.debug({err: error}, 'public addresses not read'));
 				void this.#network.syncPeers(this.peers());
 				return;
@@ -942,31 +1301,44 @@ export class Agent {
 
 			const {records, unreadable} = await this.store.readAll();
 			for (const record of records) {
-				this.#records.set(record.id, record);
+				this.#vms.add(new ManagedVm<VmOutcome>(record));
 			}
 
 			for (const action of reconcile(records, unreadable, observed)) {
+				const vm = this.#vms.get(action.id);
 				switch (action.kind) {
 					case 'adopt': {
-						this.#pids.set(action.id, {pid: action.pid, startTime: action.startTime});
-						this.#adopted.add(action.id);
-						const record = this.#records.get(action.id);
-						if (record && record.phase === 'creating') {
-							const running: VmRecord = {...record, phase: 'running', startedAt: Date.now()};
-							this.#records.set(action.id, running);
-							await this.store.write(running);
+						if (!vm) {
+							break;
+						}
+
+						const adopted = new VmProcess({pid: action.pid, ...(action.startTime === undefined ? {} : {startTime: action.startTime})}, {});
+						vm.process = adopted;
+						void adopted.exited.then(async exit => this.onExit(vm, adopted, exit));
+						if (vm.life.phase === 'booting') {
+							vm.life = {...vm.life, phase: 'running'};
+							vm.record = {...vm.record, startedAt: Date.now()};
+							await this.persist(vm);
 						}
 
 						this.#log.info({vm: action.id, pid: action.pid, startTime: action.startTime}, 'adopted running VM');
 						break;
 					}
 
-					case 'mark-crashed': {
-						const record = this.#records.get(action.id);
-						if (record) {
-							const crashed: VmRecord = {...record, exit: 'process ended while the agent was down'};
-							this.#records.set(action.id, crashed);
-							await this.store.write(crashed);
+					case 'recover': {
+						if (vm) {
+							vm.life = {...vm.life, phase: 'booting'};
+							this.#toRecover.push(action.id);
+						}
+
+						break;
+					}
+
+					case 'mark-stopped': {
+						if (vm) {
+							vm.life = {...vm.life, phase: 'stopped', desired: 'stopped'};
+							vm.record = {...vm.record, exit: vm.record.exit ?? 'process ended while the agent was down'};
+							await this.persist(vm);
 						}
 
 						break;
@@ -975,8 +1347,15 @@ export class Agent {
 					case 'kill': {
 						this.#runtime.signal(action, 'SIGKILL');
 						await this.waitForExit(action, 5000);
-						await this.discard(action.id);
-						this.#log.warn({vm: action.id, reason: action.reason}, 'killed an unmanaged VM process');
+						if (action.then === 'remove') {
+							await this.discard(action.id);
+						} else if (vm && action.then === 'stopped') {
+							vm.life = {...vm.life, phase: 'stopped', desired: 'stopped'};
+							vm.record = {...vm.record, exit: 'killed (its stop was cut short)'};
+							await this.persist(vm);
+						}
+
+						this.#log.warn({vm: action.id, reason: action.reason}, 'killed a VM process that should not run');
 						break;
 					}
 
@@ -988,18 +1367,30 @@ export class Agent {
 				}
 			}
 
-			// Only VMs that run keep a TAP: a crashed or half-made one's is a leftover, as is one whose VM is gone.
-			const live = [...this.#records.values()].filter(record => this.#pids.has(record.id));
-			const removed = await this.#network.removeOrphanTaps(new Set(live.map(record => record.id)));
+			// Only VMs that run keep a TAP: a stopped or crashed one's is a leftover, as is one whose VM
+			// is gone. VMs to boot again keep their address reservation (their TAP is made anew).
+			const live = this.#vms.values().filter(vm => vm.process !== undefined);
+			const removed = await this.#network.removeOrphanTaps(new Set(live.map(vm => vm.id)));
 			if (removed.length > 0) {
 				this.#log.info({taps: removed}, 'deleted leftover TAPs');
 			}
 
-			await this.#network.resume(live);
+			const recovering = new Set(this.#toRecover);
+			await this.#network.resume(this.#vms.values().filter(vm => vm.process !== undefined || recovering.has(vm.id)).map(vm => vm.record));
 		} catch (error) {
 			this.#log.error({err: error}, 'reconcile failed');
 		} finally {
 			this.#isReconciling = false;
 		}
 	}
+}
+
+/** What a request's effects need besides the VM: the grace period of a stop or delete. */
+type Effects = {readonly graceSeconds?: number};
+
+const MIB = 1024 * 1024;
+
+/** Whether a VM in this phase holds its memory and vCPUs (it runs, or is on its way up or down). */
+function isHolding(phase: ManagedVm['life']['phase']): boolean {
+	return phase !== 'stopped' && phase !== 'crashed' && phase !== 'deleted';
 }

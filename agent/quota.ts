@@ -94,11 +94,12 @@ export function limitsFor(config: QuotaConfig | undefined, tenant: string | null
 export function usageOf(vms: readonly Vm[], tenant: string): Usage {
 	let usage = NO_USAGE;
 	for (const vm of vms) {
-		if ((vm.owner ?? null) !== tenant || vm.state === 'stopped') {
+		if ((vm.owner ?? null) !== tenant || vm.state === 'deleted') {
 			continue;
 		}
 
-		const isHolding = vm.state !== 'crashed';
+		// A stopped or crashed VM keeps its disk, so it counts as a VM, but holds no vCPU nor memory.
+		const isHolding = vm.state !== 'crashed' && vm.state !== 'stopped';
 		usage = addUsage(usage, {vms: 1, cpus: isHolding ? vm.cpus : 0, memoryMb: isHolding ? vm.memoryMb : 0});
 	}
 

@@ -55,6 +55,13 @@ export type SpawnQemuOptions = QemuNetns & {
 	readonly logPath: string;
 };
 
+/** Options of `createOverlay`. */
+export type OverlayOptions = {
+	/** The overlay's virtual size; omitted: the base image's. */
+	readonly sizeBytes?: number;
+	readonly signal?: AbortSignal;
+};
+
 /** What a command printed. */
 export type CommandOutput = {
 	readonly stdout: string;
@@ -72,8 +79,13 @@ export type RunOptions = {
 
 /** The host operations the agent needs; `createRuntime()` gives the real one. */
 export type Runtime = {
-	/** Creates `diskPath` as a qcow2 overlay backed by `basePath`; refuses to overwrite an existing disk. */
-	createOverlay(basePath: string, diskPath: string, signal?: AbortSignal): Promise<void>;
+	/**
+	 * Creates `diskPath` as a qcow2 overlay backed by `basePath` (of `sizeBytes` virtual size when
+	 * given, else the base's); refuses to overwrite an existing disk.
+	 */
+	createOverlay(basePath: string, diskPath: string, options?: OverlayOptions): Promise<void>;
+	/** A qcow2 or raw image's virtual size (`qemu-img info`), read even while a QEMU has it open. */
+	imageInfo(path: string): Promise<{readonly virtualBytes: number}>;
 	/**
 	 * Writes `files` (name → content, e.g. `user-data`, `meta-data`) into a NoCloud seed ISO at
 	 * `isoPath`: volume label `cidata`, Joliet and Rock Ridge, made with genisoimage (xorriso if
@@ -135,10 +147,11 @@ const MIB = 1024 * 1024;
 
 /** The real runtime: spawns processes and reads `/proc` on this host. */
 export function createRuntime(): Runtime {
-	return {createOverlay, createSeedIso, spawnQemu, listProcesses, isAlive, signal, memoryInfo, run};
+	return {createOverlay, imageInfo, createSeedIso, spawnQemu, listProcesses, isAlive, signal, memoryInfo, run};
 }
 
-async function createOverlay(basePath: string, diskPath: string, signal?: AbortSignal): Promise<void> {
+async function createOverlay(basePath: string, diskPath: string, options: OverlayOptions = {}): Promise<void> {
+	const {signal} = options;
 	// qemu-img would silently truncate an existing disk: a retried start must never wipe a VM.
 	const existing = await lstat(diskPath).catch(() => undefined);
 	if (existing) {
@@ -146,13 +159,30 @@ async function createOverlay(basePath: string, diskPath: string, signal?: AbortS
 	}
 
 	// The backing path is stored in the overlay, so it must not depend on the agent's cwd.
-	const args = ['create', '-f', 'qcow2', '-b', resolve(basePath), '-F', 'qcow2', diskPath];
+	const args = ['create', '-f', 'qcow2', '-b', resolve(basePath), '-F', 'qcow2', diskPath, ...(options.sizeBytes === undefined ? [] : [String(options.sizeBytes)])];
 	try {
 		await execa(QEMU_IMG_BINARY, args, {stdin: 'ignore', cancelSignal: signal});
 	} catch (error) {
 		const stderr = isRecord(error) && typeof error.stderr === 'string' ? error.stderr.trim() : '';
 		const detail = stderr === '' ? (error instanceof Error ? error.message : String(error)) : stderr;
 		throw new OverlayError(`cannot create overlay ${diskPath} over ${resolve(basePath)}: ${detail}`, {cause: error});
+	}
+}
+
+async function imageInfo(path: string): Promise<{readonly virtualBytes: number}> {
+	// -U: a base image that running VMs hold open is still readable.
+	const args = ['info', '-U', '--output=json', path];
+	try {
+		const result = await execa(QEMU_IMG_BINARY, args, {stdin: 'ignore'});
+		const info: unknown = JSON.parse(result.stdout);
+		const virtualBytes = isRecord(info) ? info['virtual-size'] : undefined;
+		if (typeof virtualBytes !== 'number') {
+			throw new TypeError(`no virtual-size in ${result.stdout.slice(0, 200)}`);
+		}
+
+		return {virtualBytes};
+	} catch (error) {
+		throw new OverlayError(`cannot read the size of image ${path}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 	}
 }
 

@@ -25,7 +25,7 @@ describe('qemuArgs', () => {
 				'-m': '256',
 				'-smp': '1',
 				'-machine': 'q35',
-				'-drive': 'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio',
+				'-drive': 'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/var/lib/kloud/vm-abcdefgh/qmp.sock,server=on,wait=off',
 				'-pidfile': '/var/lib/kloud/vm-abcdefgh/qemu.pid',
 				'-chardev': 'file,id=console,path=/var/lib/kloud/vm-abcdefgh/console.log,append=on',
@@ -42,7 +42,7 @@ describe('qemuArgs', () => {
 				'-accel': 'kvm',
 				'-m': '16',
 				'-smp': '4',
-				'-drive': 'file=/k/vm-zyxwvuts/disk.qcow2,format=qcow2,if=virtio',
+				'-drive': 'file=/k/vm-zyxwvuts/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/k/vm-zyxwvuts/qmp.sock,server=on,wait=off',
 				'-pidfile': '/k/vm-zyxwvuts/qemu.pid',
 				'-chardev': 'file,id=console,path=/k/vm-zyxwvuts/console.log,append=on',
@@ -92,7 +92,7 @@ describe('qemuArgs', () => {
 		const args = qemuArgs(spec({hasSeed: true, nic: {kind: 'user', mac: '52:54:00:12:34:56'}}));
 		const drives = args.flatMap((arg, index) => (arg === '-drive' ? [args[index + 1]] : []));
 		expect(drives).toEqual([
-			'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio',
+			'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 			'file=/var/lib/kloud/vm-abcdefgh/seed.iso,format=raw,if=ide,media=cdrom,readonly=on',
 		]);
 		expect(valueOf(args, '-machine')).toBe('q35');

@@ -47,7 +47,8 @@ describe('usage', () => {
 		['counts the tenant\'s running, starting and stopping VMs', [vm('alice', 'running', 2, 256), vm('alice', 'starting'), vm('alice', 'stopping')], {vms: 3, cpus: 4, memoryMb: 512}],
 		["not another tenant's, nor owner-less ones", [vm('bob', 'running'), vm(null, 'running')], {vms: 0, cpus: 0, memoryMb: 0}],
 		['a crashed VM counts as a VM (it keeps its disk) but holds no CPU or memory', [vm('alice', 'crashed')], {vms: 1, cpus: 0, memoryMb: 0}],
-		['a stopped one counts for nothing', [vm('alice', 'stopped')], {vms: 0, cpus: 0, memoryMb: 0}],
+		['a stopped one counts as a VM (its disk is kept) but holds nothing', [vm('alice', 'stopped')], {vms: 1, cpus: 0, memoryMb: 0}],
+		['a deleted one counts for nothing', [vm('alice', 'deleted')], {vms: 0, cpus: 0, memoryMb: 0}],
 	])('%s', (_name, vms, usage) => {
 		expect(usageOf(vms, 'alice')).toEqual(usage);
 	});
