@@ -67,6 +67,7 @@ export async function measurePeer(options: Options): Promise<PeerResult> {
 			// The Python helper first: it finishes a create in flight, whose domain is then destroyed too.
 			await python?.close();
 			await destroyDomains(prefix).catch((error: unknown) => log(`destroying libvirt domains: ${(error as Error).message}`));
+			await run('virsh', ['pool-destroy', `${prefix}pool`], {env: LIBVIRT_ENV}).catch(() => {});
 			await daemons?.stop();
 			await forgetDomains(prefix);
 			await cloud.close();
@@ -86,6 +87,8 @@ export async function measurePeer(options: Options): Promise<PeerResult> {
 		await cloud.settle();
 		daemons = await startLibvirt(join(cloud.dir, 'libvirtd.log'));
 		log(`libvirtd ${daemons.libvirtd}, virtlogd ${daemons.virtlogd} under a subreaper`);
+		// A transient directory pool over the peer's disks: `undefine --remove-all-storage` deletes only volumes libvirt knows.
+		await run('virsh', ['pool-create-as', `${prefix}pool`, 'dir', '--target', libvirtDir], {env: LIBVIRT_ENV});
 		python = await openPythonLibvirt();
 		return await measure(cloud, python, prefix, libvirtDir, options);
 	} finally {
@@ -200,6 +203,8 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 		);
 	}
 
+	const lifecycle = await measureLifecyclePeers({cloud, python, host, kloud, virsh, nextDomain, pool: `${prefix}pool`, iterations: options.iterations, log});
+
 	const cliList: Record<number, Sides> = {};
 	const clientList: Record<number, Sides> = {};
 	const nodeFloor: number[] = [];
@@ -277,19 +282,18 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 		}
 	}
 
-	const noStoppedVms = 'no row yet: kloud has no stopped-VM lifecycle (issue 12)';
 	const cli: PeerRow[] = [
 		{measure: 'floor: `node -e 0` vs `virsh --version`', kloud: nodeFloor, peer: virshVersion},
 		{measure: 'create + start (`kloud-tui start` vs `qemu-img create` + `virsh create --paused`)', kloud: cliStart.kloud, peer: cliStart.peer, goal: 1, goalText: '≤ 1×'},
 		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`kloud-tui list --json\` vs \`virsh list --all\`)`, kloud: cliList[size]!.kloud, peer: cliList[size]!.peer, goal: 3, goalText: '≤ 3×'})),
 		{measure: 'hard stop (`kloud-tui stop --kill --host` vs `virsh destroy`)', kloud: cliStop.kloud, peer: cliStop.peer, goal: 1, goalText: '≤ 1×'},
-		{measure: 'start of a stopped VM (`virsh start`)', kloud: [], peer: [], goalText: '≤ 1×', missing: noStoppedVms},
+		...lifecycle.cli,
 	];
 	const clients: PeerRow[] = [
 		{measure: 'create + start (`start` vs overlay + `createXML`)', kloud: clientStart.kloud, peer: clientStart.peer, goal: 1, goalText: '≤ 1×'},
 		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`list\` vs \`listAllDomains\`)`, kloud: clientList[size]!.kloud, peer: clientList[size]!.peer})),
 		{measure: 'hard stop (`stop` kill vs `destroy`)', kloud: clientStop.kloud, peer: clientStop.peer, goal: 1, goalText: '≤ 1×'},
-		{measure: 'start of a stopped VM (`create()`)', kloud: [], peer: [], goalText: '≤ 1×', missing: noStoppedVms},
+		...lifecycle.clients,
 	];
 	const startup: Row[] = [
 		ratioRow('`kloud-tui --help` (floor `node -e 0`)', nodeFloor, help, 2, 'p50 ≤ 2× floor'),
@@ -307,6 +311,102 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	];
 	const libvirtVersion = (await virsh('--version')).stdout.trim();
 	return {libvirtVersion, cli, clients, startup, notes};
+}
+
+type LifecyclePeerContext = {
+	readonly cloud: BenchCloud;
+	readonly python: PythonLibvirt;
+	readonly host: string;
+	readonly kloud: (...args: string[]) => Promise<{ms: number}>;
+	readonly virsh: (...args: string[]) => Promise<{ms: number}>;
+	readonly nextDomain: () => {name: string; disk: string; xml: string};
+	readonly pool: string;
+	readonly iterations: number;
+	readonly log: (line: string) => void;
+};
+
+/**
+ * Start of a stopped VM, hard reboot and delete on both sides, from the same states: kloud's VM
+ * started and killed (kept, stopped) against a defined, shut-off libvirt domain on its own overlay;
+ * set-up and the stops between are not timed. A soft reboot is left out: `virsh reboot` returns
+ * once the guest was asked, kloud's once the guest is back, and a paused guest never answers.
+ */
+async function measureLifecyclePeers(context: LifecyclePeerContext): Promise<{cli: PeerRow[]; clients: PeerRow[]}> {
+	const {cloud, python, host, kloud, virsh, nextDomain, pool} = context;
+	const cli = {boot: sides(), reset: sides(), remove: sides()};
+	const client = {boot: sides(), reset: sides(), remove: sides()};
+	const stoppedKloudVm = async () => {
+		const vm = await cloud.client.start({image: 'blank', host, network: 'none'}, {timeoutMs: 60_000});
+		await cloud.client.stop(vm.id, {kill: true, host, timeoutMs: 30_000});
+		return vm.id;
+	};
+
+	const timedCall = async (samples: number[], action: () => Promise<unknown>) => {
+		const started = performance.now();
+		await action();
+		samples.push(performance.now() - started);
+	};
+
+	context.log(`peer: start of a stopped VM, hard reboot, delete × ${context.iterations}`);
+	for (let index = 0; index < context.iterations; index++) {
+		const vmId = await stoppedKloudVm();
+		const domain = nextDomain();
+		await writeFile(`${domain.disk}.xml`, domain.xml);
+		await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', cloud.base, '-F', 'qcow2', domain.disk]);
+		await virsh('define', `${domain.disk}.xml`);
+		await alternate(
+			index,
+			async () => void cli.boot.kloud.push((await kloud('start', vmId, '--host', host, '--json')).ms),
+			async () => void cli.boot.peer.push((await virsh('start', '--paused', domain.name)).ms),
+		);
+		await alternate(
+			index,
+			async () => void cli.reset.kloud.push((await kloud('reboot', vmId, '--hard', '--host', host, '--json')).ms),
+			async () => void cli.reset.peer.push((await virsh('reset', domain.name)).ms),
+		);
+		await cloud.client.stop(vmId, {kill: true, host, timeoutMs: 30_000});
+		await virsh('destroy', domain.name);
+		await virsh('pool-refresh', pool);
+		await alternate(
+			index,
+			async () => void cli.remove.kloud.push((await kloud('delete', vmId, '--yes', '--host', host, '--json')).ms),
+			async () => void cli.remove.peer.push((await virsh('undefine', '--remove-all-storage', domain.name)).ms),
+		);
+
+		const clientVm = await stoppedKloudVm();
+		const clientDomain = nextDomain();
+		await python.define(clientDomain.name, clientDomain.xml, cloud.base, clientDomain.disk);
+		await alternate(
+			index,
+			async () => timedCall(client.boot.kloud, async () => cloud.client.boot(clientVm, {host, timeoutMs: 60_000})),
+			async () => void client.boot.peer.push((await python.start(clientDomain.name)).ms),
+		);
+		await alternate(
+			index,
+			async () => timedCall(client.reset.kloud, async () => cloud.client.reboot(clientVm, {host, hard: true, timeoutMs: 30_000})),
+			async () => void client.reset.peer.push((await python.reset(clientDomain.name)).ms),
+		);
+		await cloud.client.stop(clientVm, {kill: true, host, timeoutMs: 30_000});
+		await python.destroy(clientDomain.name);
+		await alternate(
+			index,
+			async () => timedCall(client.remove.kloud, async () => cloud.client.delete(clientVm, {host, timeoutMs: 30_000})),
+			async () => void client.remove.peer.push((await python.undefine(clientDomain.name, clientDomain.disk, pool)).ms),
+		);
+	}
+
+	return {
+		cli: [
+			{measure: 'start of a stopped VM (`kloud-tui start VM_ID --host` vs `virsh start --paused` of a defined domain)', kloud: cli.boot.kloud, peer: cli.boot.peer, goal: 1, goalText: '≤ 1×'},
+			{measure: 'hard reboot (`kloud-tui reboot --hard --host` vs `virsh reset`)', kloud: cli.reset.kloud, peer: cli.reset.peer, goal: 1, goalText: '≤ 1×'},
+			{measure: 'delete of a stopped VM (`kloud-tui delete --yes --host` vs `virsh undefine --remove-all-storage`)', kloud: cli.remove.kloud, peer: cli.remove.peer, goal: 1, goalText: '≤ 1×'},
+		],
+		clients: [
+			{measure: 'start of a stopped VM (`boot` vs `create()` of a defined domain, paused)', kloud: client.boot.kloud, peer: client.boot.peer, goal: 1, goalText: '≤ 1×'},
+			{measure: 'hard reboot (`reboot` hard vs `reset()`)', kloud: client.reset.kloud, peer: client.reset.peer, goal: 1, goalText: '≤ 1×'},
+			{measure: 'delete of a stopped VM (`delete` vs `undefine()` + the volume\'s `delete()`)', kloud: client.remove.kloud, peer: client.remove.peer, goal: 1, goalText: '≤ 1×'},
+		],
+	};
 }
 
 /** The BENCHMARKS.md section for a peer run. */

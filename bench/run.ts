@@ -11,18 +11,20 @@ import {describeMachine} from './lib/machine.js';
 import {markdownTable, median, ms, ratioRow, type Row} from './lib/stats.js';
 import {markSection, spliceSection} from './lib/report.js';
 import {describeList, measureList, type ListPoint} from './list.js';
+import {describeLifecycle, measureLifecycle} from './lifecycle.js';
 import {describePeer, measurePeer} from './peer.js';
 import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.BENCH_QUICK === '1';
-/** `BENCH_ONLY=peer`: only kloud against libvirt; its section of BENCHMARKS.md is replaced, the rest kept. */
+/** `BENCH_ONLY=peer` (kloud against libvirt) or `BENCH_ONLY=lifecycle`: only that section of BENCHMARKS.md is replaced, the rest kept. */
 const ONLY = process.env.BENCH_ONLY;
 const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10};
 const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 const HOST_COUNTS = QUICK ? [1, 10] : [1, 10, 50];
 const CONCURRENT = QUICK ? 20 : 100;
 const GROWTH_VMS = QUICK ? 20 : 50;
+const LIFECYCLE = {iterations: QUICK ? 3 : 10, recoveryCounts: QUICK ? [10] : [10, 50]};
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -31,25 +33,38 @@ async function peerSection(): Promise<string> {
 	return describePeer(await measurePeer({...PEER, log}), PEER);
 }
 
-/** `BENCH_ONLY=peer`: the peer section alone, spliced into the BENCHMARKS.md already there. */
-async function onlyPeer(): Promise<void> {
+async function lifecycleSection(): Promise<string> {
+	log('the VM lifecycle: boot of a stopped VM, reboot, delete, power loss');
+	const cloud = await createBenchCloud('life');
+	try {
+		await cloud.addAgents(1);
+		await cloud.settle();
+		return describeLifecycle(await measureLifecycle(cloud, {...LIFECYCLE, log}), LIFECYCLE);
+	} finally {
+		await cloud.close();
+	}
+}
+
+/** `BENCH_ONLY=peer` or `BENCH_ONLY=lifecycle`: that section alone, spliced into the BENCHMARKS.md already there. */
+async function onlySection(name: 'peer' | 'lifecycle'): Promise<void> {
 	const machine = await describeMachine();
 	log(machine);
-	const section = `${await peerSection()}\nPeer run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=peer npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const body = name === 'peer' ? await peerSection() : await lifecycleSection();
+	const section = `${body}\n${name === 'peer' ? 'Peer' : 'Lifecycle'} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
 	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
-	await writeFile(BENCHMARKS, spliceSection(current, 'peer', section, '## Reading these numbers'));
+	await writeFile(BENCHMARKS, spliceSection(current, name, section, '## Reading these numbers'));
 	process.stdout.write(`\n${section}\n`);
-	log(`wrote the peer section of ${BENCHMARKS}`);
+	log(`wrote the ${name} section of ${BENCHMARKS}`);
 }
 
 async function main(): Promise<void> {
-	if (ONLY === 'peer') {
-		await onlyPeer();
+	if (ONLY === 'peer' || ONLY === 'lifecycle') {
+		await onlySection(ONLY);
 		return;
 	}
 
 	if (ONLY !== undefined) {
-		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" runs alone`);
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" or "lifecycle" run alone`);
 	}
 
 	const machine = await describeMachine();
@@ -191,11 +206,12 @@ and list round latency by VMs on the host:
 | --- | --- |
 ${listByVms.join('\n')}
 `;
+	const lifecycle = markSection('lifecycle', await lifecycleSection());
 	const peer = markSection('peer', await peerSection());
 	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
 	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
-	await writeFile(BENCHMARKS, [report, peer, analysis].filter(Boolean).join('\n'));
-	process.stdout.write(`\n${report}\n${peer}\n`);
+	await writeFile(BENCHMARKS, [report, lifecycle, peer, analysis].filter(Boolean).join('\n'));
+	process.stdout.write(`\n${report}\n${lifecycle}\n${peer}\n`);
 	log(`wrote ${BENCHMARKS}`);
 }
 

@@ -23,7 +23,7 @@ export type BenchCloud = {
 };
 
 /** What every agent of a benchmark cloud runs with unless the cloud says otherwise: cheap paused VMs. */
-const PAUSED_AGENT_FLAGS = ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none'];
+export const PAUSED_AGENT_FLAGS: readonly string[] = ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none'];
 
 export async function createBenchCloud(label: string, options: {readonly agentFlags?: readonly string[]} = {}): Promise<BenchCloud> {
 	const agentFlags = options.agentFlags ?? PAUSED_AGENT_FLAGS;
@@ -78,7 +78,8 @@ export async function createBenchCloud(label: string, options: {readonly agentFl
 	return cloud;
 }
 
-async function killQemuUnder(dir: string): Promise<void> {
+/** SIGKILLs every QEMU whose command line points into `dir`. */
+export async function killQemuUnder(dir: string): Promise<void> {
 	const {readdir, readFile} = await import('node:fs/promises');
 	for (const entry of await readdir('/proc')) {
 		if (/^\d+$/.test(entry)) {

@@ -97,12 +97,20 @@ export function randomVmId(): string {
 export type DirectVm = {readonly pid: number; readonly exited: Promise<unknown>};
 
 /** Overlay + spawn + QMP, exactly the agent's steps without the agent; returns the time and the process. */
-export async function directStart(runtime: Runtime, root: string, base: string, options: {readonly isPaused: boolean}): Promise<{ms: number; vm: DirectVm}> {
+export async function directStart(runtime: Runtime, root: string, base: string, options: {readonly isPaused: boolean}): Promise<{ms: number; vm: DirectVm; id: string}> {
 	const id = randomVmId();
 	const paths = vmPaths(root, id);
 	await mkdir(paths.dir, {recursive: true});
 	const started = performance.now();
 	await runtime.createOverlay(base, paths.disk);
+	const {vm} = await directBoot(runtime, root, id, options);
+	return {ms: performance.now() - started, vm, id};
+}
+
+/** Spawn + QMP on the overlay a `directStart` left (a stopped VM booted again, without the agent). */
+export async function directBoot(runtime: Runtime, root: string, id: string, options: {readonly isPaused: boolean}): Promise<{ms: number; vm: DirectVm}> {
+	const paths = vmPaths(root, id);
+	const started = performance.now();
 	const child = runtime.spawnQemu(qemuArgs({id, paths, memoryMb: 64, cpus: 1, accel: 'tcg', isPaused: options.isPaused}), {logPath: paths.qemuLog});
 	await waitForQmp(paths.qmp, {timeoutMs: 60_000, isAlive: () => runtime.isAlive(child.pid)});
 	return {ms: performance.now() - started, vm: child};

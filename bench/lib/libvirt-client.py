@@ -6,6 +6,11 @@ calls, as kloud's are taken around its client library's calls.
   {"op": "create", "name": N, "xml": X, "base": B, "disk": D}  overlay (qemu-img) + createXML, paused
   {"op": "list"}                                               listAllDomains
   {"op": "destroy", "name": N}                                 destroy (transient: gone after)
+  {"op": "define", "name": N, "xml": X, "base": B, "disk": D}  overlay (qemu-img) + defineXML (untimed set-up)
+  {"op": "start", "name": N}                                   create() of a defined domain, paused
+  {"op": "reset", "name": N}                                   reset (a hard reboot: QEMU system_reset)
+  {"op": "undefine", "name": N, "disk": D, "pool": P}          undefine + delete its volume (as
+                                                               `virsh undefine --remove-all-storage`)
 """
 import json
 import subprocess
@@ -40,6 +45,30 @@ def serve():
                 domain = domains.pop(request["name"], None) or conn.lookupByName(request["name"])
                 started = time.perf_counter()
                 domain.destroy()
+                answer = {"ms": (time.perf_counter() - started) * 1000}
+            elif op == "define":
+                subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", request["base"], "-F", "qcow2", request["disk"]], check=True)
+                domain = conn.defineXML(request["xml"])
+                domains[domain.name()] = domain
+                answer = {"ms": 0, "name": domain.name()}
+            elif op == "start":
+                domain = domains.get(request["name"]) or conn.lookupByName(request["name"])
+                started = time.perf_counter()
+                domain.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+                answer = {"ms": (time.perf_counter() - started) * 1000}
+            elif op == "reset":
+                domain = domains.get(request["name"]) or conn.lookupByName(request["name"])
+                started = time.perf_counter()
+                domain.reset(0)
+                answer = {"ms": (time.perf_counter() - started) * 1000}
+            elif op == "undefine":
+                domain = domains.pop(request["name"], None) or conn.lookupByName(request["name"])
+                # Untimed: the pool learns of the overlay made outside libvirt.
+                conn.storagePoolLookupByName(request["pool"]).refresh(0)
+                started = time.perf_counter()
+                volume = conn.storageVolLookupByPath(request["disk"])
+                domain.undefine()
+                volume.delete(0)
                 answer = {"ms": (time.perf_counter() - started) * 1000}
             else:
                 answer = {"error": f"unknown op {op}"}

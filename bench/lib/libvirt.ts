@@ -217,6 +217,13 @@ export type PythonLibvirt = {
 	create(name: string, xml: string, base: string, disk: string): Promise<PythonAnswer>;
 	list(): Promise<PythonAnswer>;
 	destroy(name: string): Promise<PythonAnswer>;
+	/** Overlay + `defineXML` (set-up, not timed): a shut-off persistent domain. */
+	define(name: string, xml: string, base: string, disk: string): Promise<PythonAnswer>;
+	/** `create()` of a defined domain, paused. */
+	start(name: string): Promise<PythonAnswer>;
+	reset(name: string): Promise<PythonAnswer>;
+	/** `undefine` and delete its volume from `pool`, as `virsh undefine --remove-all-storage` does. */
+	undefine(name: string, disk: string, pool: string): Promise<PythonAnswer>;
 	close(): Promise<void>;
 };
 
@@ -255,6 +262,18 @@ export async function openPythonLibvirt(): Promise<PythonLibvirt> {
 		},
 		async destroy(name) {
 			return request({op: 'destroy', name});
+		},
+		async define(name, xml, base, disk) {
+			return request({op: 'define', name, xml, base, disk});
+		},
+		async start(name) {
+			return request({op: 'start', name});
+		},
+		async reset(name) {
+			return request({op: 'reset', name});
+		},
+		async undefine(name, disk, pool) {
+			return request({op: 'undefine', name, disk, pool});
 		},
 		async close() {
 			child.stdin!.end();
