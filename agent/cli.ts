@@ -23,9 +23,16 @@ import {isInCidr} from './underlay.js';
 import {DEFAULT_TENANT_SUBNETS, tenantNetworkIdentity} from './tenant-network.js';
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
+import {renderSystemdUnit} from './systemd-unit.js';
 
 if (process.argv[2] === 'image') {
 	process.exit(await runImageCommand(process.argv.slice(3)));
+}
+
+if (process.argv[2] === 'systemd-unit') {
+	// The flags are the agent's own, checked when the unit starts it (and by `systemd-analyze verify`).
+	process.stdout.write(renderSystemdUnit({command: [process.execPath, resolve(process.argv[1] ?? 'kloud-agent')], flags: process.argv.slice(3)}));
+	process.exit(0);
 }
 
 const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -35,6 +42,8 @@ const cli = meow(
 	`
 	Usage
 	  $ kloud-agent [options]
+	  $ kloud-agent systemd-unit [options] > /etc/systemd/system/kloud-agent.service
+	  $ kloud-agent image …
 
 	Runs the VMs of one host on command from RabbitMQ. VMs outlive the agent:
 	SIGTERM stops the agent only, and a restarted agent adopts its running VMs.
