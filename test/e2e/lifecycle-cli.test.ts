@@ -146,9 +146,12 @@ describe('the VM lifecycle through kloud-tui', () => {
 		expect(await listed(vm.id)).toBeUndefined();
 		expect(await pidByName(vm.id)).toBeUndefined();
 		expect(existsSync(join(agent.stateDir, vm.id))).toBe(false);
-		// Idempotent: the VM is gone, and a delete sent again says so rather than hanging.
+		// Idempotent: its host answers a delete sent again with the VM as it was deleted; without
+		// --host no host lists it any more, and the CLI says so.
+		expect(await cloud.cliJson<Vm>(['delete', vm.id, '--yes', '--host', vm.host])).toMatchObject({id: vm.id, state: 'deleted'});
 		const again = await cloud.cli(['delete', vm.id, '--yes']);
-		expect(again.code === 0 || /no VM/.test(again.stderr), again.stderr).toBe(true);
+		expect(again.code).toBe(1);
+		expect(again.stderr.trim()).toBe(`kloud-tui: no VM ${vm.id} on any of 1 hosts that answered`);
 	}, 120_000);
 
 	it("the TUI's D asks, naming the disk, seed and IP, and deletes on y", async () => {
