@@ -60,11 +60,12 @@ describe('kloud-tui in a real terminal', () => {
 		await keys('K');
 		await waitForScreen(text => text.includes(`Kill (SIGKILL, no shutdown) ${id} on ${host}? [y/N]`), 'the kill confirmation');
 		await keys('y');
-		await waitForScreen(text => text.includes(`killed ${id} on ${host}`) && text.includes('0/1 VMs'), 'the kill result');
+		// A killed VM is kept: still in the table, stopped.
+		await waitForScreen(text => text.includes(`killed ${id} on ${host}`) && new RegExp(`${id}\\s+blank\\s+stopped`).test(text), 'the kill result');
 		expect(await pidByName(id!)).toBeUndefined();
 
 		await keys('/', 'Escape');
-		await waitForScreen(text => text.includes('· 1 VMs'), 'the filter cleared');
+		await waitForScreen(text => text.includes('· 2 VMs'), 'the filter cleared');
 		// Rounds are 30 s apart here: a VM started elsewhere must arrive through the pushed events.
 		const cliStarted = performance.now();
 		const other = await cloud.cliJson<{id: string}>(['start', '--image', 'blank', '--host', 'host-b']);
@@ -81,7 +82,9 @@ describe('kloud-tui in a real terminal', () => {
 		await waitForScreen(text => text.includes('broker connection lost'), 'the disconnected banner or the recall of the drop', 8000);
 		await waitForScreen(text => text.includes('● connected') && text.includes('↻ broker connection lost'), 'the reconnect (and the recall of the drop)', 10_000);
 		await cloud.cliJson(['stop', other.id, '--kill']);
-		await waitForScreen(text => !text.includes(other.id), 'the stopped VM gone after the reconnect', 8000);
+		await waitForScreen(text => new RegExp(`${other.id}\\s+blank\\s+stopped`).test(text), 'the VM stopped elsewhere, pushed after the reconnect', 8000);
+		await cloud.cliJson(['delete', other.id, '--yes']);
+		await waitForScreen(text => !text.includes(other.id), 'the deleted VM gone', 8000);
 
 		await keys('q');
 		const after = await waitForScreen(text => text.includes('TUI-EXITED=0'), 'the TUI to exit');
