@@ -24,7 +24,9 @@ const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url)
 const HOST_COUNTS = QUICK ? [1, 10] : [1, 10, 50];
 const CONCURRENT = QUICK ? 20 : 100;
 const GROWTH_VMS = QUICK ? 20 : 50;
-const LIFECYCLE = {iterations: QUICK ? 3 : 10, recoveryCounts: QUICK ? [10] : [10, 50]};
+/** `BENCH_RECOVERY_VMS=50`: the power-loss sizes to measure (default 10 and 50; 10 with BENCH_QUICK). */
+const RECOVERY_VMS = process.env.BENCH_RECOVERY_VMS?.split(',').map(Number).filter(count => Number.isInteger(count) && count > 0);
+const LIFECYCLE = {iterations: QUICK ? 3 : 10, recoveryCounts: RECOVERY_VMS && RECOVERY_VMS.length > 0 ? RECOVERY_VMS : QUICK ? [10] : [10, 50]};
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
