@@ -154,6 +154,30 @@ describe('the VM lifecycle through kloud-tui', () => {
 		expect(again.stderr.trim()).toBe(`kloud-tui: no VM ${vm.id} on any of 1 hosts that answered`);
 	}, 120_000);
 
+	it('list says why: a VM whose QEMU was killed shows its restarts (on-failure) or stays crashed (no)', async () => {
+		const restarted = await cloud.cliJson<Vm>(['start', '--image', 'blank', '--restart', 'on-failure']);
+		const crashed = await cloud.cliJson<Vm>(['start', '--image', 'blank', '--restart', 'no']);
+		process.kill(restarted.pid!, 'SIGKILL');
+		process.kill(crashed.pid!, 'SIGKILL');
+		let human = '';
+		await waitFor(
+			async () => {
+				human = (await cloud.cli(['list'])).stdout;
+				return new RegExp(`${restarted.id}\\s+blank\\s+running \\(restarts 1/\\d+\\)`).test(human) && new RegExp(`${crashed.id}\\s+blank\\s+crashed \\(killed by SIGKILL\\)`).test(human);
+			},
+			30_000,
+			'the restarted VM running again and the other crashed',
+		).catch((error: unknown) => {
+			throw new Error(`${(error as Error).message}\n--- list ---\n${human}`, {cause: error});
+		});
+		const again = await listed(restarted.id);
+		expect(again?.pid).not.toBe(restarted.pid);
+		expect(await listed(crashed.id)).toMatchObject({state: 'crashed', restart: 'no', pid: null});
+		for (const vm of [restarted, crashed]) {
+			expect(await cloud.cliJson<Vm>(['delete', vm.id, '--yes'])).toMatchObject({state: 'deleted'});
+		}
+	}, 120_000);
+
 	it("the TUI's D asks, naming the disk, seed and IP, and deletes on y", async () => {
 		// A blank VM (firmware only, no boot to wait for) stopped first: D deletes a stopped VM too.
 		const vm = await cloud.cliJson<Vm>(['start', '--image', 'blank']);
