@@ -212,6 +212,26 @@ export class KloudClient {
 		return this.ask(draft.type as 'vm.stop' | 'vm.kill', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs + graceMs, {host});
 	}
 
+	/** Boots a stopped or crashed VM again on its host (same id, MAC, disk and seed). */
+	async boot(vmId: string, options: {readonly host?: string; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		return this.ask('vm.boot', {type: 'vm.boot', body: {vmId}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Reboots a running VM: an ACPI power-off and boot again, or with `hard` a `system_reset`. */
+	async reboot(vmId: string, options: {readonly host?: string; readonly hard?: boolean; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const body = options.hard === undefined ? {vmId} : {vmId, hard: options.hard};
+		return this.ask('vm.reboot', {type: 'vm.reboot', body}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Deletes a VM (stopped first if it runs: `graceSeconds` for a graceful power-off, else killed): its disk, seed, TAP, lease and record go. */
+	async delete(vmId: string, options: {readonly host?: string; readonly graceSeconds?: number; readonly timeoutMs: number}): Promise<Vm> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const body = options.graceSeconds === undefined ? {vmId} : {vmId, graceSeconds: options.graceSeconds};
+		return this.ask('vm.delete', {type: 'vm.delete', body}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs + (options.graceSeconds ?? 0) * 1000, {host});
+	}
+
 	/** The tail of a VM's serial console, fetched from its owner. */
 	async console(vmId: string, options: {readonly host?: string; readonly bytes?: number; readonly timeoutMs: number}): Promise<ConsoleTail> {
 		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
