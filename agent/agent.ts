@@ -976,7 +976,7 @@ export class Agent {
 				return await operation();
 			} catch (error) {
 				this.#log.error({vm: vm.id, err: error, kind}, 'VM operation failed');
-				return {ok: false, code: kind === 'boot' ? 'start_failed' : 'stop_failed', reason: `${kind} of VM ${vm.id} on host ${this.config.hostId} failed: ${(error as Error).message}`};
+				return {ok: false, code: kind === 'boot' || kind === 'restart' || kind.startsWith('reboot') ? 'start_failed' : 'stop_failed', reason: `${kind} of VM ${vm.id} on host ${this.config.hostId} failed: ${(error as Error).message}`};
 			} finally {
 				void this.updateCapacity();
 			}

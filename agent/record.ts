@@ -46,8 +46,14 @@ const vmRecordFields = z.object({
 	diskBytes: z.number().int().nonnegative().nullable().default(null),
 });
 
-/** A VM record; old records read with defaults (a `running` one with an exit was a crashed VM). */
-export const vmRecordSchema = vmRecordFields.transform(record => (record.phase === 'running' && record.exit !== null ? {...record, phase: 'crashed' as const} : record));
+/**
+ * A VM record; records from before the lifecycle (no `desired`) read with defaults, and a `running`
+ * one of those with an exit was a crashed VM. (Now `exit` is the last exit, kept while the VM runs again.)
+ */
+export const vmRecordSchema = z.preprocess(
+	raw => (typeof raw === 'object' && raw !== null && !('desired' in raw) && 'phase' in raw && raw.phase === 'running' && 'exit' in raw && raw.exit !== null ? {...raw, phase: 'crashed'} : raw),
+	vmRecordFields,
+);
 export type VmRecord = z.output<typeof vmRecordSchema>;
 
 /**

@@ -34,11 +34,21 @@ export class StateStore {
 		return paths;
 	}
 
-	/** Atomic replace, so a crash mid-write never leaves a torn record. */
+	/**
+	 * Atomic replace, so a crash mid-write never leaves a torn record; flushed before the rename, so
+	 * after a power loss the record is the old one or the new one, never an empty file.
+	 */
 	async write(record: VmRecord): Promise<void> {
 		const paths = this.paths(record.id);
 		const temporary = `${paths.meta}.tmp`;
-		await writeFile(temporary, JSON.stringify(record, null, '\t'), {mode: 0o600});
+		const handle = await open(temporary, 'w', 0o600);
+		try {
+			await handle.writeFile(JSON.stringify(record, null, '\t'));
+			await handle.sync();
+		} finally {
+			await handle.close();
+		}
+
 		await rename(temporary, paths.meta);
 	}
 
@@ -84,18 +94,18 @@ export class StateStore {
 		}
 	}
 
-	/** `gone.jsonl`: one line per stopped VM, oldest first (not a VM directory: ids never contain a dot). */
+	/** `gone.jsonl`: one line per deleted VM (stopped VM, from agents older than the lifecycle), oldest first (not a VM directory: ids never contain a dot). */
 	get gonePath(): string {
 		return join(this.root, 'gone.jsonl');
 	}
 
-	/** Remembers a stopped VM: one appended line, so a crash can tear at most that line. */
+	/** Remembers a deleted VM: one appended line, so a crash can tear at most that line. */
 	async appendGone(entry: GoneRecord): Promise<void> {
 		await appendFile(this.gonePath, `${JSON.stringify(entry)}\n`, {mode: 0o600});
 	}
 
 	/**
-	 * The stopped VMs remembered, oldest first, at most `limit` (the newest); torn or foreign lines are
+	 * The deleted VMs remembered, oldest first, at most `limit` (the newest); torn or foreign lines are
 	 * skipped. When the file holds more than that, it is rewritten (atomically) with only those kept.
 	 */
 	async readGone(limit: number): Promise<GoneRecord[]> {

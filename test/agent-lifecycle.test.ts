@@ -256,6 +256,9 @@ describe('power loss and agent restarts', () => {
 			running.push(await ok(first.agent, 'vm.start', {image: 'demo'}));
 		}
 
+		// One was restarted by its policy before: it runs, with its last exit on record.
+		first.runtime.live(running[0]!.id)!.end({code: 1, signal: null});
+		await waitFor(() => vmOf(first.agent, running[0]!.id)?.state === 'running' && first.runtime.live(running[0]!.id) !== undefined, 5000, 'restarted');
 		const stopped = await ok(first.agent, 'vm.start', {image: 'demo'});
 		await ok(first.agent, 'vm.stop', {vmId: stopped.id, graceSeconds: 0});
 		const crashed = await ok(first.agent, 'vm.start', {image: 'demo', restart: 'no'});

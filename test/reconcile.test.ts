@@ -59,3 +59,10 @@ describe('records from agents older than the lifecycle', () => {
 		expect(vmRecordSchema.parse({...old, phase: 'running', exit: 'exit code 1'})).toMatchObject({phase: 'crashed', exit: 'exit code 1'});
 	});
 });
+
+describe('records written by the lifecycle', () => {
+	it('a running VM keeps its last exit and stays running when read back', () => {
+		const written = {id: 'vm-aaaaaaaa', image: 'demo', memoryMb: 256, cpus: 1, createdAt: 1, startedAt: 2, clientToken: null, network: 'none', mac: null, owner: null, phase: 'running', exit: 'killed by SIGKILL', desired: 'running', restart: 'on-failure', restarts: 1, diskBytes: null};
+		expect(vmRecordSchema.parse(written)).toMatchObject({phase: 'running', exit: 'killed by SIGKILL', restarts: 1});
+	});
+});

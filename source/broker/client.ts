@@ -219,7 +219,7 @@ export class KloudClient {
 		return this.ask('vm.boot', {type: 'vm.boot', body: {vmId}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
 	}
 
-	/** Reboots a running VM: an ACPI reboot the guest handles, or with `hard` a `system_reset`. */
+	/** Reboots a running VM: an ACPI power-off and boot again, or with `hard` a `system_reset`. */
 	async reboot(vmId: string, options: {readonly host?: string; readonly hard?: boolean; readonly timeoutMs: number}): Promise<Vm> {
 		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
 		const draft: RequestDraft = {type: 'vm.reboot', body: options.hard ? {vmId, hard: true} : {vmId}};

@@ -110,17 +110,18 @@ describe('two agents on one broker', () => {
 		expect(await pidByName(vm.id)).toBeUndefined();
 	});
 
-	it('reports a VM whose QEMU died on its own as crashed until it is stopped', async () => {
+	it('restarts a VM whose QEMU died on its own (restart policy on-failure, the default), and lists it as stopped once stopped', async () => {
 		const vm = await cloud.cliJson<Vm>(['start', '--image', 'blank', '--host', 'host-b']);
 		process.kill(vm.pid!, 'SIGKILL');
+		let restarted: Vm | undefined;
 		await waitFor(async () => {
 			const list = await cloud.cliJson<ListJson>(['list']);
-			return list.vms.some(entry => entry.id === vm.id && entry.state === 'crashed');
-		}, 5000, 'the VM to show as crashed');
-		const list = await cloud.cliJson<ListJson>(['list']);
-		expect(list.vms.find(entry => entry.id === vm.id)?.exit).toContain('SIGKILL');
+			restarted = list.vms.find(entry => entry.id === vm.id);
+			return restarted?.state === 'running' && restarted.pid !== vm.pid;
+		}, 15_000, 'the VM to be restarted');
+		expect(restarted?.exit).toContain('SIGKILL');
 		await cloud.cliJson(['stop', vm.id]);
-		expect((await cloud.cliJson<ListJson>(['list'])).vms.map(entry => entry.id)).not.toContain(vm.id);
+		expect((await cloud.cliJson<ListJson>(['list'])).vms.find(entry => entry.id === vm.id)?.state).toBe('stopped');
 	});
 
 	it('console returns the tail of a VM serial log from its owner, and refuses an unknown VM', async () => {
@@ -134,10 +135,12 @@ describe('two agents on one broker', () => {
 		const json = await cloud.cliJson<{vmId: string; host: string; data: string; sizeBytes: number}>(['console', vm.id, '--bytes', '18']);
 		expect(json).toMatchObject({vmId: vm.id, host: 'host-a', data: 'KLOUD-READY test\r\n'});
 		expect(json.sizeBytes).toBeGreaterThanOrEqual(40);
+		// A stopped VM keeps its console log with the rest of it.
 		await cloud.cliJson(['stop', vm.id, '--kill']);
-		const gone = await cloud.cli(['console', vm.id]);
+		expect((await cloud.cli(['console', vm.id])).stdout).toContain('KLOUD-READY test');
+		const gone = await cloud.cli(['console', 'vm-neverwas']);
 		expect(gone.code).toBe(1);
-		expect(gone.stderr).toContain(`no VM ${vm.id}`);
+		expect(gone.stderr).toContain('no VM vm-neverwas');
 	});
 
 	it('refuses a second agent with the same host id', async () => {

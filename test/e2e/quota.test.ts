@@ -100,12 +100,15 @@ describe('per-tenant quotas across the fleet', () => {
 		expect(vms.map(vm => vm.id).sort()).toEqual([first.id, second.id, third.id].sort());
 		expect((await qemuPidsUnder(a.stateDir)).length + (await qemuPidsUnder(b.stateDir)).length).toBe(3);
 
-		// A stopped VM frees its share: the next start fits again.
+		// A stopped VM keeps its disk, so it still counts as a VM: the next start is still refused.
 		await client.stop(first.id, {kill: true, timeoutMs: 10_000});
+		expect((await refusal(client, {image: 'blank', host: a.hostId, memoryMb: 16})).message).toContain('may run at most 3 VMs (has 3)');
+		// A deleted VM frees its share: the next start fits again.
+		await client.delete(first.id, {timeoutMs: 10_000});
 		const again = await client.start({image: 'blank', host: a.hostId}, {timeoutMs: 20_000});
 		figures.started++;
 		for (const vm of [second, third, again]) {
-			await client.stop(vm.id, {kill: true, timeoutMs: 10_000});
+			await client.delete(vm.id, {timeoutMs: 10_000});
 		}
 	});
 

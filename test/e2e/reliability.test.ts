@@ -75,7 +75,7 @@ function logLines(agent: AgentHandle, message: string): Array<Record<string, unk
 }
 
 describe('idempotent start and stop', () => {
-	it('a start sent again with its client token gets the same VM, also from a restarted agent; a repeated stop gets the stopped VM, also after a restart', async () => {
+	it('a start sent again with its client token gets the same VM, also from a restarted agent; a repeated stop gets the stopped VM, also after a restart; a deleted one is remembered', async () => {
 		let agent = await startAgent(host('idem'), ['--start-paused']);
 		const clientToken = randomUUID();
 		const first = await client.start({image: 'blank', host: agent.hostId, clientToken}, {timeoutMs: 20_000});
@@ -109,6 +109,13 @@ describe('idempotent start and stop', () => {
 		expect(await client.start({image: 'blank', host: agent.hostId, clientToken}, {timeoutMs: 20_000})).toMatchObject({id: first.id, state: 'stopped', exit: 'killed'});
 		expect(await client.stop(first.id, {host: agent.hostId, kill: true, timeoutMs: 10_000})).toMatchObject({id: first.id, state: 'stopped'});
 		expect(await qemuPidsUnder(agent.stateDir)).toEqual([]);
+		// A stopped VM is kept (its disk too) until deleted; a deleted one is remembered, also across a restart.
+		expect((await listVms()).filter(vm => vm.host === agent.hostId).map(vm => [vm.id, vm.state])).toEqual([[first.id, 'stopped']]);
+		expect(await client.delete(first.id, {host: agent.hostId, timeoutMs: 10_000})).toMatchObject({id: first.id, state: 'deleted'});
+		await agent.stop('SIGTERM');
+		agent = await startAgent(host('idem'), ['--start-paused']);
+		expect(await client.start({image: 'blank', host: agent.hostId, clientToken}, {timeoutMs: 20_000})).toMatchObject({id: first.id, state: 'deleted'});
+		expect(await client.delete(first.id, {host: agent.hostId, timeoutMs: 10_000})).toMatchObject({id: first.id, state: 'deleted'});
 		expect((await listVms()).filter(vm => vm.host === agent.hostId)).toEqual([]);
 		figures.starts += 1;
 		await agent.stop('SIGTERM');
