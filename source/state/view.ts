@@ -2,14 +2,14 @@
  * What the operator is doing in the TUI: selection (kept on the same VM across refreshes), marks,
  * filter, sort, pause, dialogs and the message line. A pure reducer; keys map onto its actions.
  */
-import {NETWORK_MODES, type NetworkMode} from '../protocol/index.js';
+import {NETWORK_MODES, RESTART_POLICIES, type NetworkMode, type RestartPolicy} from '../protocol/index.js';
 import {nextSortColumn, type SortSpec} from './table.js';
 
 export type Target = {readonly id: string; readonly host: string};
 
 export type ImageChoice = {readonly name: string; readonly hosts: readonly string[]};
 
-export const START_FIELDS = ['image', 'host', 'memory', 'cpus', 'network'] as const;
+export const START_FIELDS = ['image', 'host', 'memory', 'cpus', 'network', 'restart'] as const;
 export type StartField = (typeof START_FIELDS)[number];
 
 /** The start dialog's network: a mode, or '' for the host's default (`--network-default`). */
@@ -18,11 +18,22 @@ export type StartNetwork = '' | NetworkMode;
 /** The network choices in the order ←/→ go through them. */
 export const START_NETWORKS: readonly StartNetwork[] = ['', ...NETWORK_MODES];
 
+/** The start dialog's restart policy: a policy, or '' for the default (`on-failure`). */
+export type StartRestart = '' | RestartPolicy;
+
+/** The restart choices in the order ←/→ go through them. */
+export const START_RESTARTS: readonly StartRestart[] = ['', ...RESTART_POLICIES];
+
+/** The choice `delta` steps from `current` in `choices`, wrapping around. */
+export function cycleChoice<T>(choices: readonly T[], current: T, delta: number): T {
+	const index = choices.indexOf(current);
+	const count = choices.length;
+	return choices[(((index + delta) % count) + count) % count]!;
+}
+
 /** The network choice `delta` steps from `current`, wrapping around. */
 export function cycleStartNetwork(current: StartNetwork, delta: number): StartNetwork {
-	const index = START_NETWORKS.indexOf(current);
-	const count = START_NETWORKS.length;
-	return START_NETWORKS[(((index + delta) % count) + count) % count]!;
+	return cycleChoice(START_NETWORKS, current, delta);
 }
 
 export type StartDialog = {
@@ -35,6 +46,7 @@ export type StartDialog = {
 	readonly memory: string;
 	readonly cpus: string;
 	readonly network: StartNetwork;
+	readonly restart: StartRestart;
 };
 
 /** The lifecycle actions that ask y/N first (a boot loses nothing and asks nothing). */
@@ -199,7 +211,7 @@ export function viewReducer(view: ViewState, action: ViewAction): ViewState {
 }
 
 export function newStartDialog(): StartDialog {
-	return {kind: 'start', images: null, error: null, imageIndex: 0, field: 'image', host: '', memory: '', cpus: '', network: ''};
+	return {kind: 'start', images: null, error: null, imageIndex: 0, field: 'image', host: '', memory: '', cpus: '', network: '', restart: ''};
 }
 
 /** The VMs an action applies to: every marked one still in the fleet if any, else the selected row. */

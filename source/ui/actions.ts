@@ -1,8 +1,15 @@
 /** What the TUI can ask of the fleet; implemented over the broker by the feed, faked in UI tests. */
-import type {NetworkMode, Vm} from '../protocol/index.js';
+import type {NetworkMode, RestartPolicy, Vm} from '../protocol/index.js';
 import type {ImageChoice, Target} from '../state/view.js';
 
-export type StartRequest = {readonly image: string; readonly host?: string; readonly memoryMb?: number; readonly cpus?: number; readonly network?: NetworkMode};
+export type StartRequest = {
+	readonly image: string;
+	readonly host?: string;
+	readonly memoryMb?: number;
+	readonly cpus?: number;
+	readonly network?: NetworkMode;
+	readonly restart?: RestartPolicy;
+};
 
 export type FleetActions = {
 	/** Runs a list round now. */

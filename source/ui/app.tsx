@@ -12,10 +12,11 @@ import {tableKeyCommand} from '../state/table-keys.js';
 import {
 	actionTargets,
 	initialView,
+	cycleChoice,
 	cycleStartNetwork,
 	newStartDialog,
 	START_NETWORKS,
-	type StartNetwork,
+	START_RESTARTS,
 	selectedIndex,
 	START_FIELDS,
 	viewReducer,
@@ -50,10 +51,11 @@ const LIVE_STATES: ReadonlySet<VmState> = new Set<VmState>(['starting', 'running
 const HEADER_LINES = 2;
 const FOOTER_LINES = 2;
 
-function nextNetworkByLetter(current: StartNetwork, letter: string): StartNetwork | undefined {
-	const after = START_NETWORKS.indexOf(current) + 1;
-	const ordered = [...START_NETWORKS.slice(after), ...START_NETWORKS.slice(0, after)];
-	return ordered.find(network => network.startsWith(letter) && network !== '');
+/** The next choice after `current` that starts with `letter` (p: private, then public), never the default (''). */
+function nextByLetter<T extends string>(choices: readonly T[], current: T, letter: string): T | undefined {
+	const after = choices.indexOf(current) + 1;
+	const ordered = [...choices.slice(after), ...choices.slice(0, after)];
+	return ordered.find(choice => choice.startsWith(letter) && choice !== '');
 }
 
 /** What the table's lifecycle keys run: the confirmed actions, a reboot's hard variant, and boot. */
@@ -235,6 +237,7 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 				...(memoryMb === undefined ? {} : {memoryMb}),
 				...(cpus === undefined ? {} : {cpus}),
 				...(dialog.network === '' ? {} : {network: dialog.network}),
+				...(dialog.restart === '' ? {} : {restart: dialog.restart}),
 			};
 			dispatch({type: 'close'});
 			say(`starting ${image.name}${request.host ? ` on ${request.host}` : ''}…`);
@@ -351,13 +354,20 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 			return;
 		}
 
-		if (dialog.field === 'network') {
+		if (dialog.field === 'network' || dialog.field === 'restart') {
 			const delta = key.leftArrow ? -1 : key.rightArrow || input === ' ' ? 1 : 0;
+			const isLetter = /^[a-z]$/.test(input) && !key.ctrl && !key.meta;
 			// A letter jumps to the next choice starting with it (p: private, then public).
-			const byLetter = /^[a-z]$/.test(input) && !key.ctrl && !key.meta ? nextNetworkByLetter(dialog.network, input) : undefined;
-			const network = delta === 0 ? byLetter : cycleStartNetwork(dialog.network, delta);
-			if (network !== undefined) {
-				dispatch({type: 'start-edit', patch: {network, error: null}});
+			if (dialog.field === 'network') {
+				const network = delta === 0 ? (isLetter ? nextByLetter(START_NETWORKS, dialog.network, input) : undefined) : cycleStartNetwork(dialog.network, delta);
+				if (network !== undefined) {
+					dispatch({type: 'start-edit', patch: {network, error: null}});
+				}
+			} else {
+				const restart = delta === 0 ? (isLetter ? nextByLetter(START_RESTARTS, dialog.restart, input) : undefined) : cycleChoice(START_RESTARTS, dialog.restart, delta);
+				if (restart !== undefined) {
+					dispatch({type: 'start-edit', patch: {restart, error: null}});
+				}
 			}
 
 			return;

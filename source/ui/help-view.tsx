@@ -5,7 +5,7 @@ const HELP: Array<[string, string]> = [
 	['↑ ↓  j k', 'move the selection'],
 	['PgUp PgDn  g G', 'page up / down, first / last row'],
 	['space', 'mark or unmark the row (b, x, K, R and D then act on every marked VM)'],
-	['n', 'new VM: pick an image, Tab for host, memory, cpus and network (←/→), Enter to start'],
+	['n', 'new VM: pick an image, Tab for host, memory, cpus, network and restart (←/→), Enter to start'],
 	['b', 'boot a stopped VM again (same id, MAC, disk and seed)'],
 	['x', 'graceful stop; the VM is kept, stopped, with its disk (asks y/N)'],
 	['K', 'kill at once; the VM is kept, stopped (asks y/N)'],

@@ -1,4 +1,4 @@
-/** `n`: pick an image the agents advertise (and see which hosts have it); Tab reaches host, memory, cpus, network. */
+/** `n`: pick an image the agents advertise (and see which hosts have it); Tab reaches host, memory, cpus, network, restart. */
 import {Box, Text} from 'ink';
 import type {StartDialog as StartDialogState} from '../state/view.js';
 import {color} from './theme.js';
@@ -15,7 +15,7 @@ function Field({label, value, isActive, hint}: {readonly label: string; readonly
 
 export function StartDialog({dialog, height}: {readonly dialog: StartDialogState; readonly height: number}) {
 	const {images} = dialog;
-	const listHeight = Math.max(1, height - 8);
+	const listHeight = Math.max(1, height - 9);
 	const first = Math.max(0, Math.min(dialog.imageIndex - listHeight + 1, (images?.length ?? 0) - listHeight));
 	return (
 		<Box flexDirection="column" borderStyle="round" paddingX={1}>
@@ -41,6 +41,7 @@ export function StartDialog({dialog, height}: {readonly dialog: StartDialogState
 			<Field label="memory" value={dialog.memory} isActive={dialog.field === 'memory'} hint="MB, host default" />
 			<Field label="cpus" value={dialog.cpus} isActive={dialog.field === 'cpus'} hint="host default" />
 			<Field label="network" value={dialog.network} isActive={dialog.field === 'network'} hint="host default (←/→: private, public, none, user)" />
+			<Field label="restart" value={dialog.restart} isActive={dialog.field === 'restart'} hint="on-failure (←/→: no, on-failure, always)" />
 		</Box>
 	);
 }

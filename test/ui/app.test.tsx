@@ -104,6 +104,19 @@ describe('the VM table', () => {
 		expect(tui.actions.calls).toContain('start {"image":"alpine","network":"user"}');
 	});
 
+	it('Tab reaches the restart policy: ←/→ and letters pick one, the default is on-failure', async () => {
+		const tui = renderTui(fleet());
+		await tui.press('n');
+		await tui.waitFor(text => text.includes('alpine'));
+		await tui.press(KEYS.tab, KEYS.tab, KEYS.tab, KEYS.tab, KEYS.tab);
+		await tui.waitFor(text => /› restart\s+\S*\s*on-failure \(/.test(text));
+		await tui.press(KEYS.right);
+		await tui.waitFor(text => /› restart\s+no\b/.test(text));
+		await tui.press('a', KEYS.enter);
+		await tui.waitFor(text => text.includes('started'));
+		expect(tui.actions.calls).toContain('start {"image":"alpine","restart":"always"}');
+	});
+
 	it('x asks y/N and stops the selected VM on its host; any other key cancels', async () => {
 		const tui = renderTui(fleet());
 		await tui.waitFor(text => text.includes('vm-aaaaaaaa'));
