@@ -32,6 +32,7 @@ import {ManagedVm, VmProcess, VmTable, type ObservedExit} from './vm-table.js';
 import {startToken} from './start-token.js';
 import {StateStore} from './store.js';
 import {tenantNameProblem} from './tenant-name.js';
+import {callerOf, mayActOn, type Caller} from './tenancy.js';
 import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
 import {serveTutorial, UnsettledStarts} from './tutorial.js';
 
@@ -99,8 +100,6 @@ export function defaultMemoryBudgetMb(totalMb: number): number {
 	return Math.max(0, totalMb - Math.max(1024, Math.round(totalMb / 10)));
 }
 
-/** Who sent a request: their validated RabbitMQ user, and whether they may see and act on every VM. */
-type Caller = {readonly user: string | null; readonly isAdmin: boolean};
 
 /** How long a start seen again may wait for a silent host, or for its VM starting elsewhere, before it is decided. */
 const FLEET_LOOKUP_MS = 5000;
@@ -475,28 +474,13 @@ export class Agent {
 
 	/** Who sent a request; undefined when tenants mode needs a user id and the request has none. */
 	private caller(context: RequestContext): Caller | undefined {
-		const user = context.userId ?? null;
-		if (!this.config.tenants) {
-			return {user, isAdmin: true};
-		}
-
-		if (user === null) {
-			return undefined;
-		}
-
-		// The agents' own user is an admin: it runs the fleet.
-		return {user, isAdmin: user === urlUser(this.config.amqpUrl) || (this.config.admins ?? []).includes(user)};
+		return callerOf(context.userId, {tenants: this.config.tenants ?? false, agentUser: urlUser(this.config.amqpUrl), admins: this.config.admins ?? []});
 	}
 
 	/** A tenant may act only on its own VMs: refuses another's (one the caller may not see). */
 	private refuseOthers(vmId: string, caller: Caller): Failure | undefined {
-		if (caller.isAdmin) {
-			return undefined;
-		}
-
-		// A VM without an owner (made before tenants mode) is the admins' alone.
 		const known = this.#vms.get(vmId)?.record ?? this.#gone.get(vmId);
-		if (!known || known.owner === caller.user) {
+		if (mayActOn(caller, known?.owner)) {
 			return undefined;
 		}
 
@@ -806,7 +790,7 @@ export class Agent {
 			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(spawned.ref)});
 			vm.record = {...vm.record, startedAt: Date.now()};
 			spawned.decideBoot(true);
-			log.info({image: record.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM process up');
+			log.info({image: record.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
 			return {ok: true};
 		} catch (error) {
 			const qemuLog = (await this.store.tail(paths.qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
@@ -1355,7 +1339,7 @@ export class Agent {
 							await this.persist(vm);
 						}
 
-						this.#log.warn({vm: action.id, reason: action.reason}, 'killed a VM process that should not run');
+						this.#log.warn({vm: action.id, reason: action.reason}, 'killed an unmanaged VM process');
 						break;
 					}
 
