@@ -132,6 +132,7 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	{
 		const vm = await kloudCliStart();
 		await kloud('stop', vm.id, '--kill', '--host', host, '--json');
+		await cloud.client.delete(vm.id, {host, timeoutMs: 30_000});
 		const domain = await virshStart();
 		await virsh('destroy', domain.name);
 	}
@@ -161,6 +162,8 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 			index,
 			async () => {
 				cliStop.kloud.push((await kloud('stop', kloudVm, '--kill', '--host', host, '--json')).ms);
+				// A stopped VM is kept (as virsh destroy keeps a defined domain): delete it, untimed.
+				await cloud.client.delete(kloudVm, {host, timeoutMs: 30_000});
 			},
 			async () => {
 				cliStop.peer.push((await virsh('destroy', domain.name)).ms);
@@ -195,6 +198,7 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 				const started = performance.now();
 				await cloud.client.stop(kloudVm, {kill: true, host, timeoutMs: 30_000});
 				clientStop.kloud.push(performance.now() - started);
+				await cloud.client.delete(kloudVm, {host, timeoutMs: 30_000});
 			},
 			async () => {
 				clientStop.peer.push((await python.destroy(domain.name)).ms);

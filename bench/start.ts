@@ -21,7 +21,7 @@ export async function measureStart(cloud: BenchCloud, count: number): Promise<St
 		const started = performance.now();
 		const vm = await cloud.client.start({image: 'blank', host: agent!.hostId}, {timeoutMs: 60_000});
 		kloud.push(performance.now() - started);
-		await cloud.client.stop(vm.id, {kill: true, host: vm.host, timeoutMs: 30_000});
+		await cloud.client.delete(vm.id, {host: vm.host, timeoutMs: 30_000});
 	}
 
 	return {floor, kloud};
