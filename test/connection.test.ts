@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {BrokerUrlError, TlsConfigError, brokerAddress, brokerUrls, redactUrl, retryDelayMs, socketOptions, urlUser} from '../source/broker/connection.js';
+import {BrokerUrlError, TlsConfigError, brokerAddress, brokerUrls, redactUrl, retryDelayMs, socketOptions, tlsProblem, urlUser} from '../source/broker/connection.js';
 
 describe('socketOptions', () => {
 	const ca = Buffer.from('CA');
@@ -89,5 +89,25 @@ describe('retryDelayMs', () => {
 		[1, 3, 100], [3, 3, 100], [4, 3, 200], [6, 3, 200], [7, 3, 400], [30, 3, 5000],
 	])('attempt %i over %i URLs waits %i ms', (attempt, urlCount, delay) => {
 		expect(retryDelayMs(attempt, urlCount)).toBe(delay);
+	});
+});
+
+describe('tlsProblem', () => {
+	const failure = (code: string) => Object.assign(new Error('x'), {code});
+	it.each([
+		['SELF_SIGNED_CERT_IN_CHAIN', /not signed by a CA this client trusts/],
+		['UNABLE_TO_VERIFY_LEAF_SIGNATURE', /not signed by a CA this client trusts/],
+		['CERT_HAS_EXPIRED', /broker's TLS certificate has expired/],
+		['ERR_TLS_CERT_ALTNAME_INVALID', /does not name the host/],
+		['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', /wants a client certificate/],
+		['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', /client certificate: it has expired/],
+		['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', /refused the client certificate/],
+		['ERR_SSL_SOMETHING_NEW', /TLS handshake failed \(ERR_SSL_SOMETHING_NEW\)/],
+	])('%s: %s', (code, message) => {
+		expect(tlsProblem(failure(code))).toMatch(message);
+	});
+
+	it.each(['ECONNREFUSED', 'ETIMEDOUT'])('%s is no TLS problem (a retry may help)', code => {
+		expect(tlsProblem(failure(code))).toBeUndefined();
 	});
 });

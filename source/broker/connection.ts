@@ -148,6 +148,59 @@ export class BrokerUnavailableError extends Error {
 	override name = 'BrokerUnavailableError';
 }
 
+/**
+ * What a TLS handshake failure means for the operator, by Node's error code: the broker's certificate
+ * is not trusted (or names another host, or expired), or the broker refused ours (missing, expired,
+ * from a CA it does not trust). Undefined for anything else. Retrying cannot fix these.
+ */
+export function tlsProblem(error: unknown): string | undefined {
+	const code = (error as {code?: unknown} | undefined)?.code;
+	if (typeof code !== 'string') {
+		return undefined;
+	}
+
+	switch (code) {
+		case 'SELF_SIGNED_CERT_IN_CHAIN':
+		case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+		case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+		case 'UNABLE_TO_GET_ISSUER_CERT':
+		case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY': {
+			return 'the broker\'s TLS certificate is not signed by a CA this client trusts (give its CA with --ca)';
+		}
+
+		case 'CERT_HAS_EXPIRED': {
+			return 'the broker\'s TLS certificate has expired';
+		}
+
+		case 'CERT_NOT_YET_VALID': {
+			return 'the broker\'s TLS certificate is not valid yet (check the clocks)';
+		}
+
+		case 'ERR_TLS_CERT_ALTNAME_INVALID': {
+			return 'the broker\'s TLS certificate does not name the host of the URL';
+		}
+
+		case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+		case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE': {
+			return 'the broker wants a client certificate (give --cert and --key)';
+		}
+
+		case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED': {
+			return 'the broker refused the client certificate: it has expired (--cert)';
+		}
+
+		case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+		case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+		case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN': {
+			return 'the broker refused the client certificate: not signed by a CA it trusts, or not for a client (--cert)';
+		}
+
+		default: {
+			return code.startsWith('ERR_SSL_') ? `TLS handshake failed (${code})` : undefined;
+		}
+	}
+}
+
 /** The URL with an AMQP heartbeat of `seconds`, unless it sets one already. */
 export function withHeartbeat(url: string, seconds: number): string {
 	const parsed = new URL(url);
@@ -314,6 +367,7 @@ export class BrokerConnection extends EventEmitter {
 	private async start(): Promise<void> {
 		// The first connection tries each URL of the list once before it gives up or backs off.
 		const failures: string[] = [];
+		let isTlsOnly = true;
 		for (let tried = 0; tried < this.#urls.length; tried++) {
 			try {
 				await this.connectOnce();
@@ -324,8 +378,10 @@ export class BrokerConnection extends EventEmitter {
 				}
 
 				failures.push(this.#urls.length > 1 ? `${redactUrl(this.#urls[this.#urlIndex]!)}: ${describe(error)}` : describe(error));
+				isTlsOnly &&= tlsProblem(error) !== undefined;
 				if (tried === this.#urls.length - 1) {
-					if (!this.#options.reconnect || this.#options.firstConnect === 'fail') {
+					// Certificates are configuration: an agent retrying them forever would only hide the mistake.
+					if (!this.#options.reconnect || this.#options.firstConnect === 'fail' || (isTlsOnly && this.#options.firstConnect === 'fail-on-setup-error')) {
 						throw new BrokerUnavailableError(`cannot reach the broker at ${redactUrl(this.#options.url)}: ${failures.join('; ')}`, {cause: error});
 					}
 
@@ -438,6 +494,13 @@ function shuffled<T>(items: readonly T[]): T[] {
 }
 
 function describe(error: unknown): string {
+	const tls = tlsProblem(error);
+	if (tls !== undefined) {
+		// OpenSSL's own text is long and cryptic; keep its gist after the plain words.
+		const detail = (error as Error).message.replace(/^[\dA-F]+:error:[\dA-F]+:SSL routines:[^:]*:/, '').replace(/:\.\.\/deps\/openssl.*$/s, '');
+		return `${tls}: ${detail}`;
+	}
+
 	if (error instanceof Error) {
 		const code = (error as {code?: unknown}).code;
 		return error.message || (typeof code === 'string' ? code : error.name);

@@ -18,6 +18,8 @@ export type ClusterOptions = {
 	readonly port: number;
 	/** A dir with ca.pem, server.pem, server-key.pem: the nodes also serve AMQPS and want client certificates. */
 	readonly tlsDir?: string;
+	/** How many nodes (default 3; 1 for a single TLS broker). */
+	readonly nodeCount?: number;
 };
 
 export type Cluster = {
@@ -48,7 +50,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 		KLOUD_CLUSTER_DIR: `/tmp/kloud-cluster-${options.name}`,
 		KLOUD_CLUSTER_NAME: options.name,
 		KLOUD_CLUSTER_PORT: String(options.port),
-		KLOUD_CLUSTER_NODES: '3',
+		KLOUD_CLUSTER_NODES: String(options.nodeCount ?? 3),
 		...(options.tlsDir === undefined ? {} : {KLOUD_CLUSTER_TLS: options.tlsDir}),
 	};
 	const script = async (args: readonly string[], timeout = 180_000) => (await run('bash', [SCRIPT, ...args], {env, timeout})).stdout;
@@ -63,7 +65,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 	}
 
 	const upSeconds = (Date.now() - startedAt) / 1000;
-	const indexes = [0, 1, 2];
+	const indexes = Array.from({length: options.nodeCount ?? 3}, (_, index) => index);
 	const nodes = indexes.map(index => `${options.name}${index + 1}@localhost`);
 	const ports = indexes.map(index => options.port + index);
 	const ctl = async (index: number, args: readonly string[]) => script(['ctl', String(index + 1), '-q', ...args], 120_000);
