@@ -116,9 +116,10 @@ cmd_up() {
 	running=$(members)
 	for i in $(seq 2 "$COUNT"); do
 		if ! grep -qx "$(node_name "$i")" <<<"$running"; then
-			ctl "$i" stop_app >/dev/null
-			ctl "$i" join_cluster "$(node_name 1)" >/dev/null
-			ctl "$i" start_app >/dev/null
+			# Their chatter (e.g. a tracked-connection table error while a node starts) goes to a log.
+			{
+				ctl "$i" stop_app && ctl "$i" join_cluster "$(node_name 1)" && ctl "$i" start_app
+			} >>"$DIR/join.log" 2>&1 || { say "node $(node_name "$i") could not join: see $DIR/join.log"; tail -n 20 "$DIR/join.log" >&2; return 1; }
 		fi
 	done
 	say "up: $COUNT nodes joined in $((SECONDS - t0)) s; AMQP $(cmd_urls)"
