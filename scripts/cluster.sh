@@ -58,6 +58,8 @@ start_node() {
 	: >"$d/rabbitmq-env.conf"
 	{
 		echo "listeners.tcp.1 = 127.0.0.1:$(amqp_port "$i")"
+		# As the README recommends for production: a node cut off from the majority pauses.
+		echo 'cluster_partition_handling = pause_minority'
 		if [ -n "$TLS" ]; then
 			echo "listeners.ssl.1 = 127.0.0.1:$(tls_port "$i")"
 			echo "ssl_options.cacertfile = $TLS/ca.pem"
