@@ -1,12 +1,16 @@
 /**
  * kloud on a real 3-node RabbitMQ cluster (scripts/cluster.sh, beside the machine's broker): agents
  * and the CLI get the three URLs; a node stopped under them (`rabbitmqctl stop_app`) costs no VM,
- * no start and no answer. Agents run paused guests (cheap), so the burst is 20 starts, not 50.
+ * no start and no answer. The nodes serve AMQPS too (certificates made with openssl): one agent
+ * connects over TLS to the three nodes. Agents run paused guests (cheap), so the burst is 20 starts,
+ * not 50 (two cores shared with other work; each start is a CLI process of its own).
  */
 import {randomBytes} from 'node:crypto';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {createCloud, qemuPidsUnder, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
 import {startCluster, type Cluster} from '../helpers/cluster.js';
+import {makeCertificates} from '../helpers/tls.js';
 
 const TAG = randomBytes(2).toString('hex');
 const BURST = 20;
@@ -19,19 +23,31 @@ type ListResult = {vms: Array<{id: string; host: string}>; hosts: HostRow[]};
 let cluster: Cluster | undefined;
 let cloud: Cloud | undefined;
 let agents: AgentHandle[] = [];
+let certDir: string | undefined;
 const figures: Record<string, unknown> = {};
 
 beforeAll(async () => {
-	cluster = await startCluster({name: 'kcf', port: 5721});
+	certDir = await mkdtemp('/tmp/kl-clu-tls-');
+	const certs = await makeCertificates(certDir);
+	cluster = await startCluster({name: 'kcf', port: 5721, tlsDir: certDir});
 	figures.clusterUpSeconds = cluster.upSeconds;
 	cloud = await createCloud('clu', {amqpUrl: cluster.urls.join(',')});
-	agents = await Promise.all([cloud.startAgent(`cl-a-${TAG}`, AGENT_FLAGS), cloud.startAgent(`cl-b-${TAG}`, AGENT_FLAGS)]);
+	// Agent b over AMQPS to the three nodes, with a client certificate.
+	const tlsUrls = cluster.tlsUrls.map(url => url.replace('amqps://', 'amqps://guest:guest@')).join(',');
+	agents = await Promise.all([
+		cloud.startAgent(`cl-a-${TAG}`, AGENT_FLAGS),
+		cloud.startAgent(`cl-b-${TAG}`, [...AGENT_FLAGS, '--ca', certs.ca, '--cert', certs.client, '--key', certs.clientKey], {amqpUrl: tlsUrls}),
+	]);
 	await waitFor(async () => (await hosts()).filter(host => host.answered && host.broker !== undefined).length === 2, 30_000, 'both agents to answer with their broker');
 }, 240_000);
 
 afterAll(async () => {
 	await cloud?.cleanup().catch(() => {});
 	await cluster?.down();
+	if (certDir) {
+		await rm(certDir, {recursive: true, force: true});
+	}
+
 	process.stdout.write(`cluster figures: ${JSON.stringify(figures)}\n`);
 }, 120_000);
 
@@ -67,6 +83,9 @@ describe('kloud on a 3-node RabbitMQ cluster', () => {
 		const nodes = await nodesOfAgents();
 		expect([...nodes.keys()].sort()).toEqual(agents.map(agent => agent.hostId).sort());
 		expect([...nodes.values()].every(index => index >= 0)).toBe(true);
+		// Agent b is on an AMQPS port (port + 10).
+		const b = (await hosts()).find(host => host.id === agents[1]!.hostId);
+		expect(b?.broker).toMatch(/^127\.0\.0\.1:573[123]$/);
 		const table = await cloud!.cli(['hosts']);
 		expect(table.stdout).toContain('BROKER');
 	});

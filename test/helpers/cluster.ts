@@ -39,7 +39,7 @@ export type Cluster = {
 	startApp(index: number): Promise<void>;
 	/** Which node (0-based) is the leader of quorum queue `queue`, as node `askIndex` sees it. */
 	leaderOf(queue: string, askIndex?: number): Promise<number>;
-	/** The index of the node behind a `host:port` address (what agents report as `broker`). */
+	/** The index of the node behind a `host:port` address (what agents report as `broker`), AMQP or AMQPS; -1 for none. */
 	indexOfAddress(address: string): number;
 	down(): Promise<void>;
 };
@@ -93,7 +93,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 			return index;
 		},
 		indexOfAddress(address) {
-			return ports.findIndex(port => address === `127.0.0.1:${port}`);
+			// The node behind an AMQP port or, with TLS, an AMQPS port (port + 10).
+			return ports.findIndex(port => address === `127.0.0.1:${port}` || address === `127.0.0.1:${port + 10}`);
 		},
 		async down() {
 			await script(['down'], 60_000);
