@@ -11,12 +11,16 @@ import {describeMachine} from './lib/machine.js';
 import {markdownTable, median, ms, ratioRow, type Row} from './lib/stats.js';
 import {markSection, spliceSection} from './lib/report.js';
 import {describeList, measureList, type ListPoint} from './list.js';
+import {measureCluster} from './cluster.js';
 import {describePeer, measurePeer} from './peer.js';
 import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.BENCH_QUICK === '1';
-/** `BENCH_ONLY=peer`: only kloud against libvirt; its section of BENCHMARKS.md is replaced, the rest kept. */
+/**
+ * `BENCH_ONLY=peer`: only kloud against libvirt; `BENCH_ONLY=cluster`: only the 3-node cluster against
+ * the single broker. Either replaces its section of BENCHMARKS.md and keeps the rest.
+ */
 const ONLY = process.env.BENCH_ONLY;
 const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10};
 const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
@@ -42,14 +46,39 @@ async function onlyPeer(): Promise<void> {
 	log(`wrote the peer section of ${BENCHMARKS}`);
 }
 
+async function clusterSection(): Promise<string> {
+	try {
+		return await measureCluster({quick: QUICK, log});
+	} catch (error) {
+		log(`cluster: ${(error as Error).message}`);
+		return `## A 3-node RabbitMQ cluster against the single broker\n\nNot measured: ${(error as Error).message.split('\n')[0]}\n`;
+	}
+}
+
+/** `BENCH_ONLY=cluster`: the cluster section alone, spliced into the BENCHMARKS.md already there. */
+async function onlyCluster(): Promise<void> {
+	const machine = await describeMachine();
+	log(machine);
+	const section = `${await clusterSection()}\nCluster run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=cluster npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
+	await writeFile(BENCHMARKS, spliceSection(current, 'cluster', section, '## Reading these numbers'));
+	process.stdout.write(`\n${section}\n`);
+	log(`wrote the cluster section of ${BENCHMARKS}`);
+}
+
 async function main(): Promise<void> {
 	if (ONLY === 'peer') {
 		await onlyPeer();
 		return;
 	}
 
+	if (ONLY === 'cluster') {
+		await onlyCluster();
+		return;
+	}
+
 	if (ONLY !== undefined) {
-		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" runs alone`);
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" or "cluster" runs alone`);
 	}
 
 	const machine = await describeMachine();
@@ -192,10 +221,12 @@ and list round latency by VMs on the host:
 ${listByVms.join('\n')}
 `;
 	const peer = markSection('peer', await peerSection());
+	log('the 3-node cluster against the single broker');
+	const clustered = markSection('cluster', await clusterSection());
 	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
 	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
-	await writeFile(BENCHMARKS, [report, peer, analysis].filter(Boolean).join('\n'));
-	process.stdout.write(`\n${report}\n${peer}\n`);
+	await writeFile(BENCHMARKS, [report, peer, clustered, analysis].filter(Boolean).join('\n'));
+	process.stdout.write(`\n${report}\n${peer}\n${clustered}\n`);
 	log(`wrote ${BENCHMARKS}`);
 }
 
