@@ -180,4 +180,47 @@ describe('kloud on a 3-node RabbitMQ cluster', () => {
 
 		expect(await vmCount()).toBe(vmsBefore);
 	}, 180_000);
+
+	// A hung node (SIGSTOP: its ports still accept connections, nothing answers) is what a node cut
+	// off by a partition looks like from outside; the others and the clients notice it through their
+	// own timeouts. With pause_minority, the node, once back, finds itself behind and rejoins.
+	it('a hung node holding the start queue\'s leader: agents leave it, starts are answered once, and it rejoins', async () => {
+		const vmsBefore = await vmCount();
+		const leader = await cluster!.leaderOf(`${cloud!.namespace}.start`);
+		const other = (leader + 1) % 3;
+		figures.frozenNode = cluster!.nodes[leader];
+		const frozenAt = Date.now();
+		await cluster!.freeze(leader);
+		let ids: string[] = [];
+		try {
+			await waitFor(
+				async () => {
+					const nodes = await nodesOfAgents();
+					return nodes.size === agents.length && [...nodes.values()].every(node => node !== leader && node >= 0);
+				},
+				60_000,
+				`every agent off the hung node ${cluster!.nodes[leader]}`,
+			);
+			figures.agentsOffHungNodeMs = Date.now() - frozenAt;
+			const results = await Promise.all(Array.from({length: 10}, async () => cloud!.cli(['start', '--image', 'blank', '--json', '--timeout', '60'])));
+			expect(results.filter(result => result.code !== 0).map(result => result.stderr)).toEqual([]);
+			ids = results.map(result => (JSON.parse(result.stdout) as {id: string}).id);
+			expect(new Set(ids).size).toBe(10);
+			await waitFor(async () => (await vmCount()) === vmsBefore + 10, 30_000, `${vmsBefore + 10} QEMU processes`);
+		} finally {
+			await cluster!.thaw(leader);
+		}
+
+		// Back: the node rejoins the running set (as the node after it sees it)…
+		await waitFor(async () => (await cluster!.ctl(other, ['eval', 'length(rabbit_nodes:all_running()).']).catch(() => '')).trim() === '3', 120_000, `${cluster!.nodes[leader]} to rejoin`);
+		figures.hungNodeBackMs = Date.now() - frozenAt;
+		// … and kloud neither lost nor doubled a VM: every host answers, every VM started is listed once.
+		const list = await cloud!.cliJson<ListResult>(['list', '--json']);
+		expect(list.hosts.filter(host => host.answered).length).toBe(agents.length);
+		for (const id of ids) {
+			expect(list.vms.filter(vm => vm.id === id)).toHaveLength(1);
+		}
+
+		expect(await vmCount()).toBe(vmsBefore + 10);
+	}, 300_000);
 });

@@ -4,6 +4,7 @@
  * so files running in parallel never share nodes; `down()` in `afterAll` leaves nothing behind.
  */
 import {execFile} from 'node:child_process';
+import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
@@ -37,6 +38,12 @@ export type Cluster = {
 	stopApp(index: number): Promise<void>;
 	/** `start_app` on node `index` and wait until it runs again. */
 	startApp(index: number): Promise<void>;
+	/**
+	 * SIGSTOP on node `index`'s Erlang VM: a hung node (its TCP ports still accept connections, nothing
+	 * answers), which its peers and clients notice only through their own timeouts. `thaw` resumes it.
+	 */
+	freeze(index: number): Promise<void>;
+	thaw(index: number): Promise<void>;
 	/** Which node (0-based) is the leader of quorum queue `queue`, as node `askIndex` sees it. */
 	leaderOf(queue: string, askIndex?: number): Promise<number>;
 	/** The index of the node behind a `host:port` address (what agents report as `broker`), AMQP or AMQPS; -1 for none. */
@@ -69,6 +76,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 	const nodes = indexes.map(index => `${options.name}${index + 1}@localhost`);
 	const ports = indexes.map(index => options.port + index);
 	const ctl = async (index: number, args: readonly string[]) => script(['ctl', String(index + 1), '-q', ...args], 120_000);
+	const beamPid = async (index: number) => Number((await readFile(`${env.KLOUD_CLUSTER_DIR}/n${index + 1}/pid`, 'utf8')).trim());
 	return {
 		urls: ports.map(port => `amqp://guest:guest@127.0.0.1:${port}`),
 		tlsUrls: indexes.map(index => `amqps://127.0.0.1:${options.port + 10 + index}`),
@@ -81,6 +89,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 		async startApp(index) {
 			await ctl(index, ['start_app']);
 			await ctl(index, ['await_startup']);
+		},
+		async freeze(index) {
+			process.kill(await beamPid(index), 'SIGSTOP');
+		},
+		async thaw(index) {
+			process.kill(await beamPid(index), 'SIGCONT');
 		},
 		async leaderOf(queue, askIndex = 0) {
 			const out = await ctl(askIndex, ['list_queues', '--no-table-headers', 'name', 'leader']);
