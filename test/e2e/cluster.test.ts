@@ -8,8 +8,9 @@
 import {randomBytes} from 'node:crypto';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {createCloud, qemuPidsUnder, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
+import {CLI_BIN, createCloud, qemuPidsUnder, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
 import {startCluster, type Cluster} from '../helpers/cluster.js';
+import {openTerminal} from '../helpers/tmux.js';
 import {makeCertificates} from '../helpers/tls.js';
 
 const TAG = randomBytes(2).toString('hex');
@@ -119,6 +120,26 @@ describe('kloud on a 3-node RabbitMQ cluster', () => {
 			expect(list.hosts.filter(host => host.answered).map(host => host.id).sort()).toEqual(agents.map(agent => agent.hostId).sort());
 		} finally {
 			await cluster!.startApp(0);
+		}
+	}, 120_000);
+
+	it('the TUI names its node, shows the drop when that node stops, and carries on from the next one', async () => {
+		const terminal = await openTerminal(`CI=1 ${process.execPath} ${CLI_BIN} --amqp ${cluster!.urls.join(',')} --namespace ${cloud!.namespace} --refresh 1; sleep 600`, {width: 140, height: 20});
+		try {
+			// In order: node 1 first.
+			await terminal.waitForScreen(text => text.includes(`● connected to 127.0.0.1:${5721}`) && text.includes('hosts 2/2') && text.includes('3 brokers'), 'the TUI on node 1 with both hosts', 30_000);
+			await cluster!.stopApp(0);
+			try {
+				await terminal.waitForScreen(
+					text => /● connected to 127\.0\.0\.1:572[23]/.test(text) && text.includes('↻ broker connection lost') && text.includes('hosts 2/2'),
+					'the TUI on another node, recalling the drop, with both hosts',
+					30_000,
+				);
+			} finally {
+				await cluster!.startApp(0);
+			}
+		} finally {
+			await terminal.close();
 		}
 	}, 120_000);
 
