@@ -210,10 +210,18 @@ describe('kloud on a 3-node RabbitMQ cluster', () => {
 		const leader = await cluster!.leaderOf(`${cloud!.namespace}.start`);
 		const other = (leader + 1) % 3;
 		figures.frozenNode = cluster!.nodes[leader];
+		const isAnyAgentElsewhere = [...(await nodesOfAgents()).values()].some(node => node !== leader);
 		const frozenAt = Date.now();
 		await cluster!.freeze(leader);
 		let ids: string[] = [];
 		try {
+			// While an agent may still be stuck on the hung node: a list round names every host, answered
+			// or not (the roster of an agent on another node still has it), never leaves one out. (When
+			// every agent was on the hung node, no one answers at all: nothing to check here.)
+			if (isAnyAgentElsewhere) {
+				const during = await cloud!.cliJson<ListResult>(['list', '--json']);
+				expect(during.hosts.map(host => host.id).sort()).toEqual(agents.map(agent => agent.hostId).sort());
+			}
 			await waitFor(
 				async () => {
 					const nodes = await nodesOfAgents();
@@ -232,8 +240,21 @@ describe('kloud on a 3-node RabbitMQ cluster', () => {
 			await cluster!.thaw(leader);
 		}
 
-		// Back: the node rejoins the running set (as the node after it sees it)…
-		await waitFor(async () => (await cluster!.ctl(other, ['eval', 'length(rabbit_nodes:all_running()).']).catch(() => '')).trim() === '3', 120_000, `${cluster!.nodes[leader]} to rejoin`);
+		// Back: the node rejoins the running set (as the node after it sees it). That is RabbitMQ's
+		// partition handling, not kloud's: it took ≈ 30 s in one run and had not happened after 120 s in
+		// another, so after 60 s the test does what an operator would (restart the node's app) and
+		// records which it was.
+		const isRunningAgain = async () => (await cluster!.ctl(other, ['eval', 'length(rabbit_nodes:all_running()).']).catch(() => '')).trim() === '3';
+		try {
+			await waitFor(isRunningAgain, 60_000, `${cluster!.nodes[leader]} to rejoin by itself`);
+			figures.hungNodeRejoined = 'by itself';
+		} catch {
+			await cluster!.ctl(leader, ['stop_app']).catch(() => {});
+			await cluster!.startApp(leader);
+			await waitFor(isRunningAgain, 60_000, `${cluster!.nodes[leader]} to rejoin after a restart of its app`);
+			figures.hungNodeRejoined = 'after stop_app + start_app';
+		}
+
 		figures.hungNodeBackMs = Date.now() - frozenAt;
 		// … and kloud neither lost nor doubled a VM: every host answers, every VM started is listed once.
 		const list = await cloud!.cliJson<ListResult>(['list', '--json']);
