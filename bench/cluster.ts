@@ -139,7 +139,9 @@ export async function measureCluster(options: ClusterOptions): Promise<string> {
 
 ${AGENTS} agents with paused VMs; the same measures through the machine's broker (${AMQP_URL.replace(/\/\/.*@/, '//')}) and
 through a 3-node cluster on the same machine (scripts/cluster.sh, up in ${upSeconds.toFixed(0)} s), in this run.
-The client is on node 1; agents spread over the three nodes (their list is shuffled).
+The client is on node 1; agents spread over the three nodes (their list is shuffled). The machine's
+broker also serves whatever else runs on this shared machine and is measured first: a ratio below 1×
+says the cluster costs nothing measurable here, not that it is faster.
 
 | measure | single broker median | cluster median | cluster p90 | ratio cluster/single |
 | --- | --- | --- | --- | --- |
