@@ -543,6 +543,7 @@ export class Agent {
 			heartbeatMs: this.config.heartbeatSeconds * 1000,
 			startedAt: this.#startedAt,
 			...(this.#network.config.underlay === undefined ? {} : {underlay: this.#network.config.underlay, privateSlot: this.#network.layout.slot}),
+			...(this.#endpoint?.connection.broker === undefined ? {} : {broker: this.#endpoint.connection.broker}),
 		};
 	}
 

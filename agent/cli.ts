@@ -10,7 +10,7 @@ import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
 import {pino} from 'pino';
-import {urlUser} from '../source/broker/connection.js';
+import {brokerUrls, urlUser} from '../source/broker/connection.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, MAX_HEARTBEAT_MS, NETWORK_MODES, parseAgentUsers, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
@@ -49,7 +49,8 @@ const cli = meow(
 	SIGTERM stops the agent only, and a restarted agent adopts its running VMs.
 
 	Options (environment fallback in brackets)
-	  --amqp URL            broker URL [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
+	  --amqp URL[,URL…]     broker URL, or the nodes of a cluster (tried shuffled; on a drop
+	                        the next) [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
 	  --namespace NAME      name prefix of every exchange and queue [KLOUD_NAMESPACE] (default ${DEFAULT_NAMESPACE})
 	  --host-id ID          this host's id [KLOUD_HOST_ID] (default: the hostname)
 	  --images DIR          base images, <name>.qcow2 [KLOUD_IMAGES] (default /var/lib/kloud/images)
@@ -253,6 +254,15 @@ if ((ca || cert || key) && !flags.amqp.startsWith('amqps://')) {
 
 if ((cert === undefined) !== (key === undefined)) {
 	fail('--cert and --key go together');
+}
+
+try {
+	const urls = brokerUrls(flags.amqp);
+	if ((ca || cert || key) && urls.some(url => !url.startsWith('amqps://'))) {
+		fail('--ca, --cert and --key need amqps:// broker URLs, every one of the --amqp list');
+	}
+} catch (error) {
+	fail(`--amqp: ${(error as Error).message}`);
 }
 
 if (flags.netns !== undefined && !isNetnsName(flags.netns)) {

@@ -12,12 +12,16 @@ import {markdownTable, median, ms, ratioRow, type Row} from './lib/stats.js';
 import {markSection, spliceSection} from './lib/report.js';
 import {describeList, measureList, type ListPoint} from './list.js';
 import {describeLifecycle, measureLifecycle} from './lifecycle.js';
+import {measureCluster} from './cluster.js';
 import {describePeer, measurePeer} from './peer.js';
 import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.BENCH_QUICK === '1';
-/** `BENCH_ONLY=peer` (kloud against libvirt) or `BENCH_ONLY=lifecycle`: only that section of BENCHMARKS.md is replaced, the rest kept. */
+/**
+ * `BENCH_ONLY=peer` (kloud against libvirt), `BENCH_ONLY=lifecycle`, or `BENCH_ONLY=cluster` (the 3-node
+ * cluster against the single broker): only that section of BENCHMARKS.md is replaced, the rest kept.
+ */
 const ONLY = process.env.BENCH_ONLY;
 const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10};
 const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
@@ -59,14 +63,39 @@ async function onlySection(name: 'peer' | 'lifecycle'): Promise<void> {
 	log(`wrote the ${name} section of ${BENCHMARKS}`);
 }
 
+async function clusterSection(): Promise<string> {
+	try {
+		return await measureCluster({quick: QUICK, log});
+	} catch (error) {
+		log(`cluster: ${(error as Error).message}`);
+		return `## A 3-node RabbitMQ cluster against the single broker\n\nNot measured: ${(error as Error).message.split('\n')[0]}\n`;
+	}
+}
+
+/** `BENCH_ONLY=cluster`: the cluster section alone, spliced into the BENCHMARKS.md already there. */
+async function onlyCluster(): Promise<void> {
+	const machine = await describeMachine();
+	log(machine);
+	const section = `${await clusterSection()}\nCluster run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=cluster npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
+	await writeFile(BENCHMARKS, spliceSection(current, 'cluster', section, '## Reading these numbers'));
+	process.stdout.write(`\n${section}\n`);
+	log(`wrote the cluster section of ${BENCHMARKS}`);
+}
+
 async function main(): Promise<void> {
 	if (ONLY === 'peer' || ONLY === 'lifecycle') {
 		await onlySection(ONLY);
 		return;
 	}
 
+	if (ONLY === 'cluster') {
+		await onlyCluster();
+		return;
+	}
+
 	if (ONLY !== undefined) {
-		throw new Error(`BENCH_ONLY=${ONLY}: only "peer" or "lifecycle" run alone`);
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer", "lifecycle" or "cluster" run alone`);
 	}
 
 	const machine = await describeMachine();
@@ -210,10 +239,12 @@ ${listByVms.join('\n')}
 `;
 	const lifecycle = markSection('lifecycle', await lifecycleSection());
 	const peer = markSection('peer', await peerSection());
+	log('the 3-node cluster against the single broker');
+	const clustered = markSection('cluster', await clusterSection());
 	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
 	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
-	await writeFile(BENCHMARKS, [report, lifecycle, peer, analysis].filter(Boolean).join('\n'));
-	process.stdout.write(`\n${report}\n${lifecycle}\n${peer}\n`);
+	await writeFile(BENCHMARKS, [report, lifecycle, peer, clustered, analysis].filter(Boolean).join('\n'));
+	process.stdout.write(`\n${report}\n${lifecycle}\n${peer}\n${clustered}\n`);
 	log(`wrote ${BENCHMARKS}`);
 }
 

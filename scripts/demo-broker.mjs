@@ -2,6 +2,7 @@
 /**
  * The demo's two broker chores, outside the product (which never deletes topology):
  *   demo-broker.mjs probe URL           exit 0 when the broker accepts a connection, 1 (with why) if not
+ * URL may be a comma-separated list (the nodes of a cluster): the first that takes a connection serves.
  *   demo-broker.mjs clean URL NAMESPACE delete the namespace's durable queues and exchanges, so the
  *                                       broker is left as the demo found it
  * The names come from the built protocol module, so they follow the code.
@@ -12,8 +13,22 @@ import {checkNamespace, topology} from '../dist/source/protocol/names.js';
 
 const [command, url, namespace] = process.argv.slice(2);
 
+/** The first URL of the list that takes a connection. */
+async function connect() {
+	let lastError;
+	for (const one of url.split(',')) {
+		try {
+			return await amqp.connect(one.trim(), {timeout: 3000});
+		} catch (error) {
+			lastError = error;
+		}
+	}
+
+	throw lastError;
+}
+
 async function probe() {
-	const connection = await amqp.connect(url, {timeout: 3000});
+	const connection = await connect();
 	await connection.close();
 }
 
@@ -25,7 +40,7 @@ async function clean() {
 
 	const topo = topology(namespace);
 
-	const connection = await amqp.connect(url, {timeout: 3000});
+	const connection = await connect();
 	try {
 		// A failed delete closes its channel: one channel per name.
 		const remove = async (kind, name) => {

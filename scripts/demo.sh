@@ -9,15 +9,20 @@
 #   npm run demo                  the walk-through, then kloud-tui (without a terminal: the list)
 #   npm run demo -- --check       non-interactive: stack up, one VM booted with user-data and listed
 #                                 across the three hosts, a graceful stop, teardown; exit 0 if all worked
+#   npm run demo -- --cluster     the same on a 3-node RabbitMQ cluster (scripts/cluster.sh, beside this
+#                                 machine's broker): agents spread over the nodes, and one node is
+#                                 stopped and started again under them (with --check too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 is_check=false
+is_cluster=false
 for arg in "$@"; do
 	case $arg in
 	--check) is_check=true ;;
+	--cluster) is_cluster=true ;;
 	-h | --help) usage; exit 0 ;;
 	*) printf 'demo: unknown option %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
 	esac
@@ -26,6 +31,19 @@ done
 NS=${KLOUD_NAMESPACE:-kloud-demo}
 # This machine's broker, the one rabbitmqctl manages: the demo makes its users there.
 BROKER=127.0.0.1:5672
+BROKERS=($BROKER)
+# --cluster: three nodes of the demo's own (names kdemoN@localhost, ports 5761-5763, data in /tmp).
+export KLOUD_CLUSTER_DIR=${KLOUD_CLUSTER_DIR:-/tmp/kloud-demo-cluster} KLOUD_CLUSTER_NAME=${KLOUD_CLUSTER_NAME:-kdemo} KLOUD_CLUSTER_PORT=${KLOUD_CLUSTER_PORT:-5761}
+if $is_cluster; then
+	BROKERS=()
+	for i in 0 1 2; do BROKERS+=("127.0.0.1:$((KLOUD_CLUSTER_PORT + i))"); done
+	BROKER=${BROKERS[0]}
+fi
+cluster() { bash "$REPO/scripts/cluster.sh" "$@"; }
+# rabbitmqctl for the broker the demo runs on (a cluster's users live on every node).
+ctl() { if $is_cluster; then cluster ctl 1 "$@"; else rabbitmqctl "$@"; fi; }
+# USER PASSWORD → the URL list of every broker (comma-separated, what --amqp takes).
+amqp_urls() { local b urls=(); for b in "${BROKERS[@]}"; do urls+=("amqp://$1:$2@$b"); done; (IFS=,; echo "${urls[*]}"); }
 IMAGES=${KLOUD_DEMO_IMAGES:-$REPO/.kloud/images}
 HOSTS=(host-a host-b host-c)
 export KLOUD_NAMESPACE=$NS
@@ -67,6 +85,7 @@ WORK=''
 AMQP=''
 users=()
 started_broker=false
+started_cluster=false
 is_cleaned=false
 cleanup() {
 	local status=$?
@@ -116,7 +135,7 @@ cleanup() {
 		step "deleting the broker users ${users[*]}"
 		local user deletes=()
 		for user in "${users[@]}"; do
-			{ rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || step "could not delete the broker user $user"; } &
+			{ ctl -q delete_user "$user" >/dev/null 2>&1 || step "could not delete the broker user $user"; } &
 			deletes+=($!)
 		done
 		wait "${deletes[@]}"
@@ -124,6 +143,10 @@ cleanup() {
 	if $started_broker; then
 		step 'stopping RabbitMQ (the demo started it)'
 		rabbitmqctl -q stop >/dev/null 2>&1
+	fi
+	if $started_cluster; then
+		step 'stopping the RabbitMQ cluster (the demo started it)'
+		cluster down
 	fi
 	if [ "$status" -eq 0 ]; then
 		step "done: agents, VMs, state, broker topology and users removed (the demo image stays cached in $IMAGES)"
@@ -138,7 +161,13 @@ trap 'exit 143' TERM
 # ---- the broker, and users of the demo's own ----
 command -v rabbitmqctl >/dev/null || die 'RabbitMQ is not installed. Run: ./scripts/setup.sh && npm run demo'
 [ "$(id -u)" -eq 0 ] || die 'the demo makes its own broker users with rabbitmqctl (never guest/guest): run it as root (sudo npm run demo)'
-if ! (exec 3<>"/dev/tcp/${BROKER%:*}/${BROKER#*:}") 2>/dev/null; then
+if $is_cluster; then
+	if ! (exec 3<>"/dev/tcp/${BROKER%:*}/${BROKER#*:}") 2>/dev/null; then
+		started_cluster=true
+	fi
+	step "a 3-node RabbitMQ cluster beside this machine's broker: ${KLOUD_CLUSTER_NAME}1..3@localhost on ${BROKERS[*]} (scripts/cluster.sh up, ≈ 25 s the first time)"
+	cluster up || die "the cluster did not start: see $KLOUD_CLUSTER_DIR/n*/log"
+elif ! (exec 3<>"/dev/tcp/${BROKER%:*}/${BROKER#*:}") 2>/dev/null; then
 	step 'starting RabbitMQ (it will be stopped again at the end)'
 	rabbitmq-server -detached >/dev/null 2>&1 || true
 	started_broker=true
@@ -152,7 +181,7 @@ hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 AGENT_USER=$NS-agent-$(hex 3) OPS_USER=$NS-ops-$(hex 3)
 AGENT_PASSWORD=$(hex 18) OPS_PASSWORD=$(hex 18)
 users=("$AGENT_USER" "$OPS_USER")
-add_user() { rabbitmqctl -q add_user "$1" "$2" >/dev/null && rabbitmqctl -q set_permissions -p / "$1" '.*' '.*' '.*' >/dev/null; }
+add_user() { ctl -q add_user "$1" "$2" >/dev/null && ctl -q set_permissions -p / "$1" '.*' '.*' '.*' >/dev/null; }
 add_user "$AGENT_USER" "$AGENT_PASSWORD" &
 agent_adding=$!
 add_user "$OPS_USER" "$OPS_PASSWORD" &
@@ -161,8 +190,8 @@ failed=0
 wait "$agent_adding" || failed=1
 wait "$ops_adding" || failed=1
 [ "$failed" -eq 0 ] || die "could not make the broker users ${users[*]}"
-AGENT_AMQP=amqp://$AGENT_USER:$AGENT_PASSWORD@$BROKER
-OPS_AMQP=amqp://$OPS_USER:$OPS_PASSWORD@$BROKER
+AGENT_AMQP=$(amqp_urls "$AGENT_USER" "$AGENT_PASSWORD")
+OPS_AMQP=$(amqp_urls "$OPS_USER" "$OPS_PASSWORD")
 step "broker users ${users[*]} (the agents, and you: an admin of theirs; deleted at the end)"
 AMQP=$OPS_AMQP
 export KLOUD_AMQP_URL=$OPS_AMQP
@@ -181,7 +210,7 @@ fi
 
 # ---- three hosts ----
 # Another kloud in this namespace (another demo?) must be left alone: the teardown would take its VMs.
-others=$(tui hosts --json --timeout 1 2>/dev/null | json 'd => d.map(h => h.id)' || true)
+others=$(tui hosts --json --timeout 1 2>/dev/null | json 'd => d.map(h => h.id)' 2>/dev/null || true)
 [ -z "$others" ] || die "hosts $others already run in namespace $NS (another demo?): stop them, or run with KLOUD_NAMESPACE=another-name"
 
 # Short paths: QMP sockets live in the state dirs and unix socket paths stop at 108 bytes.
@@ -220,6 +249,29 @@ step "from another terminal: KLOUD_NAMESPACE=$NS KLOUD_AMQP_URL=$OPS_AMQP KLOUD_
 
 show hosts
 tui hosts
+
+# --cluster: the node host-a is on stops (rabbitmqctl stop_app): host-a moves to another node.
+if $is_cluster; then
+	node_of() { tui hosts --json 2>/dev/null | json "d => (d.find(h => h.id === '$1') || {}).broker || ''"; }
+	on=$(node_of host-a)
+	index=-1
+	for i in 0 1 2; do [ "${BROKERS[$i]}" = "$on" ] && index=$i; done
+	[ "$index" -ge 0 ] || die "host-a says it is on broker '$on', not one of ${BROKERS[*]}"
+	step "host-a is on ${KLOUD_CLUSTER_NAME}$((index + 1))@localhost ($on): stopping that node (rabbitmqctl stop_app)"
+	stopped_at=$SECONDS
+	cluster ctl $((index + 1)) -q stop_app >/dev/null
+	moved=''
+	for _ in $(seq 100); do
+		moved=$(node_of host-a)
+		[ -n "$moved" ] && [ "$moved" != "$on" ] && break
+		sleep 0.2
+	done
+	[ -n "$moved" ] && [ "$moved" != "$on" ] || die "host-a did not move off $on within 20 s"
+	step "host-a moved to $moved within $((SECONDS - stopped_at)) s; starting ${KLOUD_CLUSTER_NAME}$((index + 1))@localhost again"
+	cluster ctl $((index + 1)) -q start_app >/dev/null
+	show hosts
+	tui hosts
+fi
 show images
 tui images
 

@@ -28,6 +28,8 @@ declare -A probe=(
 	[syslinux]=/usr/bin/syslinux
 	[mtools]=/usr/bin/mcopy
 	[genisoimage]=/usr/bin/genisoimage
+	# the TLS tests make their CA and certificates
+	[openssl]=/usr/bin/openssl
 )
 missing=()
 for package in "${!probe[@]}"; do

@@ -42,13 +42,19 @@ export function startFeed(client: KloudClient, store: FleetStore, options: {read
 	const offState = client.onConnectionState(state => {
 		store.dispatch({
 			type: 'connection',
-			connection: state.status === 'disconnected' ? {status: 'disconnected', error: state.error, retryAt: state.retryAt} : {status: state.status},
+			connection:
+				state.status === 'disconnected'
+					? {status: 'disconnected', error: state.error, retryAt: state.retryAt}
+					: state.status === 'connected'
+						? {status: 'connected', broker: state.broker}
+						: {status: state.status},
 		});
 		if (state.status === 'connected') {
 			void round();
 		}
 	});
-	store.dispatch({type: 'connection', connection: client.connection.isConnected ? {status: 'connected'} : {status: 'connecting'}});
+	const broker = client.connection.broker;
+	store.dispatch({type: 'connection', connection: client.connection.isConnected ? {status: 'connected', ...(broker === undefined ? {} : {broker})} : {status: 'connecting'}});
 	const roundTimer = setInterval(() => void round(), options.refreshMs);
 	const tickTimer = setInterval(() => store.dispatch({type: 'tick', now: Date.now()}), 1000);
 	void round();

@@ -121,8 +121,10 @@ export function formatHosts(rows: readonly HostRow[]): string {
 		return 'No hosts.';
 	}
 
+	// The BROKER column (which node each agent is on) only when some agent says: a single broker needs none.
+	const hasBroker = rows.some(row => row.broker !== undefined);
 	return formatTable(
-		['HOST', 'STATUS', 'VMS', 'FREE MEM', 'ACCEL', 'IMAGES'],
+		['HOST', 'STATUS', 'VMS', 'FREE MEM', 'ACCEL', 'IMAGES', ...(hasBroker ? ['BROKER'] : [])],
 		rows.map(row => [
 			row.id,
 			row.answered ? 'up' : 'no answer',
@@ -130,6 +132,7 @@ export function formatHosts(rows: readonly HostRow[]): string {
 			row.freeMemoryMb === undefined ? '-' : `${row.freeMemoryMb}M`,
 			row.accel ?? '-',
 			row.images?.join(',') ?? '-',
+			...(hasBroker ? [row.broker ?? '-'] : []),
 		]),
 	);
 }

@@ -29,7 +29,10 @@ export async function runTui(options: TuiOptions): Promise<void> {
 
 	process.once('exit', restore);
 	try {
-		const instance = render(<App store={store} actions={feed} info={{brokerUrl: redactUrl(options.url), namespace: options.namespace, refreshMs: options.refreshMs}} />, {
+		// A cluster's URL list would fill the header: its size says enough (the header names the node in use).
+		const urlCount = options.url.split(',').filter(url => url.trim() !== '').length;
+		const brokerUrl = urlCount > 1 ? `${urlCount} brokers` : redactUrl(options.url);
+		const instance = render(<App store={store} actions={feed} info={{brokerUrl, namespace: options.namespace, refreshMs: options.refreshMs}} />, {
 			maxFps: 30,
 			exitOnCtrlC: false,
 		});

@@ -60,4 +60,11 @@ describe('fleetReducer', () => {
 		const connected = fleetReducer(state, {type: 'connection', connection: {status: 'connected'}});
 		expect(fleetReducer(connected, {type: 'connection', connection: {status: 'connected'}})).toBe(connected);
 	});
+
+	it('follows the TUI to another broker node of a cluster (the header names it), and ignores a repeat', () => {
+		const onFirst = fleetReducer(initialFleet(NOW), {type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5701'}});
+		expect(fleetReducer(onFirst, {type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5701'}})).toBe(onFirst);
+		const onSecond = fleetReducer(onFirst, {type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5702'}});
+		expect(onSecond.connection).toEqual({status: 'connected', broker: '127.0.0.1:5702'});
+	});
 });

@@ -15,6 +15,8 @@ export type AgentOptions = {
 	readonly dir: string;
 	readonly imagesDir: string;
 	readonly extra?: readonly string[];
+	/** Broker URL (or a cluster's URL list); default AMQP_URL. */
+	readonly url?: string;
 };
 
 /** The node flags the agent's shebang asks for (`#!/usr/bin/env -S node --flag …`): run it as shipped. */
@@ -30,7 +32,7 @@ export async function spawnAgent(options: AgentOptions): Promise<BenchAgent> {
 			...shebangFlags(),
 			AGENT_BIN,
 			'--amqp',
-			AMQP_URL,
+			options.url ?? AMQP_URL,
 			'--namespace',
 			options.namespace,
 			'--host-id',

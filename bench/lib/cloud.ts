@@ -25,15 +25,24 @@ export type BenchCloud = {
 /** What every agent of a benchmark cloud runs with unless the cloud says otherwise: cheap paused VMs. */
 export const PAUSED_AGENT_FLAGS: readonly string[] = ['--start-paused', '--max-vms', '128', '--memory', '64', '--cpu-overcommit', '128', '--network-default', 'none'];
 
-export async function createBenchCloud(label: string, options: {readonly agentFlags?: readonly string[]} = {}): Promise<BenchCloud> {
+export type BenchCloudOptions = {
+	readonly agentFlags?: readonly string[];
+	/** Broker URL, or the URLs of a cluster's nodes, comma-separated (default AMQP_URL). */
+	readonly url?: string;
+	/** The client reconnects after a drop (to the next URL of a cluster); default: fails fast. */
+	readonly isReconnecting?: boolean;
+};
+
+export async function createBenchCloud(label: string, options: BenchCloudOptions = {}): Promise<BenchCloud> {
 	const agentFlags = options.agentFlags ?? PAUSED_AGENT_FLAGS;
+	const url = options.url ?? AMQP_URL;
 	const namespace = `bench-${label}-${randomBytes(3).toString('hex')}`;
 	const dir = await mkdtemp(`/tmp/kb-${label}-`);
 	const imagesDir = join(dir, 'img');
 	await mkdir(imagesDir);
 	const base = join(imagesDir, 'blank.qcow2');
 	await run('qemu-img', ['create', '-q', '-f', 'qcow2', base, '64M']);
-	const client = await KloudClient.connect({url: AMQP_URL, namespace, connectionName: `kloud-bench@${label}`, sender: 'kloud-bench', reconnect: false});
+	const client = await KloudClient.connect({url, namespace, connectionName: `kloud-bench@${label}`, sender: 'kloud-bench', reconnect: options.isReconnecting ?? false});
 	const agents: BenchAgent[] = [];
 	const cloud: BenchCloud = {
 		namespace,
@@ -47,7 +56,7 @@ export async function createBenchCloud(label: string, options: {readonly agentFl
 			for (let index = 0; index < count; index += 4) {
 				const batch = await Promise.all(
 					Array.from({length: Math.min(4, count - index)}, async (_, offset) =>
-						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, extra: [...agentFlags, ...extra]}),
+						spawnAgent({namespace, hostId: `bench-${String(agents.length + index + offset).padStart(2, '0')}`, dir, imagesDir, url, extra: [...agentFlags, ...extra]}),
 					),
 				);
 				added.push(...batch);
@@ -71,11 +80,24 @@ export async function createBenchCloud(label: string, options: {readonly agentFl
 			await client.close().catch(() => {});
 			await Promise.all(agents.map(async agent => agent.stop()));
 			await killQemuUnder(dir);
-			await deleteNamespace(namespace);
+			await deleteNamespace(namespace, url);
 			await rm(dir, {recursive: true, force: true});
 		},
 	};
 	return cloud;
+}
+
+async function connectAny(urls: string): Promise<amqp.ChannelModel> {
+	let lastError: unknown;
+	for (const url of urls.split(',')) {
+		try {
+			return await amqp.connect(url.trim());
+		} catch (error) {
+			lastError = error;
+		}
+	}
+
+	throw lastError;
 }
 
 /** SIGKILLs every QEMU whose command line points into `dir`. */
@@ -93,8 +115,9 @@ export async function killQemuUnder(dir: string): Promise<void> {
 	}
 }
 
-async function deleteNamespace(namespace: string): Promise<void> {
-	const connection = await amqp.connect(AMQP_URL);
+/** Deletes the namespace's queues and exchanges through the first broker of the list that answers. */
+async function deleteNamespace(namespace: string, urls: string): Promise<void> {
+	const connection = await connectAny(urls);
 	try {
 		const channel = await connection.createChannel();
 		channel.on('error', () => {});

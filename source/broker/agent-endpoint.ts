@@ -147,6 +147,8 @@ export class AgentEndpoint {
 		endpoint.#connection = await BrokerConnection.open({
 			url: options.url,
 			connectionName: `kloud-agent@${options.hostId}`,
+			// A fleet of agents given the same list spreads over the cluster's nodes.
+			urlOrder: 'shuffle',
 			reconnect: true,
 			heartbeatSeconds: options.amqpHeartbeatSeconds,
 			firstConnect: 'fail-on-setup-error',

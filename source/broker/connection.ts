@@ -2,13 +2,20 @@
  * One named AMQP connection with a confirm channel, re-established with backoff after a drop.
  * The `setup` callback declares topology and consumers; it runs again after every reconnect,
  * because a new connection has none of the old one's channels, queues or consumers.
+ *
+ * The URL may list several brokers (`amqp://a:5672,amqp://b:5672`: the nodes of one RabbitMQ
+ * cluster). The connection uses one at a time; when it fails or drops, the next in the list is
+ * tried, and after a whole round of failures the backoff doubles (100 ms … 5 s). Agents shuffle the
+ * list once at start (`urlOrder: 'shuffle'`) so a fleet spreads over the nodes; the CLI and TUI take
+ * it in order, so an operator's nearest node comes first and a run is predictable.
  */
 import {EventEmitter} from 'node:events';
 import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type Options} from 'amqplib';
 
 export type ConnectionState =
 	| {readonly status: 'connecting'}
-	| {readonly status: 'connected'; readonly since: number}
+	/** `broker`: `host:port` of the node this connection is on (one of the URL list). */
+	| {readonly status: 'connected'; readonly since: number; readonly broker: string}
 	| {readonly status: 'disconnected'; readonly error: string; readonly retryAt: number | null};
 
 export type SetupContext = {
@@ -19,7 +26,10 @@ export type SetupContext = {
 };
 
 export type ConnectOptions = {
+	/** One broker URL, or several separated by commas (nodes of one cluster). */
 	readonly url: string;
+	/** Which URL of a list to try first: in the given order (default), or shuffled once (agents: spreads load). */
+	readonly urlOrder?: 'in-order' | 'shuffle';
 	/** Shown in `rabbitmqctl list_connections name`, e.g. `kloud-agent@host-a`. */
 	readonly connectionName: string;
 	/** Keep reconnecting with backoff after a drop (agent, TUI); a CLI run fails fast instead. */
@@ -58,8 +68,9 @@ export class TlsConfigError extends Error {
 export function socketOptions(options: Pick<ConnectOptions, 'url' | 'connectionName' | 'tls'>): Record<string, unknown> {
 	const tls = options.tls ?? {};
 	const hasTls = tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined;
-	if (hasTls && !options.url.startsWith('amqps://')) {
-		throw new TlsConfigError(`certificate options need an amqps:// URL, not ${redactUrl(options.url)}`);
+	const plain = hasTls ? brokerUrls(options.url).find(url => !url.startsWith('amqps://')) : undefined;
+	if (plain !== undefined) {
+		throw new TlsConfigError(`certificate options need an amqps:// URL, not ${redactUrl(plain)}`);
 	}
 
 	if ((tls.cert === undefined) !== (tls.key === undefined)) {
@@ -77,13 +88,51 @@ export function socketOptions(options: Pick<ConnectOptions, 'url' | 'connectionN
 	};
 }
 
+/** A URL list is empty, or one of its URLs is not an amqp:// or amqps:// URL. */
+export class BrokerUrlError extends Error {
+	override name = 'BrokerUrlError';
+}
+
+/**
+ * The URLs of a comma-separated list (`--amqp`, `KLOUD_AMQP_URL`), each checked: an empty list or
+ * a URL that is not amqp:// or amqps:// is refused with a clear error instead of a connect failure.
+ */
+export function brokerUrls(list: string): string[] {
+	const urls = list.split(',').map(url => url.trim()).filter(url => url !== '');
+	if (urls.length === 0) {
+		throw new BrokerUrlError('no broker URL given');
+	}
+
+	for (const url of urls) {
+		let protocol: string;
+		try {
+			protocol = new URL(url).protocol;
+		} catch {
+			throw new BrokerUrlError(`not a broker URL: ${redactUrl(url)}`);
+		}
+
+		if (protocol !== 'amqp:' && protocol !== 'amqps:') {
+			throw new BrokerUrlError(`a broker URL starts with amqp:// or amqps://, not ${redactUrl(url)}`);
+		}
+	}
+
+	return urls;
+}
+
+/** `host:port` of a broker URL (the port amqplib uses when the URL has none): names the node a client is on. */
+export function brokerAddress(url: string): string {
+	const parsed = new URL(url);
+	return `${parsed.hostname}:${parsed.port || (parsed.protocol === 'amqps:' ? '5671' : '5672')}`;
+}
+
 /**
  * The RabbitMQ user a URL logs in as (amqplib's default is `guest`): requests carry it as their
  * `userId`, which the broker checks against the connection's user.
  */
 export function urlUser(url: string): string {
 	try {
-		const {username} = new URL(url);
+		// Every node of a cluster shares its users: the first URL of a list names the user.
+		const {username} = new URL(url.split(',')[0]!.trim());
 		return username === '' ? 'guest' : decodeURIComponent(username);
 	} catch {
 		return 'guest';
@@ -99,6 +148,59 @@ export class BrokerUnavailableError extends Error {
 	override name = 'BrokerUnavailableError';
 }
 
+/**
+ * What a TLS handshake failure means for the operator, by Node's error code: the broker's certificate
+ * is not trusted (or names another host, or expired), or the broker refused ours (missing, expired,
+ * from a CA it does not trust). Undefined for anything else. Retrying cannot fix these.
+ */
+export function tlsProblem(error: unknown): string | undefined {
+	const code = (error as {code?: unknown} | undefined)?.code;
+	if (typeof code !== 'string') {
+		return undefined;
+	}
+
+	switch (code) {
+		case 'SELF_SIGNED_CERT_IN_CHAIN':
+		case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+		case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+		case 'UNABLE_TO_GET_ISSUER_CERT':
+		case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY': {
+			return 'the broker\'s TLS certificate is not signed by a CA this client trusts (give its CA with --ca)';
+		}
+
+		case 'CERT_HAS_EXPIRED': {
+			return 'the broker\'s TLS certificate has expired';
+		}
+
+		case 'CERT_NOT_YET_VALID': {
+			return 'the broker\'s TLS certificate is not valid yet (check the clocks)';
+		}
+
+		case 'ERR_TLS_CERT_ALTNAME_INVALID': {
+			return 'the broker\'s TLS certificate does not name the host of the URL';
+		}
+
+		case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+		case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE': {
+			return 'the broker wants a client certificate (give --cert and --key)';
+		}
+
+		case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED': {
+			return 'the broker refused the client certificate: it has expired (--cert)';
+		}
+
+		case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+		case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+		case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN': {
+			return 'the broker refused the client certificate: not signed by a CA it trusts, or not for a client (--cert)';
+		}
+
+		default: {
+			return code.startsWith('ERR_SSL_') ? `TLS handshake failed (${code})` : undefined;
+		}
+	}
+}
+
 /** The URL with an AMQP heartbeat of `seconds`, unless it sets one already. */
 export function withHeartbeat(url: string, seconds: number): string {
 	const parsed = new URL(url);
@@ -109,8 +211,12 @@ export function withHeartbeat(url: string, seconds: number): string {
 	return parsed.toString();
 }
 
-/** The URL with its password hidden, for logs and the TUI header. */
+/** The URL (or each of a list) with its password hidden, for logs and the TUI header. */
 export function redactUrl(url: string): string {
+	if (url.includes(',')) {
+		return url.split(',').map(one => redactUrl(one.trim())).join(',');
+	}
+
 	try {
 		const parsed = new URL(url);
 		if (parsed.password) {
@@ -142,12 +248,20 @@ export class BrokerConnection extends EventEmitter {
 	#closing = false;
 	#retryTimer: NodeJS.Timeout | undefined;
 	#attempt = 0;
+	/** The broker URLs, in the order they are tried (shuffled once for agents). */
+	readonly #urls: readonly string[];
+	/** Which of `#urls` the next (or current) connection uses. */
+	#urlIndex = 0;
+	/** `host:port` of the broker this connection is on, while connected. */
+	#broker: string | undefined;
 	readonly #waiters = new Set<(isConnected: boolean) => void>();
 	readonly #options: ConnectOptions;
 
 	private constructor(options: ConnectOptions) {
 		super();
 		this.#options = options;
+		const urls = brokerUrls(options.url);
+		this.#urls = options.urlOrder === 'shuffle' ? shuffled(urls) : urls;
 		// A listener must exist: an unhandled 'error' event would kill the process.
 		this.on('error', () => {});
 	}
@@ -158,6 +272,11 @@ export class BrokerConnection extends EventEmitter {
 
 	get isConnected(): boolean {
 		return this.#state.status === 'connected';
+	}
+
+	/** `host:port` of the broker node this connection is on now; undefined while not connected. */
+	get broker(): string | undefined {
+		return this.#broker;
 	}
 
 	/** The user this connection logs in as: what the broker accepts as a message's `userId`. */
@@ -246,24 +365,45 @@ export class BrokerConnection extends EventEmitter {
 	}
 
 	private async start(): Promise<void> {
-		try {
-			await this.connectOnce();
-		} catch (error) {
-			if (error instanceof SetupError && this.#options.firstConnect === 'fail-on-setup-error') {
-				throw error;
-			}
+		// The first connection tries each URL of the list once before it gives up or backs off.
+		const failures: string[] = [];
+		let isTlsOnly = true;
+		for (let tried = 0; tried < this.#urls.length; tried++) {
+			try {
+				await this.connectOnce();
+				return;
+			} catch (error) {
+				if (error instanceof SetupError && this.#options.firstConnect === 'fail-on-setup-error') {
+					throw error;
+				}
 
-			if (!this.#options.reconnect || this.#options.firstConnect === 'fail') {
-				throw new BrokerUnavailableError(`cannot reach the broker at ${redactUrl(this.#options.url)}: ${describe(error)}`, {cause: error});
-			}
+				failures.push(this.#urls.length > 1 ? `${redactUrl(this.#urls[this.#urlIndex]!)}: ${describe(error)}` : describe(error));
+				isTlsOnly &&= tlsProblem(error) !== undefined;
+				if (tried === this.#urls.length - 1) {
+					// Certificates are configuration: an agent retrying them forever would only hide the mistake.
+					if (!this.#options.reconnect || this.#options.firstConnect === 'fail' || (isTlsOnly && this.#options.firstConnect === 'fail-on-setup-error')) {
+						throw new BrokerUnavailableError(`cannot reach the broker at ${redactUrl(this.#options.url)}: ${failures.join('; ')}`, {cause: error});
+					}
 
-			this.scheduleRetry(error);
+					this.nextUrl();
+					this.scheduleRetry(error);
+					return;
+				}
+
+				this.nextUrl();
+			}
 		}
 	}
 
+	/** Moves on to the next URL of the list (wrapping round). */
+	private nextUrl(): void {
+		this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length;
+	}
+
 	private async connectOnce(): Promise<void> {
-		const url = withHeartbeat(this.#options.url, this.#options.heartbeatSeconds ?? 5);
-		const model = await amqp.connect(url, socketOptions(this.#options));
+		const current = this.#urls[this.#urlIndex]!;
+		const url = withHeartbeat(current, this.#options.heartbeatSeconds ?? 5);
+		const model = await amqp.connect(url, socketOptions({...this.#options, url: current}));
 		model.on('error', (error: Error) => this.emit('error', error));
 		model.on('close', (error?: Error) => this.onDrop(model, error ?? new Error('connection closed')));
 		try {
@@ -289,8 +429,9 @@ export class BrokerConnection extends EventEmitter {
 			}
 			this.#model = model;
 			this.#channel = channel;
+			this.#broker = brokerAddress(current);
 			this.#attempt = 0;
-			this.setState({status: 'connected', since: Date.now()});
+			this.setState({status: 'connected', since: Date.now(), broker: this.#broker});
 		} catch (error) {
 			await model.close().catch(() => {});
 			throw error;
@@ -304,7 +445,10 @@ export class BrokerConnection extends EventEmitter {
 
 		this.#model = undefined;
 		this.#channel = undefined;
+		this.#broker = undefined;
 		if (this.#options.reconnect) {
+			// The node may be gone: the next attempt goes to the next one of the list.
+			this.nextUrl();
 			this.scheduleRetry(error);
 		} else {
 			this.setState({status: 'disconnected', error: describe(error), retryAt: null});
@@ -317,16 +461,46 @@ export class BrokerConnection extends EventEmitter {
 		}
 
 		this.#attempt++;
-		const delay = Math.min(100 * 2 ** (this.#attempt - 1), 5000) * (0.8 + Math.random() * 0.4);
+		const delay = retryDelayMs(this.#attempt, this.#urls.length) * (0.8 + Math.random() * 0.4);
 		this.setState({status: 'disconnected', error: describe(error), retryAt: Date.now() + delay});
 		this.#retryTimer = setTimeout(() => {
 			this.setState({status: 'connecting'});
-			this.connectOnce().catch((nextError: unknown) => this.scheduleRetry(nextError));
+			this.connectOnce().catch((nextError: unknown) => {
+				this.nextUrl();
+				this.scheduleRetry(nextError);
+			});
 		}, delay);
 	}
 }
 
+/**
+ * The pause before reconnect attempt `attempt` (1 = the first after a drop) over `urlCount` URLs:
+ * 100 ms for each URL of the first round, doubling with each round that failed all of them, ≤ 5 s.
+ */
+export function retryDelayMs(attempt: number, urlCount: number): number {
+	const round = Math.floor((attempt - 1) / Math.max(urlCount, 1));
+	return Math.min(100 * 2 ** round, 5000);
+}
+
+/** A copy of `items` in random order (Fisher–Yates). */
+function shuffled<T>(items: readonly T[]): T[] {
+	const copy = [...items];
+	for (let index = copy.length - 1; index > 0; index--) {
+		const other = Math.floor(Math.random() * (index + 1));
+		[copy[index], copy[other]] = [copy[other]!, copy[index]!];
+	}
+
+	return copy;
+}
+
 function describe(error: unknown): string {
+	const tls = tlsProblem(error);
+	if (tls !== undefined) {
+		// OpenSSL's own text is long and cryptic; keep its gist after the plain words.
+		const detail = (error as Error).message.replace(/^[\dA-F]+:error:[\dA-F]+:SSL routines:[^:]*:/, '').replace(/:\.\.\/deps\/openssl.*$/s, '');
+		return `${tls}: ${detail}`;
+	}
+
 	if (error instanceof Error) {
 		const code = (error as {code?: unknown}).code;
 		return error.message || (typeof code === 'string' ? code : error.name);

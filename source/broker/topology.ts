@@ -19,6 +19,24 @@ export function startQueueArguments(topo: Topology): Record<string, unknown> {
 	};
 }
 
+/**
+ * The dead-letter queue's arguments: a quorum queue too (replicated over a cluster's nodes, so a
+ * dead start is still answered when one node is down; message TTL on quorum queues needs
+ * RabbitMQ ≥ 3.10), and as fixed as the start queue's.
+ */
+export function deadQueueArguments(): Record<string, unknown> {
+	return {'x-queue-type': 'quorum', 'x-message-ttl': DEAD_LETTER_TTL_MS};
+}
+
+/** A 406 on re-declaring a queue whose arguments changed: say how to get past it once. */
+function olderQueue(queue: string): (error: unknown) => never {
+	return (error: unknown) => {
+		throw /PRECONDITION[-_]FAILED/.test((error as Error).message)
+			? new TopologyError(`queue ${queue} was declared by an older kloud with other arguments: delete it once (rabbitmqctl delete_queue ${queue}) and start again`, {cause: error})
+			: error;
+	};
+}
+
 /** The namespace's exchanges and queues cannot be declared or found as they should be. */
 export class TopologyError extends Error {
 	override name = 'TopologyError';
@@ -29,17 +47,11 @@ export async function declareShared(channel: Channel, topo: Topology): Promise<v
 	await channel.assertExchange(topo.commandExchange, 'topic', {durable: true});
 	await channel.assertExchange(topo.eventExchange, 'topic', {durable: true});
 	await channel.assertExchange(topo.deadLetters, 'fanout', {durable: true});
-	await channel.assertQueue(topo.deadLetters, {durable: true, arguments: {'x-message-ttl': DEAD_LETTER_TTL_MS}});
+	await channel.assertQueue(topo.deadLetters, {durable: true, arguments: deadQueueArguments()}).catch(olderQueue(topo.deadLetters));
 	await channel.bindQueue(topo.deadLetters, topo.deadLetters, '');
-	// A quorum queue: starts survive a broker restart and are redelivered if an agent dies mid-way.
-	await channel.assertQueue(topo.startQueue, {durable: true, arguments: startQueueArguments(topo)}).catch((error: unknown) => {
-		throw /PRECONDITION[-_]FAILED/.test((error as Error).message)
-			? new TopologyError(
-					`queue ${topo.startQueue} was declared by an older kloud with other arguments: delete it once (rabbitmqctl delete_queue ${topo.startQueue}) and start again`,
-					{cause: error},
-				)
-			: error;
-	});
+	// A quorum queue: starts survive a broker restart (and, on a cluster, the loss of a node) and
+	// are redelivered if an agent dies mid-way.
+	await channel.assertQueue(topo.startQueue, {durable: true, arguments: startQueueArguments(topo)}).catch(olderQueue(topo.startQueue));
 }
 
 /**

@@ -23,7 +23,8 @@ export const USAGE = `
     $ kloud-tui images [--json]          base images and the hosts that have them
 
   Global options
-    --amqp URL         broker URL [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
+    --amqp URL[,URL…]  broker URL, or the nodes of a cluster, tried in order (and the
+                       next on a drop) [KLOUD_AMQP_URL] (default ${DEFAULT_AMQP_URL})
     --namespace NAME   [KLOUD_NAMESPACE] (default kloud)
     --timeout SECONDS  how long to wait for answers (list/hosts/images: 2, start: 30,
                        stop/reboot/delete: 10 (plus the grace period), start VM_ID: 30)

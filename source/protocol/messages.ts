@@ -160,6 +160,8 @@ export const hostStatusSchema = z.object({
 	underlay: ipv4Schema.optional(),
 	/** Which slice of the shared private subnet this host's DHCP hands out: slices never overlap. */
 	privateSlot: z.number().int().min(0).max(PRIVATE_NETWORK_SLOTS - 1).optional(),
+	/** `host:port` of the broker node the agent is connected to (several with a cluster); absent from older agents. */
+	broker: z.string().min(1).max(300).optional(),
 });
 export type HostStatus = z.infer<typeof hostStatusSchema>;
 

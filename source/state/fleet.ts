@@ -10,7 +10,8 @@ export const HOST_DOWN_AFTER_MS = 60_000;
 
 export type ConnectionView =
 	| {readonly status: 'connecting'}
-	| {readonly status: 'connected'}
+	/** `broker`: `host:port` of the node the TUI is on (with several broker URLs, it may change). */
+	| {readonly status: 'connected'; readonly broker?: string}
 	| {readonly status: 'disconnected'; readonly error: string; readonly retryAt: number | null};
 
 export type HostView = {
@@ -51,6 +52,10 @@ export function initialFleet(now: number): FleetState {
 	return {hosts: new Map(), vms: new Map(), connection: {status: 'connecting'}, lastDrop: null, lastRoundAt: null, now};
 }
 
+function brokerOf(connection: ConnectionView): string | undefined {
+	return connection.status === 'connected' ? connection.broker : undefined;
+}
+
 function assertNever(value: never): never {
 	throw new Error(`unhandled fleet event ${JSON.stringify(value)}`);
 }
@@ -76,7 +81,7 @@ export function fleetReducer(state: FleetState, event: FleetEvent): FleetState {
 		}
 
 		case 'connection': {
-			const same = state.connection.status === event.connection.status && event.connection.status !== 'disconnected';
+			const same = state.connection.status === event.connection.status && event.connection.status !== 'disconnected' && brokerOf(state.connection) === brokerOf(event.connection);
 			return same ? state : {...state, connection: event.connection, lastDrop: nextDrop(state, event.connection)};
 		}
 

@@ -19,7 +19,12 @@ export function Header({fleet, info, isPaused, vmCount, shownCount, width}: Head
 	const hosts = [...fleet.hosts.values()];
 	const answered = hosts.filter(host => hostHealth(host, fleet.now) === 'up').length;
 	const {connection} = fleet;
-	const connectionText = connection.status === 'connected' ? '● connected' : connection.status === 'connecting' ? '○ connecting' : '✕ disconnected';
+	const connectionText =
+		connection.status === 'connected'
+			? `● connected${connection.broker === undefined ? '' : ` to ${connection.broker}`}`
+			: connection.status === 'connecting'
+				? '○ connecting'
+				: '✕ disconnected';
 	const connectionColor = connection.status === 'connected' ? 'green' : connection.status === 'connecting' ? 'yellow' : 'red';
 	const age = fleet.lastRoundAt === null ? 'never' : `${formatAge(fleet.now - fleet.lastRoundAt)} ago`;
 	const counts = shownCount === vmCount ? `${vmCount} VMs` : `${shownCount}/${vmCount} VMs`;

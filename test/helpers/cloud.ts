@@ -174,7 +174,7 @@ export async function killVmProcesses(dir: string): Promise<void> {
 }
 
 export async function deleteNamespace(namespace: string, url = AMQP_URL): Promise<void> {
-	const connection = await amqp.connect(url);
+	const connection = await connectAny(url);
 	try {
 		for (const queue of [`${namespace}.start`, `${namespace}.dead`, `${namespace}.vm-queue`]) {
 			const channel = await connection.createChannel();
@@ -192,6 +192,20 @@ export async function deleteNamespace(namespace: string, url = AMQP_URL): Promis
 	} finally {
 		await connection.close();
 	}
+}
+
+/** The first broker of a comma-separated list that takes a connection (a cluster test may have one node down). */
+async function connectAny(list: string): Promise<amqp.ChannelModel> {
+	let lastError: unknown;
+	for (const url of list.split(',')) {
+		try {
+			return await amqp.connect(url.trim());
+		} catch (error) {
+			lastError = error;
+		}
+	}
+
+	throw lastError;
 }
 
 /** A throwaway RabbitMQ virtual host (for clients like the tutorial's, whose queue names are fixed). */

@@ -345,6 +345,8 @@ describe('the VM table', () => {
 		tui.store.dispatch({type: 'connection', connection: {status: 'connected'}});
 		// Back: the banner goes, and a line recalls the drop for a minute (an operator who looked away still learns of it).
 		await tui.waitFor(text => text.includes('● connected') && !text.includes('⚠'));
+		tui.store.dispatch({type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5702'}});
+		await tui.waitFor(text => text.includes('● connected to 127.0.0.1:5702'));
 		expect(tui.frame()).toContain('↻ broker connection lost 2s ago (connection closed), back after 2s');
 		tui.store.dispatch({type: 'tick', now: NOW + 2000 + 61_000});
 		await tui.waitFor(text => !text.includes('↻'), 'the recall of the drop gone after a minute');
