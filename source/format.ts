@@ -1,5 +1,5 @@
 /** Pure text formatting for the scriptable CLI's human output. */
-import type {HostImages, HostSnapshot, Vm} from './protocol/index.js';
+import {groupOfVm, type HostImages, type HostSnapshot, type Vm} from './protocol/index.js';
 
 export function formatDuration(seconds: number | null): string {
 	if (seconds === null) {
@@ -41,8 +41,10 @@ export function formatVms(vms: readonly Vm[]): string {
 		return 'No VMs.';
 	}
 
+	// The GROUP column only when some VM is a group's member: a fleet without groups reads as before.
+	const hasGroups = vms.some(vm => groupOfVm(vm) !== undefined);
 	return formatTable(
-		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME'],
+		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME', ...(hasGroups ? ['GROUP'] : [])],
 		sortVms(vms).map(vm => [
 			vm.host,
 			vm.id,
@@ -53,6 +55,7 @@ export function formatVms(vms: readonly Vm[]): string {
 			String(vm.cpus),
 			vm.pid === null ? '-' : String(vm.pid),
 			formatDuration(vm.uptimeSeconds),
+			...(hasGroups ? [groupOfVm(vm) ?? '-'] : []),
 		]),
 	);
 }

@@ -32,6 +32,14 @@ export type CliFlags = {
 	readonly key?: string;
 	/** RabbitMQ users whose events count, comma-separated ('' : the connection's own user). */
 	readonly agentUsers: string;
+	/** `group create|scale`: size, bounds, health check, member restart policy, graces (seconds). */
+	readonly size?: number;
+	readonly min?: number;
+	readonly max?: number;
+	readonly health?: string;
+	readonly restart?: string;
+	readonly healthGrace?: number;
+	readonly hostGrace?: number;
 	readonly help: boolean;
 	readonly version: boolean;
 };
@@ -63,6 +71,13 @@ const OPTIONS = {
 	cert: {type: 'string'},
 	key: {type: 'string'},
 	'agent-users': {type: 'string'},
+	size: {type: 'string'},
+	min: {type: 'string'},
+	max: {type: 'string'},
+	health: {type: 'string'},
+	restart: {type: 'string'},
+	'health-grace': {type: 'string'},
+	'host-grace': {type: 'string'},
 	help: {type: 'boolean', short: 'h'},
 	version: {type: 'boolean'},
 } as const;
@@ -109,6 +124,13 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			cpus: numberFlag('cpus', values.cpus),
 			grace: numberFlag('grace', values.grace),
 			bytes: numberFlag('bytes', values.bytes),
+			size: numberFlag('size', values.size),
+			min: numberFlag('min', values.min),
+			max: numberFlag('max', values.max),
+			healthGrace: numberFlag('health-grace', values['health-grace']),
+			hostGrace: numberFlag('host-grace', values['host-grace']),
+			health: values.health,
+			restart: values.restart,
 			image: values.image,
 			host: values.host,
 			network: values.network,

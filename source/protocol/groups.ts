@@ -8,7 +8,7 @@
  * over mid-start sends the very same start again and gets the same VM, never a second one.
  */
 import {z} from 'zod';
-import {imageNameSchema, networkModeSchema, sshKeySchema, userDataSchema, MAX_SSH_KEYS, type Vm} from './messages.js';
+import {imageNameSchema, networkModeSchema, restartPolicySchema, sshKeySchema, userDataSchema, MAX_SSH_KEYS, type Vm} from './messages.js';
 import {PROTOCOL_VERSION} from './version.js';
 
 /** Most members one group may have. */
@@ -79,6 +79,8 @@ export const groupSpecSchema = z
 		network: networkModeSchema.optional(),
 		userData: userDataSchema.optional(),
 		sshKeys: z.array(sshKeySchema).max(MAX_SSH_KEYS).optional(),
+		/** The members' restart policy (omitted: the agent's default, `on-failure`). */
+		restart: restartPolicySchema.optional(),
 		health: healthCheckSchema,
 		/** A new member's boot time, not counted against its console health check. */
 		healthGraceSeconds: z.number().int().min(1).max(3600),
