@@ -96,7 +96,7 @@ export function planGroupCommand(rest: readonly string[], flags: CliFlags, files
 				throw new UsageError('group create needs --size N');
 			}
 
-			const min = count('min', flags.min, 0) ?? Math.min(size, flags.max ?? size);
+			const min = count('min', flags.min, 0) ?? 0;
 			const max = count('max', flags.max, 0) ?? Math.max(size, min);
 			if (!(min <= size && size <= max)) {
 				throw new UsageError(`--size ${size} must be within --min ${min} and --max ${max}`);

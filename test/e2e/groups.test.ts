@@ -169,6 +169,24 @@ describe('a group of 3 over 3 agents', () => {
 	}, BOOT_TIMEOUT_MS);
 });
 
+describe('a hung controller', () => {
+	it('a leader whose process hangs (SIGSTOP) loses the lead within seconds; back, it stands again and stays a follower', async () => {
+		const old = leader()!;
+		const stoppedAt = Date.now();
+		old.process.kill('SIGSTOP');
+		try {
+			await waitFor(() => [...agents.values()].some(agent => agent !== old && agent === leader()), 60_000, 'another controller after the hang');
+			figures.hungFailoverMs = Date.now() - stoppedAt;
+		} finally {
+			old.process.kill('SIGCONT');
+		}
+
+		await waitFor(() => old.logs().lastIndexOf('"no longer the group controller"') > old.logs().lastIndexOf('"elected group controller"'), 30_000, 'the old leader to step down');
+		const leaders = [...agents.values()].filter(agent => agent.logs().lastIndexOf('"elected group controller"') > agent.logs().lastIndexOf('"no longer the group controller"'));
+		expect(leaders).toHaveLength(1);
+	}, 120_000);
+});
+
 describe('console health check', () => {
 	it('a member whose console stops printing the line is replaced', async () => {
 		// Ticks for 25 s after boot, then falls silent.
