@@ -790,7 +790,7 @@ export class Agent {
 			await waitForQmp(paths.qmp, {timeoutMs: this.config.qmpTimeoutMs ?? 20_000, isAlive: () => this.#runtime.isAlive(spawned.ref)});
 			vm.record = {...vm.record, startedAt: Date.now()};
 			spawned.decideBoot(true);
-			log.info({image: record.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM process up');
+			log.info({image: record.image, pid: child.pid, startTime: child.startTime, memoryMb: record.memoryMb, cpus: record.cpus, network, mac: record.mac}, 'VM started');
 			return {ok: true};
 		} catch (error) {
 			const qemuLog = (await this.store.tail(paths.qemuLog, 2000)).trim().split('\n').at(-1) ?? '';
@@ -1339,7 +1339,7 @@ export class Agent {
 							await this.persist(vm);
 						}
 
-						this.#log.warn({vm: action.id, reason: action.reason}, 'killed a VM process that should not run');
+						this.#log.warn({vm: action.id, reason: action.reason}, 'killed an unmanaged VM process');
 						break;
 					}
 
