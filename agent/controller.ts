@@ -81,6 +81,10 @@ export class GroupController {
 	#isStopped = false;
 	#loop: Promise<void> | undefined;
 	#roundStartedAt: number | undefined;
+	/** When each host's heartbeat was last heard (also while a follower: a new leader knows who was up). */
+	readonly #heard = new Map<string, number>();
+	/** The last reason each blocked slot was logged with: logged again only when it changes. */
+	readonly #blocked = new Map<string, string>();
 	readonly #watchdog: NodeJS.Timeout;
 	/** The last snapshot of each host and when it answered: a silent host's members are judged from it. */
 	readonly #hosts = new Map<string, {snapshot: HostSnapshot; seenAt: number}>();
@@ -109,6 +113,10 @@ export class GroupController {
 		});
 		store.onChange(() => this.#wake?.());
 		client.onEvent(event => {
+			if (event.type === 'host.heartbeat') {
+				this.#heard.set(event.body.id, Date.now());
+			}
+
 			if (event.type === 'vm.crashed' || event.type === 'vm.deleted' || event.type === 'vm.stopped' || event.type === 'host.down' || event.type === 'vm.started') {
 				this.#wake?.();
 			}
@@ -197,13 +205,18 @@ export class GroupController {
 			observed.filter(entry => entry.silentMs === 0).map(entry => entry.vm),
 			groups,
 		);
+		// Hosts heard from lately whose members this controller never saw (it was elected since they
+		// went silent) may hold members: empty slots wait for them, up to the host grace.
+		const unseen = [...this.#heard].filter(([id]) => !answered.has(id) && !this.#hosts.has(id));
 		for (const group of groups.values()) {
 			const members = await this.observeMembers(group, observed, now);
-			actions.push(...reconcileGroup({group, members, hosts: rooms, burned: this.#burned}));
+			const unseenHosts = unseen.filter(([, heardAt]) => now - heardAt <= group.spec.hostGraceSeconds * 1000).map(([id]) => id);
+			actions.push(...reconcileGroup({group, members, hosts: rooms, burned: this.#burned, ...(unseenHosts.length > 0 ? {unseenHosts} : {})}));
 		}
 
 		await Promise.all(actions.map(async action => this.carryOut(action, groups)));
 		this.forgetGone(observed.map(entry => entry.vm.id));
+		this.#options.log.debug({groups: groups.size, vms: observed.length, hosts: answered.size, actions: actions.length}, 'group round');
 	}
 
 	private async observeMembers(group: StoredGroup, observed: ReadonlyArray<{vm: Vm; silentMs: number}>, now: number): Promise<ObservedMember[]> {
@@ -253,10 +266,17 @@ export class GroupController {
 
 	private async carryOut(action: GroupAction, groups: ReadonlyMap<string, StoredGroup>): Promise<void> {
 		const {log} = this.#options;
+		const slotKey = `${action.group}/${action.kind === 'delete' ? '' : action.slot}`;
 		if (action.kind === 'blocked') {
-			log.warn({group: action.group, slot: action.slot}, action.reason);
+			if (this.#blocked.get(slotKey) !== action.reason) {
+				this.#blocked.set(slotKey, action.reason);
+				log.warn({group: action.group, slot: action.slot}, action.reason);
+			}
+
 			return;
 		}
+
+		this.#blocked.delete(slotKey);
 
 		if (action.kind === 'delete') {
 			log.info({group: action.group, vm: action.vmId, host: action.host, reason: action.reason}, 'deleting a group member');

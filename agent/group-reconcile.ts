@@ -37,6 +37,11 @@ export type GroupReconcileInput = {
 	readonly hosts: readonly HostRoom[];
 	/** Tokens a start answered with an already deleted VM: a new generation is needed for that slot. */
 	readonly burned?: ReadonlySet<string>;
+	/**
+	 * Hosts in the roster that did not answer and whose members this controller has never seen (it
+	 * was elected since): a slot with no member seen may have one there, so it is not filled yet.
+	 */
+	readonly unseenHosts?: readonly string[];
 };
 
 const HEALTH_RANK: Record<MemberHealth, number> = {healthy: 0, starting: 1, unhealthy: 2, lost: 3};
@@ -54,9 +59,10 @@ export function reconcileGroup(input: GroupReconcileInput): GroupAction[] {
 		bySlot.set(member.tag.slot, [...(bySlot.get(member.tag.slot) ?? []), member]);
 	}
 
-	// Members per host (lost ones too: their host may come back) and room, updated as starts are planned.
+	// Members per host (lost ones too: their host may come back; not unhealthy ones, which are on
+	// their way out) and room, updated as starts are planned.
 	const perHost = new Map<string, number>();
-	for (const member of input.members) {
+	for (const member of input.members.filter(member => member.health !== 'unhealthy')) {
 		perHost.set(member.vm.host, (perHost.get(member.vm.host) ?? 0) + 1);
 	}
 
@@ -102,6 +108,11 @@ export function reconcileGroup(input: GroupReconcileInput): GroupAction[] {
 		while (input.burned?.has(token)) {
 			gen++;
 			token = memberToken({group: spec.name, uid: spec.uid, version, slot, gen});
+		}
+
+		if (members.length === 0 && input.unseenHosts !== undefined && input.unseenHosts.length > 0) {
+			actions.push({kind: 'blocked', group: spec.name, slot, reason: `slot ${slot} missing: waiting for ${input.unseenHosts.join(', ')} to answer (it may hold the member)`});
+			continue;
 		}
 
 		const host = pickHost(room, perHost);

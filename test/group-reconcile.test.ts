@@ -86,6 +86,12 @@ describe('reconcileGroup', () => {
 		expect(summary(reconcileGroup({group: stored(), members: [crashed, running, ...others], hosts: hosts(['a', 4])}))).toEqual([`delete ${crashed.vm.id}@a`]);
 	});
 
+	it('puts a replacement where the unhealthy member was when that host has room (spread kept)', () => {
+		const crashed = member('b', 1, 'unhealthy');
+		const actions = reconcileGroup({group: stored(), members: [member('a', 0), crashed, member('c', 2)], hosts: hosts(['a', 4], ['b', 4], ['c', 4])});
+		expect(summary(actions)).toEqual(['start 1@b grp:web:abcdefgh:7:1:1']);
+	});
+
 	it('replaces the members of a lost host elsewhere, and deletes the extras when it comes back', () => {
 		const lost = member('c', 2, 'lost');
 		const live = [member('a', 0), member('b', 1)];
@@ -116,6 +122,12 @@ describe('reconcileGroup', () => {
 	it('skips a burned token (its start answered with a deleted VM)', () => {
 		const actions = reconcileGroup({group: stored({size: 1}), members: [], hosts: hosts(['a', 4]), burned: new Set(['grp:web:abcdefgh:7:0:0', 'grp:web:abcdefgh:7:0:1'])});
 		expect(summary(actions)).toEqual(['start 0@a grp:web:abcdefgh:7:0:2']);
+	});
+
+	it('after a failover, leaves empty slots empty while a host it never saw is silent (it may hold them), but still replaces what it sees', () => {
+		const crashed = member('a', 1, 'unhealthy');
+		const actions = reconcileGroup({group: stored(), members: [member('a', 0), crashed], hosts: hosts(['a', 4], ['b', 4]), unseenHosts: ['c']});
+		expect(summary(actions)).toEqual(['start 1@b grp:web:abcdefgh:7:1:1', 'blocked 2']);
 	});
 
 	it('says blocked when no host has room or the image', () => {
