@@ -155,6 +155,24 @@ describe('a group of 3 over 3 agents', () => {
 		expect(leaders()).toHaveLength(1);
 	}, 2 * BOOT_TIMEOUT_MS);
 
+	it("a host's agent stopped: its members are replaced elsewhere after the grace; back, the extras are deleted", async () => {
+		const current = leader()!;
+		const before = await membersOf('web');
+		const host = before.map(vm => vm.host).find(id => id !== current.hostId)!;
+		const gone = before.filter(vm => vm.host === host);
+		const stoppedAt = Date.now();
+		await agents.get(host)!.stop('SIGTERM');
+		const members = await waitForGroup('web', vms => running(vms).length === 3 && vms.every(vm => vm.host !== host), `${host}'s members replaced`);
+		figures.hostDownReplacementMs = Date.now() - stoppedAt;
+		expect(slots(members)).toEqual([0, 1, 2]);
+
+		agents.set(host, await cloud.startAgent(host, agentArgs));
+		await waitFor(async () => (await client.list({timeoutMs: 3000})).replies.some(snapshot => snapshot.host.id === host), 30_000, `${host} answering again`);
+		const whole = await waitForGroup('web', vms => vms.length === 3 && running(vms).length === 3 && vms.some(vm => vm.host === host) === false, 'the extras deleted');
+		expect(whole.map(vm => vm.id).sort()).toEqual(members.map(vm => vm.id).sort());
+		expect(gone.every(vm => !whole.some(member => member.id === vm.id))).toBe(true);
+	}, 2 * BOOT_TIMEOUT_MS);
+
 	it('scale down to 1, then delete removes the members', async () => {
 		const scaled = await cloud.cli(['group', 'scale', 'web', '1']);
 		expect(scaled.stdout).toMatch(/from 3 to 1/);
