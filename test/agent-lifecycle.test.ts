@@ -63,9 +63,9 @@ async function setup(options: {readonly config?: Partial<AgentConfig>; readonly 
 }
 
 let nextId = 0;
-async function send(agent: Agent, type: Request['type'], body: object): Promise<HandlerResult> {
+async function send(agent: Agent, type: Request['type'], body: object, options: {readonly isRepeat?: boolean} = {}): Promise<HandlerResult> {
 	const request = {v: 1, id: `r${nextId++}`, from: 'test', ts: Date.now(), type, body} as Request;
-	return agent.handle(request, {via: 'host', isRepeat: false});
+	return agent.handle(request, {via: 'host', isRepeat: options.isRepeat ?? false});
 }
 
 async function ok(agent: Agent, type: Request['type'], body: object): Promise<Vm> {
@@ -133,6 +133,17 @@ describe('the lifecycle', () => {
 		expect(soft).toMatchObject({state: 'running', desired: 'running', restarts: {count: 0}});
 		expect(soft.pid).not.toBe(vm.pid);
 		expect(runtime.live(vm.id)?.pid).toBe(soft.pid);
+	});
+
+	it('a reboot seen again (resent or redelivered) does not reboot twice; a new reboot does', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		const soft = await ok(agent, 'vm.reboot', {vmId: vm.id});
+		const repeated = await send(agent, 'vm.reboot', {vmId: vm.id}, {isRepeat: true});
+		expect(repeated).toMatchObject({ok: true, value: {pid: soft.pid}});
+		expect(runtime.spawns).toHaveLength(2);
+		expect((await ok(agent, 'vm.reboot', {vmId: vm.id})).pid).not.toBe(soft.pid);
+		expect(runtime.spawns).toHaveLength(3);
 	});
 
 	it('a delete of a running VM kills it (grace 0) and the id is remembered; a start retried with its token gets the deleted VM, not a new one', async () => {
@@ -208,7 +219,7 @@ describe('restart policies', () => {
 		const times: number[] = [];
 		for (let crash = 0; crash < 4; crash++) {
 			const spawnsBefore = runtime.spawns.length;
-			await waitFor(() => runtime.live(vm.id)?.isListening === true, 5000, 'the VM up');
+			await waitFor(() => runtime.live(vm.id)?.isListening === true && vmOf(agent, vm.id)?.state === 'running', 5000, 'the VM up');
 			times.push(Date.now());
 			runtime.live(vm.id)!.end({code: 1, signal: null});
 			if (crash < 3) {
@@ -225,6 +236,17 @@ describe('restart policies', () => {
 		expect(times[3]! - times[2]!).toBeGreaterThanOrEqual(160);
 		// A boot by hand starts counting afresh.
 		expect(await ok(agent, 'vm.boot', {vmId: vm.id})).toMatchObject({state: 'running', restarts: {count: 0}});
+	});
+
+	it('a boot whose QEMU dies before QMP answers is answered start_failed, and retried by its policy', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		await ok(agent, 'vm.kill', {vmId: vm.id});
+		runtime.failingSpawns.set(vm.id, 2);
+		expect(await send(agent, 'vm.boot', {vmId: vm.id})).toMatchObject({ok: false, code: 'start_failed'});
+		await waitFor(() => vmOf(agent, vm.id)?.state === 'running', 5000, 'running after two failed boots');
+		expect(vmOf(agent, vm.id)).toMatchObject({restarts: {count: 2}});
+		expect(runtime.spawns.filter(id => id === vm.id)).toHaveLength(4);
 	});
 
 	it('a SIGTERM (QEMU exits 0 but says "terminating on signal") is a failure, not a power-off', async () => {
