@@ -181,7 +181,9 @@ export class GroupController {
 			this.#syncedEpoch = epoch;
 		}
 
+		const epoch = this.#store.epoch;
 		const groups = this.#store.groups;
+		const deleted = this.#store.deleted;
 		const now = Date.now();
 		const round = await this.#client.list({timeoutMs: 2000});
 		if (!this.#leadership.isLeader) {
@@ -204,6 +206,7 @@ export class GroupController {
 		const actions: GroupAction[] = orphanActions(
 			observed.filter(entry => entry.silentMs === 0).map(entry => entry.vm),
 			groups,
+			deleted,
 		);
 		// Hosts heard from lately whose members this controller never saw (it was elected since they
 		// went silent) may hold members: empty slots wait for them, up to the host grace.
@@ -212,6 +215,11 @@ export class GroupController {
 			const members = await this.observeMembers(group, observed, now);
 			const unseenHosts = unseen.filter(([, heardAt]) => now - heardAt <= group.spec.hostGraceSeconds * 1000).map(([id]) => id);
 			actions.push(...reconcileGroup({group, members, hosts: rooms, burned: this.#burned, ...(unseenHosts.length > 0 ? {unseenHosts} : {})}));
+		}
+
+		// Deposed meanwhile, or the specs are being read again (a new connection): act on nothing.
+		if (!this.#leadership.isLeader || this.#store.epoch !== epoch || this.#syncedEpoch !== epoch) {
+			return;
 		}
 
 		await Promise.all(actions.map(async action => this.carryOut(action, groups)));

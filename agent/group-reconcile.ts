@@ -137,8 +137,12 @@ function pickHost(room: ReadonlyMap<string, number>, perHost: ReadonlyMap<string
 	return candidates[0]?.[0];
 }
 
-/** VMs tagged with a group that no longer exists (or a group of that name made anew): deleted. */
-export function orphanActions(vms: readonly Vm[], groups: ReadonlyMap<string, StoredGroup>): GroupAction[] {
+/**
+ * VMs tagged with a group that was deleted (its tombstone read: `deleted` holds `name:uid`), or
+ * that was made anew under its name: deleted. A member of a group this controller knows nothing of
+ * is left alone (a record it could not read, e.g. a newer kloud's, must not cost a fleet its VMs).
+ */
+export function orphanActions(vms: readonly Vm[], groups: ReadonlyMap<string, StoredGroup>, deleted: ReadonlySet<string>): GroupAction[] {
 	const actions: GroupAction[] = [];
 	for (const vm of vms) {
 		const tag = parseMemberToken(vm.clientToken);
@@ -147,7 +151,7 @@ export function orphanActions(vms: readonly Vm[], groups: ReadonlyMap<string, St
 		}
 
 		const current = groups.get(tag.group);
-		if (!current || current.spec.uid !== tag.uid) {
+		if (current ? current.spec.uid !== tag.uid : deleted.has(`${tag.group}:${tag.uid}`)) {
 			actions.push({kind: 'delete', group: tag.group, vmId: vm.id, host: vm.host, reason: current ? `group ${tag.group} was made anew` : `group ${tag.group} was deleted`});
 		}
 	}

@@ -143,13 +143,15 @@ describe('reconcileGroup', () => {
 });
 
 describe('orphanActions', () => {
-	it('deletes the members of deleted or re-made groups, and leaves other VMs alone', () => {
+	it('deletes the members of deleted or re-made groups, and leaves other VMs (and groups it never read) alone', () => {
 		const groups = new Map([['web', stored()]]);
 		const ours = vmOn('a', 'grp:web:abcdefgh:7:0:0');
 		const gone = vmOn('a', 'grp:db:abcdefgh:1:0:0');
 		const remade = vmOn('b', 'grp:web:zzzzzzzz:1:0:0');
+		const unknown = vmOn('b', 'grp:cache:abcdefgh:1:0:0');
 		const plain = vmOn('a', 'some-token');
-		expect(orphanActions([ours, gone, remade, plain, vmOn('a', null)], groups).map(action => action.kind === 'delete' && action.vmId)).toEqual([gone.id, remade.id]);
+		const deleted = new Set(['db:abcdefgh']);
+		expect(orphanActions([ours, gone, remade, unknown, plain, vmOn('a', null)], groups, deleted).map(action => action.kind === 'delete' && action.vmId)).toEqual([gone.id, remade.id]);
 	});
 });
 

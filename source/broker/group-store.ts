@@ -19,6 +19,8 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** The groups as read so far from the stream; fed by `setup` on each (re)connection. */
 export class GroupStore {
 	#groups: ReadonlyMap<string, StoredGroup> = new Map();
+	/** `name:uid` of every group whose tombstone was read: its members may be deleted. */
+	#deleted = new Set<string>();
 	#channel: Channel | undefined;
 	#epoch = 0;
 	readonly #syncWaiters = new Map<string, () => void>();
@@ -31,6 +33,10 @@ export class GroupStore {
 
 	get groups(): ReadonlyMap<string, StoredGroup> {
 		return this.#groups;
+	}
+
+	get deleted(): ReadonlySet<string> {
+		return this.#deleted;
 	}
 
 	/** Counts the connections read on: a reader that synced on an older one must sync again. */
@@ -49,6 +55,7 @@ export class GroupStore {
 		const channel = await context.openChannel();
 		await channel.prefetch(STREAM_PREFETCH);
 		this.#groups = new Map();
+		this.#deleted = new Set();
 		this.#channel = channel;
 		this.#epoch++;
 		await channel.consume(this.#topo.groupsStream, message => this.onMessage(channel, message), {noAck: false, arguments: {'x-stream-offset': 'first'}});
@@ -102,6 +109,10 @@ export class GroupStore {
 		}
 
 		const record = parsed.data;
+		if (record.kind === 'group.delete') {
+			this.#deleted.add(`${record.name}:${record.uid}`);
+		}
+
 		const next = applyGroupRecord(this.#groups, record, offset, typeof message.properties.userId === 'string' ? message.properties.userId : null);
 		if (next !== this.#groups) {
 			this.#groups = next;
