@@ -374,6 +374,7 @@ if (flags.controller) {
 			hostId: config.hostId,
 			log,
 			...(config.agentUsers === undefined ? {} : {agentUsers: [...config.agentUsers]}),
+			...(config.tenants ? {tenants: {admins}} : {}),
 			...(config.tls === undefined ? {} : {tls: config.tls}),
 		});
 	} catch (error) {

@@ -10,7 +10,7 @@
  */
 import type {Logger} from 'pino';
 import {KloudClient} from '../source/broker/client.js';
-import {BrokerConnection, type TlsOptions} from '../source/broker/connection.js';
+import {BrokerConnection, urlUser, type TlsOptions} from '../source/broker/connection.js';
 import {GroupStore} from '../source/broker/group-store.js';
 import {Leadership} from '../source/broker/leader.js';
 import {parseMemberToken, topology, type HostSnapshot, type StoredGroup, type Vm} from '../source/protocol/index.js';
@@ -21,6 +21,8 @@ export type ControllerOptions = {
 	readonly namespace: string;
 	readonly hostId: string;
 	readonly agentUsers?: readonly string[];
+	/** A `--tenants` fleet: only records written by the agents' users and these admins count. */
+	readonly tenants?: {readonly admins: readonly string[]};
 	readonly tls?: TlsOptions;
 	readonly log: Logger;
 	/** Time between rounds while groups exist (events start one sooner). */
@@ -42,7 +44,9 @@ type ConsoleState = {size: number; lastMatchAt: number | undefined; polledAt: nu
 export class GroupController {
 	static async start(options: ControllerOptions): Promise<GroupController> {
 		const topo = topology(options.namespace);
-		const store = new GroupStore(topo);
+		const {tenants} = options;
+		const writers = new Set([...(options.agentUsers ?? [urlUser(options.url)]), ...(tenants?.admins ?? [])]);
+		const store = new GroupStore(topo, tenants ? {isTrustedWriter: user => user !== null && writers.has(user)} : {});
 		const leadership = new Leadership({topo, candidate: options.hostId, tickMs: 2000});
 		const client = await KloudClient.connect({
 			url: options.url,

@@ -26,9 +26,16 @@ export class GroupStore {
 	readonly #syncWaiters = new Map<string, () => void>();
 	readonly #listeners = new Set<(groups: ReadonlyMap<string, StoredGroup>) => void>();
 	readonly #topo: Topology;
+	readonly #isTrustedWriter: (userId: string | null) => boolean;
 
-	constructor(topo: Topology) {
+	/**
+	 * `isTrustedWriter`: whose records count (by their broker-validated user id); default everyone's.
+	 * The controller of a `--tenants` fleet trusts only the agents' users and admins, because a
+	 * tenant may publish to the default exchange, and so to the stream.
+	 */
+	constructor(topo: Topology, options: {readonly isTrustedWriter?: (userId: string | null) => boolean} = {}) {
 		this.#topo = topo;
+		this.#isTrustedWriter = options.isTrustedWriter ?? (() => true);
 	}
 
 	get groups(): ReadonlyMap<string, StoredGroup> {
@@ -109,11 +116,16 @@ export class GroupStore {
 		}
 
 		const record = parsed.data;
+		const writer = typeof message.properties.userId === 'string' ? message.properties.userId : null;
+		if (record.kind !== 'sync' && !this.#isTrustedWriter(writer)) {
+			return;
+		}
+
 		if (record.kind === 'group.delete') {
 			this.#deleted.add(`${record.name}:${record.uid}`);
 		}
 
-		const next = applyGroupRecord(this.#groups, record, offset, typeof message.properties.userId === 'string' ? message.properties.userId : null);
+		const next = applyGroupRecord(this.#groups, record, offset, writer);
 		if (next !== this.#groups) {
 			this.#groups = next;
 			for (const listener of this.#listeners) {
