@@ -24,6 +24,7 @@ import {DEFAULT_TENANT_SUBNETS, tenantNetworkIdentity} from './tenant-network.js
 import {createRuntime} from './runtime.js';
 import {runImageCommand} from './image/cli-image.js';
 import {renderSystemdUnit} from './systemd-unit.js';
+import {GroupController} from './controller.js';
 
 if (process.argv[2] === 'image') {
 	process.exit(await runImageCommand(process.argv.slice(3)));
@@ -73,6 +74,8 @@ const cli = meow(
 	  --console-log-max MiB each VM's console log is kept to its last MiB (default 1, ≥ 0.25)
 	  --dnsmasq-log-max MiB the private network's dnsmasq log, likewise (default 4)
 	  --cpu-overcommit RATIO  vCPUs handed out per host core (default ${DEFAULT_CPU_OVERCOMMIT})
+	  --no-controller       do not stand for group controller (README, "Groups"); by default
+	                        every agent stands and the broker elects one [KLOUD_CONTROLLER=0]
 
 	Security (see the README's "Reliability and security")
 	  --tenants             every request must carry its RabbitMQ user id; a tenant sees and
@@ -127,6 +130,7 @@ const cli = meow(
 			tutorialQueue: {type: 'string', default: 'vm-queue'},
 			logLevel: {type: 'string', default: process.env.KLOUD_LOG_LEVEL ?? 'info'},
 			startPaused: {type: 'boolean', default: false},
+			controller: {type: 'boolean', default: process.env.KLOUD_CONTROLLER !== '0'},
 			memoryBudget: {type: 'number'},
 			consoleLogMax: {type: 'number', default: DEFAULT_CONSOLE_LOG_MAX_BYTES / MIB},
 			dnsmasqLogMax: {type: 'number', default: DEFAULT_DNSMASQ_LOG_MAX_BYTES / MIB},
@@ -371,6 +375,23 @@ try {
 	fail((error as Error).message);
 }
 
+let controller: GroupController | undefined;
+if (flags.controller) {
+	try {
+		controller = await GroupController.start({
+			url: config.amqpUrl,
+			namespace: config.namespace,
+			hostId: config.hostId,
+			log,
+			...(config.agentUsers === undefined ? {} : {agentUsers: [...config.agentUsers]}),
+			...(config.tenants ? {tenants: {admins}} : {}),
+			...(config.tls === undefined ? {} : {tls: config.tls}),
+		});
+	} catch (error) {
+		log.error({err: error}, 'could not stand for group controller');
+	}
+}
+
 let isStopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 	process.on(signal, () => {
@@ -380,6 +401,6 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 
 		isStopping = true;
 		log.info({signal}, 'stopping the agent; VMs keep running');
-		void agent.shutdown().finally(() => process.exit(0));
+		void Promise.all([agent.shutdown(), controller?.stop()]).finally(() => process.exit(0));
 	});
 }

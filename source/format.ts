@@ -1,5 +1,5 @@
 /** Pure text formatting for the scriptable CLI's human output. */
-import type {HostImages, HostSnapshot, Vm} from './protocol/index.js';
+import {groupOfVm, type HostImages, type HostSnapshot, type Vm} from './protocol/index.js';
 
 export function formatDuration(seconds: number | null): string {
 	if (seconds === null) {
@@ -90,8 +90,10 @@ export function formatVms(vms: readonly Vm[]): string {
 
 	// Agents older than the lifecycle do not report disks: no column of dashes for them.
 	const hasDisk = vms.some(vm => vm.disk !== undefined);
+	// The GROUP column only when some VM is a group's member: a fleet without groups reads as before.
+	const hasGroups = vms.some(vm => groupOfVm(vm) !== undefined);
 	return formatTable(
-		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME', ...(hasDisk ? ['DISK'] : [])],
+		['HOST', 'VM', 'IMAGE', 'STATE', 'IP', 'MEM', 'CPUS', 'PID', 'UPTIME', ...(hasDisk ? ['DISK'] : []), ...(hasGroups ? ['GROUP'] : [])],
 		sortVms(vms).map(vm => [
 			vm.host,
 			vm.id,
@@ -103,6 +105,7 @@ export function formatVms(vms: readonly Vm[]): string {
 			vm.pid === null ? '-' : String(vm.pid),
 			formatDuration(vm.uptimeSeconds),
 			...(hasDisk ? [describeDisk(vm)] : []),
+			...(hasGroups ? [groupOfVm(vm) ?? '-'] : []),
 		]),
 	);
 }

@@ -25,7 +25,7 @@ export type CliFlags = {
 	readonly sshKey: readonly string[];
 	readonly kill: boolean;
 	readonly grace?: number;
-	/** `start --restart no|on-failure|always` (checked by the command). */
+	/** `start --restart no|on-failure|always`, and `group create` for its members (checked by the command). */
 	readonly restart?: string;
 	/** `start --disk-size 10G` as typed (parsed by the command). */
 	readonly diskSize?: string;
@@ -40,6 +40,13 @@ export type CliFlags = {
 	readonly key?: string;
 	/** RabbitMQ users whose events count, comma-separated ('' : the connection's own user). */
 	readonly agentUsers: string;
+	/** `group create|scale`: size, bounds, health check, member restart policy, graces (seconds). */
+	readonly size?: number;
+	readonly min?: number;
+	readonly max?: number;
+	readonly health?: string;
+	readonly healthGrace?: number;
+	readonly hostGrace?: number;
 	readonly help: boolean;
 	readonly version: boolean;
 };
@@ -75,6 +82,12 @@ const OPTIONS = {
 	cert: {type: 'string'},
 	key: {type: 'string'},
 	'agent-users': {type: 'string'},
+	size: {type: 'string'},
+	min: {type: 'string'},
+	max: {type: 'string'},
+	health: {type: 'string'},
+	'health-grace': {type: 'string'},
+	'host-grace': {type: 'string'},
 	help: {type: 'boolean', short: 'h'},
 	version: {type: 'boolean'},
 } as const;
@@ -123,6 +136,12 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			cpus: numberFlag('cpus', values.cpus),
 			grace: numberFlag('grace', values.grace),
 			bytes: numberFlag('bytes', values.bytes),
+			size: numberFlag('size', values.size),
+			min: numberFlag('min', values.min),
+			max: numberFlag('max', values.max),
+			healthGrace: numberFlag('health-grace', values['health-grace']),
+			hostGrace: numberFlag('host-grace', values['host-grace']),
+			health: values.health,
 			image: values.image,
 			host: values.host,
 			network: values.network,

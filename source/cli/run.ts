@@ -24,6 +24,7 @@ import {
 } from '../protocol/index.js';
 import {UsageError, type CliArgs} from './args.js';
 import {parseDiskSize} from './disk-size.js';
+import {planGroupCommand, runGroupPlan} from './group.js';
 
 function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
 	const parsed = schema.safeParse(value);
@@ -325,6 +326,17 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 
 			const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
 			action = async client => consoleCommand(client, id, {json: flags.json, timeoutMs: seconds(5), bytes: flags.bytes, host});
+			break;
+		}
+
+		case 'group': {
+			const files = {
+				...(flags.userData === undefined ? {} : {userData: await readUserData(flags.userData)}),
+				...(flags.sshKey.length === 0 ? {} : {sshKeys: await readSshKeys(flags.sshKey)}),
+			};
+			const plan = planGroupCommand(rest, flags, files);
+			const tls = tlsOptions(flags);
+			action = async client => runGroupPlan(plan, client, {url: flags.amqp, topo: client.topo, json: flags.json, timeoutMs: seconds(5), ...(tls ? {tls} : {})});
 			break;
 		}
 

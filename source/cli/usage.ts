@@ -21,6 +21,11 @@ export const USAGE = `
     $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
     $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
     $ kloud-tui images [--json]          base images and the hosts that have them
+    $ kloud-tui group create NAME --image X --size N [--min A --max B] [--memory --cpus
+                     --network --user-data --ssh-key] [--restart no|on-failure|always]
+                     [--health none|console:REGEX] [--health-grace S] [--host-grace S]
+    $ kloud-tui group list|show NAME|scale NAME N|delete NAME [--json]
+                                         self-healing groups (README, "Groups")
 
   Global options
     --amqp URL[,URL…]  broker URL, or the nodes of a cluster, tried in order (and the

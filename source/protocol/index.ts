@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './parse.js';
 export * from './encode.js';
 export * from './limits.js';
+export * from './groups.js';

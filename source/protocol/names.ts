@@ -22,6 +22,10 @@ export type Topology = {
 	 * to tell each such requester "no host had capacity". Both are named `<ns>.dead`.
 	 */
 	readonly deadLetters: string;
+	/** Stream of group specs (`group.put`, `group.delete` tombstones): the groups' only durable store. */
+	readonly groupsStream: string;
+	/** Quorum queue with a single active consumer: the group controller the broker elected. */
+	readonly controllerQueue: string;
 	/** The exclusive queue one agent consumes its own requests from. */
 	hostQueue(hostId: string): string;
 	/** Routing key that reaches exactly one host on the command exchange. */
@@ -67,6 +71,8 @@ export function topology(namespace: string = DEFAULT_NAMESPACE): Topology {
 		eventExchange: `${namespace}.events`,
 		startQueue: `${namespace}.start`,
 		deadLetters: `${namespace}.dead`,
+		groupsStream: `${namespace}.groups`,
+		controllerQueue: `${namespace}.controller`,
 		hostQueue: hostId => `${namespace}.host.${hostId}`,
 		hostKey: hostId => `host.${hostId}`,
 		eventKey: (type, hostId, owner) => (type.startsWith('vm.') ? `${type}.${owner ?? NO_OWNER_KEY}.${hostId}` : `${type}.${hostId}`),

@@ -176,7 +176,7 @@ export async function killVmProcesses(dir: string): Promise<void> {
 export async function deleteNamespace(namespace: string, url = AMQP_URL): Promise<void> {
 	const connection = await connectAny(url);
 	try {
-		for (const queue of [`${namespace}.start`, `${namespace}.dead`, `${namespace}.vm-queue`]) {
+		for (const queue of [`${namespace}.start`, `${namespace}.dead`, `${namespace}.vm-queue`, `${namespace}.groups`, `${namespace}.controller`]) {
 			const channel = await connection.createChannel();
 			channel.on('error', () => {});
 			await channel.deleteQueue(queue).catch(() => {});

@@ -1,0 +1,175 @@
+/**
+ * `kloud-tui group SUBCOMMAND …`: its arguments checked into a plan before anything touches the
+ * broker (bad usage exits 2), then run against the groups stream and the fleet.
+ */
+import type {KloudClient} from '../broker/client.js';
+import {GroupStoreClient} from '../broker/group-store.js';
+import {groupCreateCommand, groupDeleteCommand, groupListCommand, groupScaleCommand, groupShowCommand, type GroupDraft} from '../group-commands.js';
+import type {Output} from '../commands.js';
+import {
+	DEFAULT_HEALTH_GRACE_SECONDS,
+	DEFAULT_HOST_GRACE_SECONDS,
+	groupNameSchema,
+	groupSpecSchema,
+	imageNameSchema,
+	MAX_GROUP_SIZE,
+	networkModeSchema,
+	parseHealthCheck,
+	restartPolicySchema,
+	type Topology,
+} from '../protocol/index.js';
+import type {TlsOptions} from '../broker/connection.js';
+import {UsageError, type CliFlags} from './args.js';
+
+export type GroupPlan =
+	| {readonly kind: 'create'; readonly draft: GroupDraft}
+	| {readonly kind: 'list'}
+	| {readonly kind: 'show' | 'delete'; readonly name: string}
+	| {readonly kind: 'scale'; readonly name: string; readonly size: number};
+
+/** Everything of a start that `group create` takes from files (read by the caller, as `start` does). */
+export type GroupFiles = {readonly userData?: string; readonly sshKeys?: readonly string[]};
+
+function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
+	const parsed = schema.safeParse(value);
+	if (!parsed.success) {
+		throw new UsageError(parsed.error.issues[0]?.message ?? 'invalid value');
+	}
+
+	return parsed.data;
+}
+
+function count(name: string, value: number | undefined, min: number): number | undefined {
+	if (value !== undefined && (!Number.isInteger(value) || value < min || value > MAX_GROUP_SIZE)) {
+		throw new UsageError(`invalid --${name} ${value}: must be a whole number from ${min} to ${MAX_GROUP_SIZE}`);
+	}
+
+	return value;
+}
+
+function seconds(name: string, value: number | undefined, fallback: number): number {
+	if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 3600)) {
+		throw new UsageError(`invalid --${name} ${value}: a whole number of seconds from 1 to 3600`);
+	}
+
+	return value ?? fallback;
+}
+
+export function planGroupCommand(rest: readonly string[], flags: CliFlags, files: GroupFiles): GroupPlan {
+	const [sub, name, extra] = rest;
+	const needName = () => {
+		if (!name) {
+			throw new UsageError(`group ${sub} needs a group name, e.g. \`kloud-tui group ${sub} web\``);
+		}
+
+		return check(groupNameSchema, name);
+	};
+
+	switch (sub) {
+		case 'list': {
+			return {kind: 'list'};
+		}
+
+		case 'show':
+		case 'delete': {
+			return {kind: sub, name: needName()};
+		}
+
+		case 'scale': {
+			const groupName = needName();
+			const size = count('size', extra === undefined ? flags.size : Number(extra), 0);
+			if (size === undefined) {
+				throw new UsageError('group scale needs the new size, e.g. `kloud-tui group scale web 5`');
+			}
+
+			return {kind: 'scale', name: groupName, size};
+		}
+
+		case 'create': {
+			const groupName = needName();
+			if (!flags.image) {
+				throw new UsageError('group create needs --image NAME (see `kloud-tui images`)');
+			}
+
+			const size = count('size', flags.size, 0);
+			if (size === undefined) {
+				throw new UsageError('group create needs --size N');
+			}
+
+			const min = count('min', flags.min, 0) ?? 0;
+			const max = count('max', flags.max, 0) ?? Math.max(size, min);
+			if (!(min <= size && size <= max)) {
+				throw new UsageError(`--size ${size} must be within --min ${min} and --max ${max}`);
+			}
+
+			const health = parseHealthCheck(flags.health ?? 'none');
+			if (!health.ok) {
+				throw new UsageError(health.error);
+			}
+
+			const draft: GroupDraft = {
+				name: groupName,
+				image: check(imageNameSchema, flags.image),
+				size,
+				min,
+				max,
+				health: health.value,
+				healthGraceSeconds: seconds('health-grace', flags.healthGrace, DEFAULT_HEALTH_GRACE_SECONDS),
+				hostGraceSeconds: seconds('host-grace', flags.hostGrace, DEFAULT_HOST_GRACE_SECONDS),
+				...(flags.memory === undefined ? {} : {memoryMb: flags.memory}),
+				...(flags.cpus === undefined ? {} : {cpus: flags.cpus}),
+				...(flags.network === undefined ? {} : {network: check(networkModeSchema, flags.network)}),
+				...(flags.restart === undefined ? {} : {restart: check(restartPolicySchema, flags.restart)}),
+				...(files.userData === undefined ? {} : {userData: files.userData}),
+				...(files.sshKeys === undefined || files.sshKeys.length === 0 ? {} : {sshKeys: [...files.sshKeys]}),
+			};
+			// The whole spec, checked as the controller will read it.
+			check(groupSpecSchema, {...draft, uid: 'aaaaaaaa'});
+			return {kind: 'create', draft};
+		}
+
+		default: {
+			throw new UsageError(sub ? `unknown group command "${sub}" (create, list, show, scale, delete)` : 'group needs a command: create, list, show, scale or delete');
+		}
+	}
+}
+
+export async function runGroupPlan(
+	plan: GroupPlan,
+	client: KloudClient,
+	options: {readonly url: string; readonly topo: Topology; readonly tls?: TlsOptions; readonly json: boolean; readonly timeoutMs: number},
+): Promise<Output> {
+	const store = await GroupStoreClient.open({
+		url: options.url,
+		topo: options.topo,
+		connectionName: `kloud-tui-groups:${process.pid}`,
+		timeoutMs: options.timeoutMs,
+		...(options.tls === undefined ? {} : {tls: options.tls}),
+	});
+	const common = {json: options.json, timeoutMs: options.timeoutMs};
+	try {
+		switch (plan.kind) {
+			case 'create': {
+				return await groupCreateCommand(store, plan.draft, common);
+			}
+
+			case 'list': {
+				return await groupListCommand(store, client, common);
+			}
+
+			case 'show': {
+				return await groupShowCommand(store, client, plan.name, common);
+			}
+
+			case 'scale': {
+				return await groupScaleCommand(store, plan.name, plan.size, common);
+			}
+
+			case 'delete': {
+				return await groupDeleteCommand(store, plan.name, common);
+			}
+		}
+	} finally {
+		await store.close();
+	}
+}

@@ -1,0 +1,143 @@
+/**
+ * `kloud-tui group …`: group specs read from and appended to the groups stream (the controller
+ * acts on them), members found with a list round. Each takes a store client and a fleet client.
+ */
+import {randomBytes} from 'node:crypto';
+import type {KloudClient} from './broker/client.js';
+import {KloudRequestError} from './broker/client.js';
+import type {GroupStoreClient} from './broker/group-store.js';
+import {formatTable, formatVms, sortVms} from './format.js';
+import {parseMemberToken, type GroupSpec, type StoredGroup, type Vm} from './protocol/index.js';
+import type {Output} from './commands.js';
+
+export type GroupOptions = {readonly json: boolean; readonly timeoutMs: number};
+
+/** What `group create` asks for; the uid is drawn here. */
+export type GroupDraft = Omit<GroupSpec, 'uid'>;
+
+function newUid(): string {
+	const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+	return [...randomBytes(8)].map(byte => alphabet[byte % alphabet.length]).join('');
+}
+
+async function existing(store: GroupStoreClient, name: string): Promise<StoredGroup> {
+	const group = (await store.groups()).get(name);
+	if (!group) {
+		throw new KloudRequestError('bad_request', `no group ${name} (see \`kloud-tui group list\`)`);
+	}
+
+	return group;
+}
+
+export async function groupCreateCommand(store: GroupStoreClient, draft: GroupDraft, options: GroupOptions): Promise<Output> {
+	if ((await store.groups()).has(draft.name)) {
+		throw new KloudRequestError('bad_request', `group ${draft.name} exists already: scale it, or delete it first`);
+	}
+
+	const spec: GroupSpec = {...draft, uid: newUid()};
+	await store.append({kind: 'group.put', spec});
+	return options.json ? {stdout: JSON.stringify(spec)} : {stdout: `created group ${spec.name}: ${spec.size} × ${spec.image} (min ${spec.min}, max ${spec.max}); the controller starts its members`};
+}
+
+export async function groupScaleCommand(store: GroupStoreClient, name: string, size: number, options: GroupOptions): Promise<Output> {
+	const {spec} = await existing(store, name);
+	if (size < spec.min || size > spec.max) {
+		throw new KloudRequestError('bad_request', `group ${name} may have ${spec.min} … ${spec.max} members, not ${size}`);
+	}
+
+	const next = {...spec, size};
+	await store.append({kind: 'group.put', spec: next});
+	return options.json ? {stdout: JSON.stringify(next)} : {stdout: `scaled group ${name} from ${spec.size} to ${size}`};
+}
+
+export async function groupDeleteCommand(store: GroupStoreClient, name: string, options: GroupOptions): Promise<Output> {
+	const {spec} = await existing(store, name);
+	await store.append({kind: 'group.delete', name, uid: spec.uid});
+	return options.json ? {stdout: JSON.stringify({name, deleted: true})} : {stdout: `deleted group ${name}; the controller deletes its members`};
+}
+
+/** A group's members in the fleet (those of its current incarnation), and how many run. */
+export type GroupStatus = {
+	readonly name: string;
+	readonly image: string;
+	readonly size: number;
+	readonly min: number;
+	readonly max: number;
+	readonly health: string;
+	readonly version: number;
+	readonly by: string | null;
+	readonly members: number;
+	readonly running: number;
+	readonly hosts: number;
+};
+
+export function groupStatus(group: StoredGroup, vms: readonly Vm[]): GroupStatus & {readonly vms: Vm[]} {
+	const members = vms.filter(vm => {
+		const tag = parseMemberToken(vm.clientToken);
+		return tag?.group === group.spec.name && tag.uid === group.spec.uid;
+	});
+	const {spec} = group;
+	return {
+		name: spec.name,
+		image: spec.image,
+		size: spec.size,
+		min: spec.min,
+		max: spec.max,
+		health: spec.health.kind === 'console' ? `console:${spec.health.pattern}` : 'none',
+		version: group.version,
+		by: group.by,
+		members: members.length,
+		running: members.filter(vm => vm.state === 'running').length,
+		hosts: new Set(members.map(vm => vm.host)).size,
+		vms: sortVms(members),
+	};
+}
+
+async function fleetVms(client: KloudClient, timeoutMs: number): Promise<{vms: Vm[]; missing: readonly string[]}> {
+	const round = await client.list({timeoutMs});
+	return {vms: round.replies.flatMap(snapshot => snapshot.vms), missing: round.missing};
+}
+
+export async function groupListCommand(store: GroupStoreClient, client: KloudClient, options: GroupOptions): Promise<Output> {
+	const groups = [...(await store.groups()).values()].sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+	const {vms, missing} = await fleetVms(client, options.timeoutMs);
+	const rows = groups.map(group => {
+		const {vms: _members, ...status} = groupStatus(group, vms);
+		return status;
+	});
+	if (options.json) {
+		return {stdout: JSON.stringify(rows)};
+	}
+
+	return {
+		stdout:
+			rows.length === 0
+				? 'No groups.'
+				: formatTable(
+						['NAME', 'IMAGE', 'DESIRED', 'RUNNING', 'MEMBERS', 'HOSTS', 'MIN', 'MAX', 'HEALTH'],
+						rows.map(row => [row.name, row.image, String(row.size), String(row.running), String(row.members), String(row.hosts), String(row.min), String(row.max), row.health]),
+					),
+		...(missing.length > 0 ? {stderr: `warning: no answer from ${missing.join(', ')}`} : {}),
+	};
+}
+
+export async function groupShowCommand(store: GroupStoreClient, client: KloudClient, name: string, options: GroupOptions): Promise<Output> {
+	const group = await existing(store, name);
+	const {vms} = await fleetVms(client, options.timeoutMs);
+	const status = groupStatus(group, vms);
+	if (options.json) {
+		return {stdout: JSON.stringify({...status, spec: group.spec})};
+	}
+
+	const {spec} = group;
+	return {
+		stdout: [
+			`group ${spec.name} (version ${group.version}${group.by ? `, by ${group.by}` : ''})`,
+			`  image ${spec.image}, ${spec.memoryMb ?? 'default'} MB, ${spec.cpus ?? 'default'} cpu, network ${spec.network ?? 'default'}, restart ${spec.restart ?? 'on-failure'}`,
+			`  desired ${spec.size} (min ${spec.min}, max ${spec.max}), running ${status.running} of ${status.members} members on ${status.hosts} hosts`,
+			`  health ${status.health} (boot grace ${spec.healthGraceSeconds} s), host grace ${spec.hostGraceSeconds} s`,
+			'',
+			formatVms(status.vms),
+		].join('\n'),
+	};
+}
