@@ -6,8 +6,10 @@
  * `kloud-tui list` never pays for the TUI.
  */
 import './production-env.js';
-import {readFileSync} from 'node:fs';
+import {existsSync, readFileSync} from 'node:fs';
+import {fileURLToPath} from 'node:url';
 import {parseCliArgs, UsageError} from './cli/args.js';
+import type {runCli as RunCli} from './cli/run.js';
 import {USAGE} from './cli/usage.js';
 
 async function main(): Promise<void> {
@@ -23,7 +25,7 @@ async function main(): Promise<void> {
 		return;
 	}
 
-	const {runCli} = await import('./cli/run.js');
+	const {runCli, onDone} = await loadRunner(args.command !== undefined);
 	const output = await runCli(args);
 	if (output) {
 		process.stdout.write(`${output.stdout}\n`);
@@ -31,6 +33,25 @@ async function main(): Promise<void> {
 			process.stderr.write(`${output.stderr}\n`);
 		}
 	}
+
+	onDone();
+}
+
+/**
+ * A subcommand runs from `subcommands.cjs` beside this bundle, through a V8 code cache (see
+ * cli/code-cache.ts); the TUI, and a build without that file (tsc's output run directly), import the
+ * ES module.
+ */
+async function loadRunner(isSubcommand: boolean): Promise<{runCli: typeof RunCli; onDone: () => void}> {
+	const bundle = fileURLToPath(new URL('subcommands.cjs', import.meta.url));
+	if (isSubcommand && existsSync(bundle)) {
+		const {cacheDirectory, loadBundle} = await import('./cli/code-cache.js');
+		const loaded = loadBundle<{runCli: typeof RunCli}>(bundle, cacheDirectory(process.env));
+		return {runCli: loaded.exports.runCli, onDone: () => loaded.save()};
+	}
+
+	const {runCli} = await import('./cli/run.js');
+	return {runCli, onDone: () => {}};
 }
 
 try {
