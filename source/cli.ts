@@ -8,7 +8,7 @@
 import './production-env.js';
 import {existsSync, readFileSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
-import {parseCliArgs, UsageError} from './cli/args.js';
+import {parseCliArgs} from './cli/args.js';
 import type {runCli as RunCli} from './cli/run.js';
 import {USAGE} from './cli/usage.js';
 
@@ -57,10 +57,12 @@ async function loadRunner(isSubcommand: boolean): Promise<{runCli: typeof RunCli
 try {
 	await main();
 } catch (error) {
+	// By name, not instanceof: a subcommand's UsageError comes from the CommonJS bundle's own copy of the class.
+	const isUsage = (error as Error).name === 'UsageError';
 	process.stderr.write(`kloud-tui: ${(error as Error).message}\n`);
-	process.exitCode = error instanceof UsageError ? 2 : 1;
+	process.exitCode = isUsage ? 2 : 1;
 	// A failed request is explained by its one line; anything else is a bug worth its stack.
-	if (!(error instanceof UsageError) && (error as Error).name !== 'KloudRequestError') {
+	if (!isUsage && (error as Error).name !== 'KloudRequestError') {
 		process.stderr.write(`${(error as Error).stack ?? ''}\n`.replace(/^.*\n/, ''));
 	}
 }

@@ -31,7 +31,14 @@ export async function declareShared(channel: Channel, topo: Topology): Promise<v
 	await channel.assertExchange(topo.deadLetters, 'fanout', {durable: true});
 	await channel.assertQueue(topo.deadLetters, {durable: true, arguments: {'x-message-ttl': DEAD_LETTER_TTL_MS}});
 	await channel.bindQueue(topo.deadLetters, topo.deadLetters, '');
-	// A quorum queue: starts survive a broker restart and are redelivered if an agent dies mid-way.
+	await declareStartQueue(channel, topo);
+}
+
+/**
+ * Declares the start queue (a quorum queue: starts survive a broker restart and are redelivered if an
+ * agent dies mid-way); one an older kloud declared with other arguments is a clear TopologyError.
+ */
+export async function declareStartQueue(channel: Channel, topo: Topology): Promise<void> {
 	await channel.assertQueue(topo.startQueue, {durable: true, arguments: startQueueArguments(topo)}).catch((error: unknown) => {
 		throw /PRECONDITION[-_]FAILED/.test((error as Error).message)
 			? new TopologyError(
