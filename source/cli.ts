@@ -25,6 +25,10 @@ async function main(): Promise<void> {
 		return;
 	}
 
+	if (args.command === undefined) {
+		await preloadTui();
+	}
+
 	const {runCli, onDone} = await loadRunner(args.command !== undefined);
 	const output = await runCli(args);
 	if (output) {
@@ -35,6 +39,27 @@ async function main(): Promise<void> {
 	}
 
 	onDone();
+}
+
+/**
+ * Loads the TUI's module (Ink, React, yoga) ahead of the command line's checks, with the global
+ * `fetch` hidden meanwhile: yoga's WebAssembly loader asks `typeof fetch`, and that alone makes Node
+ * 20 load its fetch implementation (undici, ≈ 25 ms before the first frame) only for yoga to read
+ * its inlined binary through it. Without fetch, yoga decodes the same binary itself.
+ */
+async function preloadTui(): Promise<void> {
+	const fetchProperty = Object.getOwnPropertyDescriptor(globalThis, 'fetch');
+	if (fetchProperty?.configurable) {
+		Object.defineProperty(globalThis, 'fetch', {value: undefined, configurable: true, writable: true});
+	}
+
+	try {
+		await import('./tui.js');
+	} finally {
+		if (fetchProperty?.configurable) {
+			Object.defineProperty(globalThis, 'fetch', fetchProperty);
+		}
+	}
 }
 
 /**
