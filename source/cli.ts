@@ -26,10 +26,12 @@ async function main(): Promise<void> {
 	}
 
 	if (args.command === undefined) {
-		await preloadTui();
+		const {runTuiCommand} = await import('./cli/run-tui.js');
+		await runTuiCommand(args.flags);
+		return;
 	}
 
-	const {runCli, onDone} = await loadRunner(args.command !== undefined);
+	const {runCli, onDone} = await loadRunner();
 	const output = await runCli(args);
 	if (output) {
 		process.stdout.write(`${output.stdout}\n`);
@@ -42,34 +44,12 @@ async function main(): Promise<void> {
 }
 
 /**
- * Loads the TUI's module (Ink, React, yoga) ahead of the command line's checks, with the global
- * `fetch` hidden meanwhile: yoga's WebAssembly loader asks `typeof fetch`, and that alone makes Node
- * 20 load its fetch implementation (undici, ≈ 25 ms before the first frame) only for yoga to read
- * its inlined binary through it. Without fetch, yoga decodes the same binary itself.
- */
-async function preloadTui(): Promise<void> {
-	const fetchProperty = Object.getOwnPropertyDescriptor(globalThis, 'fetch');
-	if (fetchProperty?.configurable) {
-		Object.defineProperty(globalThis, 'fetch', {value: undefined, configurable: true, writable: true});
-	}
-
-	try {
-		await import('./tui.js');
-	} finally {
-		if (fetchProperty?.configurable) {
-			Object.defineProperty(globalThis, 'fetch', fetchProperty);
-		}
-	}
-}
-
-/**
  * A subcommand runs from `subcommands.cjs` beside this bundle, through a V8 code cache (see
- * cli/code-cache.ts); the TUI, and a build without that file (tsc's output run directly), import the
- * ES module.
+ * cli/code-cache.ts); a build without that file (tsc's output run directly) imports the ES module.
  */
-async function loadRunner(isSubcommand: boolean): Promise<{runCli: typeof RunCli; onDone: () => void}> {
+async function loadRunner(): Promise<{runCli: typeof RunCli; onDone: () => void}> {
 	const bundle = fileURLToPath(new URL('subcommands.cjs', import.meta.url));
-	if (isSubcommand && existsSync(bundle)) {
+	if (existsSync(bundle)) {
 		const {cacheDirectory, loadBundle} = await import('./cli/code-cache.js');
 		const loaded = loadBundle<{runCli: typeof RunCli}>(bundle, cacheDirectory(process.env));
 		return {runCli: loaded.exports.runCli, onDone: () => loaded.save()};

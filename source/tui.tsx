@@ -3,7 +3,8 @@
  * feed the store, render the table, restore the terminal on quit.
  */
 import {render} from 'ink';
-import {redactUrl, type TlsOptions} from './broker/connection.js';
+import type {TlsOptions} from './broker/connection.js';
+import {redactUrl} from './broker/url.js';
 import type {KloudClient} from './broker/client.js';
 import type {Feed} from './feed.js';
 import {FleetStore} from './state/store.js';

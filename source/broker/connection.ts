@@ -5,6 +5,9 @@
  */
 import {EventEmitter} from 'node:events';
 import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type Options} from 'amqplib';
+import {redactUrl, urlUser} from './url.js';
+
+export {redactUrl, urlUser} from './url.js';
 
 export type ConnectionState =
 	| {readonly status: 'connecting'}
@@ -77,19 +80,6 @@ export function socketOptions(options: Pick<ConnectOptions, 'url' | 'connectionN
 	};
 }
 
-/**
- * The RabbitMQ user a URL logs in as (amqplib's default is `guest`): requests carry it as their
- * `userId`, which the broker checks against the connection's user.
- */
-export function urlUser(url: string): string {
-	try {
-		const {username} = new URL(url);
-		return username === '' ? 'guest' : decodeURIComponent(username);
-	} catch {
-		return 'guest';
-	}
-}
-
 /** The broker answered, but refused the topology or a consumer: retrying will not help soon. */
 export class SetupError extends Error {
 	override name = 'SetupError';
@@ -107,20 +97,6 @@ export function withHeartbeat(url: string, seconds: number): string {
 	}
 
 	return parsed.toString();
-}
-
-/** The URL with its password hidden, for logs and the TUI header. */
-export function redactUrl(url: string): string {
-	try {
-		const parsed = new URL(url);
-		if (parsed.password) {
-			parsed.password = '***';
-		}
-
-		return parsed.toString();
-	} catch {
-		return '(invalid URL)';
-	}
 }
 
 export declare interface BrokerConnection {

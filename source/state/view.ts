@@ -2,7 +2,7 @@
  * What the operator is doing in the TUI: selection (kept on the same VM across refreshes), marks,
  * filter, sort, pause, dialogs and the message line. A pure reducer; keys map onto its actions.
  */
-import {NETWORK_MODES, type NetworkMode} from '../protocol/index.js';
+import {NETWORK_MODES, type NetworkMode} from '../protocol/network-modes.js';
 import {nextSortColumn, type SortSpec} from './table.js';
 
 export type Target = {readonly id: string; readonly host: string};
