@@ -13,7 +13,7 @@ const run = promisify(execFile);
 export type FirstFrame = {
 	/** `node -e` printing one line: process start + tmux + polling. */
 	readonly floor: number[];
-	/** Until the header is drawn (connected to the broker, first frame). */
+	/** Until the header is drawn (its first frame: since issue 11 before connecting, "○ connecting"). */
 	readonly frame: number[];
 	/** Until the table holds the first list round (`hosts N/N`). */
 	readonly filled: number[];
