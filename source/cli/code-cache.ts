@@ -11,7 +11,7 @@
  * mismatch, unreadable file or V8 rejection means compiling without it (and writing a fresh one).
  */
 import {createHash} from 'node:crypto';
-import {mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync} from 'node:fs';
+import {closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import {homedir} from 'node:os';
 import {basename, dirname, join} from 'node:path';
@@ -48,13 +48,28 @@ export function cacheDirectory(env: NodeJS.ProcessEnv): string | undefined {
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest();
 
-/** The cache's payload if `file` is a sound cache for a source hashing to `sourceHash`. */
+/**
+ * The cache's payload if `file` is a sound cache for a source hashing to `sourceHash`, and is this
+ * user's own and writable by nobody else: V8 runs a cache's bytecode as it finds it, so a cache
+ * someone else could have written (a `KLOUD_CACHE_DIR` in /tmp) would run their code.
+ */
 function readCache(file: string, sourceHash: Buffer): Buffer | undefined {
 	let bytes: Buffer;
+	let descriptor: number | undefined;
 	try {
-		bytes = readFileSync(file);
+		descriptor = openSync(file, 'r');
+		const info = fstatSync(descriptor);
+		if (info.uid !== process.getuid?.() || (info.mode & 0o022) !== 0) {
+			return undefined;
+		}
+
+		bytes = readFileSync(descriptor);
 	} catch {
 		return undefined;
+	} finally {
+		if (descriptor !== undefined) {
+			closeSync(descriptor);
+		}
 	}
 
 	if (bytes.length <= HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
@@ -72,13 +87,13 @@ function writeCache(file: string, sourceHash: Buffer, payload: Buffer): void {
 	// Two levels by hand (`~/.cache`, then `kloud`): a recursive mkdir under /proc spins for ever on Node 20.
 	for (const level of [dirname(directory), directory]) {
 		try {
-			mkdirSync(level);
+			mkdirSync(level, {mode: 0o700});
 		} catch {}
 	}
 
 	// Written whole, then renamed: a concurrent run reads the old file or the new one, never half of one.
 	const temporary = `${file}.${process.pid}.tmp`;
-	writeFileSync(temporary, Buffer.concat([MAGIC, sourceHash, sha256(payload), payload]));
+	writeFileSync(temporary, Buffer.concat([MAGIC, sourceHash, sha256(payload), payload]), {mode: 0o644});
 	renameSync(temporary, file);
 	const prefix = `${basename(file).split('-')[0]!}-`;
 	for (const name of readdirSync(directory)) {

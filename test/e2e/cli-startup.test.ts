@@ -6,7 +6,7 @@
  */
 import {execFile} from 'node:child_process';
 import {readFileSync} from 'node:fs';
-import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {chmod, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -156,6 +156,22 @@ describe('the subcommands\' code cache', () => {
 			await list();
 			expect((await readFile(path)).equals(replaced), `${what}: the replacement is used`).toBe(true);
 		}
+	});
+
+	it('a cache file others may write is not run but replaced (V8 runs a cache\'s bytecode as it finds it)', async () => {
+		const cacheDir = join(dir, 'cache-shared');
+		const hosts = async () => {
+			const run = await loadedPackages(CLI_BIN, ['hosts', '--json', '--amqp', cloud.amqpUrl, '--namespace', cloud.namespace], {KLOUD_CACHE_DIR: cacheDir});
+			expect(run.code).toBe(0);
+		};
+
+		await hosts();
+		const [name] = await cacheFiles(cacheDir);
+		const path = join(cacheDir, name!);
+		expect((await stat(path)).mode & 0o022).toBe(0);
+		await chmod(path, 0o666);
+		await hosts();
+		expect((await stat(path)).mode & 0o022).toBe(0);
 	});
 
 	it('a cache directory that cannot be written leaves the CLI working', async () => {
