@@ -1,6 +1,6 @@
 /**
- * Bare `kloud-tui`: the first frame ("connecting") on screen, then connect (reconnecting forever),
- * feed the store, render the table, restore the terminal on quit.
+ * Bare `kloud-tui` (in the alternate screen cli/run-tui.ts entered): the first frame ("connecting")
+ * on screen, then connect (reconnecting forever), feed the store, render the table.
  */
 import {render} from 'ink';
 import type {TlsOptions} from './broker/connection.js';
@@ -19,8 +19,8 @@ export type TuiOptions = {
 	readonly agentUsers?: readonly string[];
 };
 
-const ENTER_ALTERNATE_SCREEN = '\u001B[?1049h';
-const LEAVE_ALTERNATE_SCREEN = '\u001B[?1049l';
+/** Back to the line's start, the line erased. */
+const CLEAR_LINE = '\r\u001B[2K';
 
 /** Connects and starts the feed; the broker's modules are loaded only now, after the first frame. */
 async function connect(options: TuiOptions, store: FleetStore): Promise<{client: KloudClient; feed: Feed}> {
@@ -31,19 +31,6 @@ async function connect(options: TuiOptions, store: FleetStore): Promise<{client:
 
 export async function runTui(options: TuiOptions): Promise<void> {
 	const store = new FleetStore(Date.now());
-	const isTty = Boolean(process.stdout.isTTY);
-	// The alternate screen keeps the operator's scrollback as it was when we quit.
-	if (isTty) {
-		process.stdout.write(ENTER_ALTERNATE_SCREEN);
-	}
-
-	const restore = () => {
-		if (isTty) {
-			process.stdout.write(LEAVE_ALTERNATE_SCREEN);
-		}
-	};
-
-	process.once('exit', restore);
 	let feed: Feed | undefined;
 	let connecting: Promise<{client: KloudClient; feed: Feed}> | undefined;
 	// What the operator asks for before the connection is made waits for it (a key pressed on the first frame).
@@ -57,6 +44,11 @@ export async function runTui(options: TuiOptions): Promise<void> {
 	};
 	try {
 		// The first frame goes out before anything connects: the header says "connecting" and where to.
+		// It replaces the line the command line wrote while Ink loaded (cli/run-tui.ts).
+		if (process.stdout.isTTY) {
+			process.stdout.write(CLEAR_LINE);
+		}
+
 		const instance = render(<App store={store} actions={actions} info={{brokerUrl: redactUrl(options.url), namespace: options.namespace, refreshMs: options.refreshMs}} />, {
 			maxFps: 30,
 			exitOnCtrlC: false,
@@ -72,8 +64,6 @@ export async function runTui(options: TuiOptions): Promise<void> {
 		await instance.waitUntilExit();
 		instance.cleanup();
 	} finally {
-		restore();
-		process.off('exit', restore);
 		// At most one connection attempt in flight: closed as soon as it is made.
 		await connecting?.then(
 			async connected => {

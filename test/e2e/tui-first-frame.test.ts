@@ -49,5 +49,6 @@ describe('kloud-tui\'s first frame', () => {
 		await terminal.keys('q');
 		const after = await terminal.waitForScreen(text => text.includes('TUI-EXITED=0'), 'the TUI to exit');
 		expect(after).not.toContain('○ connecting');
+		expect(after).not.toContain('kloud ○');
 	});
 });
