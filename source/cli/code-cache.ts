@@ -93,8 +93,18 @@ function writeCache(file: string, sourceHash: Buffer, payload: Buffer): void {
 
 	// Written whole, then renamed: a concurrent run reads the old file or the new one, never half of one.
 	const temporary = `${file}.${process.pid}.tmp`;
-	writeFileSync(temporary, Buffer.concat([MAGIC, sourceHash, sha256(payload), payload]), {mode: 0o644});
-	renameSync(temporary, file);
+	try {
+		writeFileSync(temporary, Buffer.concat([MAGIC, sourceHash, sha256(payload), payload]), {mode: 0o644});
+		renameSync(temporary, file);
+	} catch (error) {
+		// A full disk: no half-written file left behind.
+		try {
+			unlinkSync(temporary);
+		} catch {}
+
+		throw error;
+	}
+
 	const prefix = `${basename(file).split('-')[0]!}-`;
 	for (const name of readdirSync(directory)) {
 		const path = join(directory, name);
