@@ -13,8 +13,10 @@ const run = promisify(execFile);
 export type FirstFrame = {
 	/** `node -e` printing one line: process start + tmux + polling. */
 	readonly floor: number[];
-	/** Until the header is drawn (connected to the broker, first frame). */
+	/** Until the first line is on screen (where it connects: written before Ink loads). */
 	readonly frame: number[];
+	/** Until Ink's first frame is on screen (the table's column header; drawn before connecting). */
+	readonly inkFrame: number[];
 	/** Until the table holds the first list round (`hosts N/N`). */
 	readonly filled: number[];
 };
@@ -55,16 +57,18 @@ export async function measureFirstFrame(options: {readonly cli: string; readonly
 		.join(' ');
 	const idle = 'sleep 3600';
 	await tmux('new-session', '-d', '-s', 'main', '-x', '120', '-y', '30', idle);
-	const result: FirstFrame = {floor: [], frame: [], filled: []};
+	const result: FirstFrame = {floor: [], frame: [], inkFrame: [], filled: []};
 	try {
 		for (let index = 0; index < options.iterations; index++) {
 			const [floor] = await timeScreen(tmux, `${shellQuote(process.execPath)} -e 'console.log("floor ready")'; sleep 3600`, [text => text.includes('floor ready')]);
 			result.floor.push(floor!);
-			const [frame, filled] = await timeScreen(tmux, `env ${envPrefix} ${shellQuote(process.execPath)} ${shellQuote(options.cli)}`, [
+			const [frame, inkFrame, filled] = await timeScreen(tmux, `env ${envPrefix} ${shellQuote(process.execPath)} ${shellQuote(options.cli)}`, [
 				text => text.includes(`ns ${options.namespace}`),
+				text => /HOST\S*\s+VM\s+IMAGE/.test(text),
 				text => text.includes(`hosts ${options.hosts}/${options.hosts}`),
 			]);
 			result.frame.push(frame!);
+			result.inkFrame.push(inkFrame!);
 			result.filled.push(filled!);
 			await tmux('respawn-pane', '-k', '-t', 'main', idle);
 		}

@@ -215,6 +215,7 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	const virshVersion: number[] = [];
 	const help: number[] = [];
 	const listOneHost: number[] = [];
+	const listNoCache: number[] = [];
 	let frame;
 	let running = 0;
 	for (const size of LIST_SIZES) {
@@ -252,6 +253,8 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 					},
 				);
 				help.push((await kloud('--help')).ms);
+				// The first run after an install (or a Node upgrade): no code cache for the subcommands yet.
+				listNoCache.push((await timed(process.execPath, [CLI, 'list', '--json'], {...kloudEnv, KLOUD_CACHE_DIR: ''})).ms);
 			}
 
 			await alternate(
@@ -302,15 +305,25 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	const startup: Row[] = [
 		ratioRow('`kloud-tui --help` (floor `node -e 0`)', nodeFloor, help, 2, 'p50 ≤ 2× floor'),
 		ratioRow('`kloud-tui list --json`, 1 host, 5 VMs (floor `node -e 0`)', nodeFloor, listOneHost, 2, 'p50 ≤ 2× floor'),
+		{...ratioRow('the same without its code cache (a first run after an install)', nodeFloor, listNoCache, 2, '–'), goal: '–', verdict: '–'},
 	];
 	if (frame) {
 		startup.push(
-			{measure: 'TUI first frame in tmux (floor: `node -e` printing a line, same pane)', floor: ms(median(frame.floor)), median: ms(median(frame.frame)), p90: ms(p90(frame.frame)), ratio: `${(median(frame.frame) / median(frame.floor)).toFixed(2)}×`, goal: '≤ 500 ms', verdict: median(frame.frame) <= 500 ? 'met' : 'missed'},
+			{measure: 'TUI first frame in tmux: its first line, broker and namespace (floor: `node -e` printing a line, same pane)', floor: ms(median(frame.floor)), median: ms(median(frame.frame)), p90: ms(p90(frame.frame)), ratio: `${(median(frame.frame) / median(frame.floor)).toFixed(2)}×`, goal: '≤ 500 ms', verdict: median(frame.frame) <= 500 ? 'met' : 'missed'},
+			{measure: 'TUI: Ink\'s first frame (the table\'s column header, before connecting)', floor: ms(median(frame.floor)), median: ms(median(frame.inkFrame)), p90: ms(p90(frame.inkFrame)), ratio: `${(median(frame.inkFrame) / median(frame.floor)).toFixed(2)}×`, goal: '–', verdict: '–'},
 			{measure: 'TUI: table filled by the first list round (`hosts 1/1`)', floor: ms(median(frame.floor)), median: ms(median(frame.filled)), p90: ms(p90(frame.filled)), ratio: `${(median(frame.filled) / median(frame.floor)).toFixed(2)}×`, goal: '–', verdict: '–'},
 		);
 	}
 
+	const virshList = median(cliList[LIST_SIZES[0]]!.peer);
+	const minimum = (samples: readonly number[]) => ms(Math.min(...samples));
 	const notes = [
+		`The floor of "list ≤ 3× \`virsh list\`": \`node -e 0\` alone took ${(median(nodeFloor) / virshList).toFixed(2)}× \`virsh list --all\` (${ms(median(nodeFloor))} against ${ms(virshList)}, medians), ${
+			median(nodeFloor) >= 3 * virshList
+				? 'so no Node CLI could meet that goal in this run, whatever it did after starting'
+				: `so a Node CLI meets that goal only if everything it does past starting Node fits in ${ms(3 * virshList - median(nodeFloor))}`
+		}; kloud's list took ${ms(median(listOneHost) - median(nodeFloor))} past it (loading its code, connecting, the round, closing).`,
+		`Minimums (the least disturbed of each series): \`node -e 0\` ${minimum(nodeFloor)}, \`kloud-tui --help\` ${minimum(help)}, \`kloud-tui list\` ${minimum(listOneHost)} (without its code cache ${minimum(listNoCache)}), \`virsh list\` ${minimum(cliList[LIST_SIZES[0]]!.peer)}, hard stop kloud ${minimum(cliStop.kloud)} / virsh ${minimum(cliStop.peer)}${frame ? `, TUI first line ${minimum(frame.frame)}, Ink's first frame ${minimum(frame.inkFrame)} (floor ${minimum(frame.floor)})` : ''}.`,
 		`The libvirt start figure includes \`qemu-img create\` for the overlay, as kloud's includes its own; \`virsh create\` alone took ${ms(median(virshCreateOnly))} (median), \`createXML\` alone ${ms(median(createXmlOnly))}.`,
 	];
 	const libvirtVersion = (await virsh('--version')).stdout.trim();

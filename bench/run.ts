@@ -4,6 +4,7 @@
  */
 import {execFile} from 'node:child_process';
 import {readFile, writeFile} from 'node:fs/promises';
+import {cpus, loadavg} from 'node:os';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
 import {createBenchCloud} from './lib/cloud.js';
@@ -55,8 +56,11 @@ async function lifecycleSection(): Promise<string> {
 async function onlySection(name: 'peer' | 'lifecycle'): Promise<void> {
 	const machine = await describeMachine();
 	log(machine);
+	// The machine is shared: how busy it was says how far these figures are from a quiet box's.
+	const loadBefore = loadavg()[0]!;
 	const body = name === 'peer' ? await peerSection() : await lifecycleSection();
-	const section = `${body}\n${name === 'peer' ? 'Peer' : 'Lifecycle'} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const load = `load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores)`;
+	const section = `${body}\n${name === 'peer' ? 'Peer' : 'Lifecycle'} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}; ${load}.\n`;
 	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
 	await writeFile(BENCHMARKS, spliceSection(current, name, section, '## Reading these numbers'));
 	process.stdout.write(`\n${section}\n`);

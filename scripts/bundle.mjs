@@ -46,4 +46,27 @@ const result = await build({
 	legalComments: 'linked',
 	logLevel: 'warning',
 });
-await writeFile(`${root}/dist/bin/meta.json`, JSON.stringify(result.metafile));
+/**
+ * The subcommands once more, as one CommonJS file: the entry compiles it through `vm.Script` with a
+ * V8 code cache (source/cli/code-cache.ts), which ES modules cannot have on Node 20. The TUI is
+ * never reached from it (the entry imports the TUI itself), so its import stays out.
+ */
+const subcommands = await build({
+	absWorkingDir: root,
+	entryPoints: {subcommands: 'dist/source/cli/subcommands.js'},
+	outdir: 'dist/bin',
+	outExtension: {'.js': '.cjs'},
+	bundle: true,
+	format: 'cjs',
+	platform: 'node',
+	target: 'node20',
+	external: ['../tui.js'],
+	plugins: [onlyEnglishZodLocale],
+	minify: true,
+	sourcemap: 'linked',
+	metafile: true,
+	legalComments: 'linked',
+	logLevel: 'warning',
+});
+const outputs = {...result.metafile.outputs, ...subcommands.metafile.outputs};
+await writeFile(`${root}/dist/bin/meta.json`, JSON.stringify({...result.metafile, outputs}));

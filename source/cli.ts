@@ -6,8 +6,10 @@
  * `kloud-tui list` never pays for the TUI.
  */
 import './production-env.js';
-import {readFileSync} from 'node:fs';
-import {parseCliArgs, UsageError} from './cli/args.js';
+import {existsSync, readFileSync} from 'node:fs';
+import {fileURLToPath} from 'node:url';
+import {parseCliArgs} from './cli/args.js';
+import type {runCli as RunCli} from './cli/run.js';
 import {USAGE} from './cli/usage.js';
 
 async function main(): Promise<void> {
@@ -23,7 +25,13 @@ async function main(): Promise<void> {
 		return;
 	}
 
-	const {runCli} = await import('./cli/run.js');
+	if (args.command === undefined) {
+		const {runTuiCommand} = await import('./cli/run-tui.js');
+		await runTuiCommand(args.flags);
+		return;
+	}
+
+	const {runCli, onDone} = await loadRunner();
 	const output = await runCli(args);
 	if (output) {
 		process.stdout.write(`${output.stdout}\n`);
@@ -31,15 +39,35 @@ async function main(): Promise<void> {
 			process.stderr.write(`${output.stderr}\n`);
 		}
 	}
+
+	onDone();
+}
+
+/**
+ * A subcommand runs from `subcommands.cjs` beside this bundle, through a V8 code cache (see
+ * cli/code-cache.ts); a build without that file (tsc's output run directly) imports the ES module.
+ */
+async function loadRunner(): Promise<{runCli: typeof RunCli; onDone: () => void}> {
+	const bundle = fileURLToPath(new URL('subcommands.cjs', import.meta.url));
+	if (existsSync(bundle)) {
+		const {cacheDirectory, loadBundle} = await import('./cli/code-cache.js');
+		const loaded = loadBundle<{runCli: typeof RunCli}>(bundle, cacheDirectory(process.env));
+		return {runCli: loaded.exports.runCli, onDone: () => loaded.save()};
+	}
+
+	const {runCli} = await import('./cli/run.js');
+	return {runCli, onDone: () => {}};
 }
 
 try {
 	await main();
 } catch (error) {
+	// By name, not instanceof: a subcommand's UsageError comes from the CommonJS bundle's own copy of the class.
+	const isUsage = (error as Error).name === 'UsageError';
 	process.stderr.write(`kloud-tui: ${(error as Error).message}\n`);
-	process.exitCode = error instanceof UsageError ? 2 : 1;
+	process.exitCode = isUsage ? 2 : 1;
 	// A failed request is explained by its one line; anything else is a bug worth its stack.
-	if (!(error instanceof UsageError) && (error as Error).name !== 'KloudRequestError') {
+	if (!isUsage && (error as Error).name !== 'KloudRequestError') {
 		process.stderr.write(`${(error as Error).stack ?? ''}\n`.replace(/^.*\n/, ''));
 	}
 }

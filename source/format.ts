@@ -1,4 +1,5 @@
 /** Pure text formatting for the scriptable CLI's human output. */
+import {compareNames} from './compare-names.js';
 import {groupOfVm, type HostImages, type HostSnapshot, type Vm} from './protocol/index.js';
 
 export function formatDuration(seconds: number | null): string {
@@ -80,7 +81,7 @@ export function describeDisk(vm: Vm): string {
 
 /** Stable order: host, then creation time, then id. */
 export function sortVms(vms: readonly Vm[]): Vm[] {
-	return [...vms].sort((a, b) => a.host.localeCompare(b.host) || a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+	return [...vms].sort((a, b) => compareNames(a.host, b.host) || a.createdAt - b.createdAt || compareNames(a.id, b.id));
 }
 
 export function formatVms(vms: readonly Vm[]): string {
@@ -116,7 +117,7 @@ export function hostRows(snapshots: readonly HostSnapshot[], missing: readonly s
 	return [
 		...snapshots.map(snapshot => ({...snapshot.host, answered: true})),
 		...missing.map(id => ({id, answered: false})),
-	].sort((a, b) => a.id.localeCompare(b.id));
+	].sort((a, b) => compareNames(a.id, b.id));
 }
 
 export function formatHosts(rows: readonly HostRow[]): string {
@@ -152,7 +153,7 @@ export function imageRows(replies: readonly HostImages[]): ImageRow[] {
 		}
 	}
 
-	return [...byName.values()].map(row => ({...row, hosts: row.hosts.sort()})).sort((a, b) => a.name.localeCompare(b.name));
+	return [...byName.values()].map(row => ({...row, hosts: row.hosts.sort()})).sort((a, b) => compareNames(a.name, b.name));
 }
 
 export function formatImages(rows: readonly ImageRow[]): string {

@@ -11,6 +11,9 @@
  */
 import {EventEmitter} from 'node:events';
 import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type Options} from 'amqplib';
+import {redactUrl, urlUser} from './url.js';
+
+export {redactUrl, urlUser} from './url.js';
 
 export type ConnectionState =
 	| {readonly status: 'connecting'}
@@ -125,20 +128,6 @@ export function brokerAddress(url: string): string {
 	return `${parsed.hostname}:${parsed.port || (parsed.protocol === 'amqps:' ? '5671' : '5672')}`;
 }
 
-/**
- * The RabbitMQ user a URL logs in as (amqplib's default is `guest`): requests carry it as their
- * `userId`, which the broker checks against the connection's user.
- */
-export function urlUser(url: string): string {
-	try {
-		// Every node of a cluster shares its users: the first URL of a list names the user.
-		const {username} = new URL(url.split(',')[0]!.trim());
-		return username === '' ? 'guest' : decodeURIComponent(username);
-	} catch {
-		return 'guest';
-	}
-}
-
 /** The broker answered, but refused the topology or a consumer: retrying will not help soon. */
 export class SetupError extends Error {
 	override name = 'SetupError';
@@ -209,24 +198,6 @@ export function withHeartbeat(url: string, seconds: number): string {
 	}
 
 	return parsed.toString();
-}
-
-/** The URL (or each of a list) with its password hidden, for logs and the TUI header. */
-export function redactUrl(url: string): string {
-	if (url.includes(',')) {
-		return url.split(',').map(one => redactUrl(one.trim())).join(',');
-	}
-
-	try {
-		const parsed = new URL(url);
-		if (parsed.password) {
-			parsed.password = '***';
-		}
-
-		return parsed.toString();
-	} catch {
-		return '(invalid URL)';
-	}
 }
 
 export declare interface BrokerConnection {

@@ -49,8 +49,15 @@ export async function declareShared(channel: Channel, topo: Topology): Promise<v
 	await channel.assertExchange(topo.deadLetters, 'fanout', {durable: true});
 	await channel.assertQueue(topo.deadLetters, {durable: true, arguments: deadQueueArguments()}).catch(olderQueue(topo.deadLetters));
 	await channel.bindQueue(topo.deadLetters, topo.deadLetters, '');
-	// A quorum queue: starts survive a broker restart (and, on a cluster, the loss of a node) and
-	// are redelivered if an agent dies mid-way.
+	await declareStartQueue(channel, topo);
+}
+
+/**
+ * Declares the start queue (a quorum queue: starts survive a broker restart (and, on a cluster, the
+ * loss of a node) and are redelivered if an agent dies mid-way); one an older kloud declared with
+ * other arguments is a clear TopologyError.
+ */
+export async function declareStartQueue(channel: Channel, topo: Topology): Promise<void> {
 	await channel.assertQueue(topo.startQueue, {durable: true, arguments: startQueueArguments(topo)}).catch(olderQueue(topo.startQueue));
 }
 

@@ -2,11 +2,9 @@
  * `kloud-tui`'s commands once the command line is parsed: the TUI (Ink and React, loaded only
  * here, only for it) or one scriptable subcommand (zod and amqplib, loaded only when one runs).
  */
-import {readFileSync} from 'node:fs';
 import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
-import {urlUser, type TlsOptions} from '../broker/connection.js';
 import {bootCommand, consoleCommand, deleteCommand, hostsCommand, imagesCommand, listCommand, rebootCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
@@ -17,7 +15,6 @@ import {
 	MAX_SSH_KEYS,
 	MAX_USER_DATA_BYTES,
 	networkModeSchema,
-	parseAgentUsers,
 	restartPolicySchema,
 	sshKeySchema,
 	vmIdSchema,
@@ -25,6 +22,8 @@ import {
 import {UsageError, type CliArgs} from './args.js';
 import {parseDiskSize} from './disk-size.js';
 import {planGroupCommand, runGroupPlan} from './group.js';
+import {agentUsers, tlsOptions} from './connect-flags.js';
+import {runTuiCommand} from './run-tui.js';
 
 function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
 	const parsed = schema.safeParse(value);
@@ -102,49 +101,12 @@ function diskSizeMb(text: string): number {
 	return size.mb;
 }
 
-/** `--agent-users U1,U2` as a list; none given: the user of the broker URL. */
-function agentUsers(flags: {readonly agentUsers: string; readonly amqp: string}): string[] {
-	return [...parseAgentUsers(flags.agentUsers, urlUser(flags.amqp))];
-}
-
 function positiveInteger(name: string, value: number | undefined): number | undefined {
 	if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
 		throw new UsageError(`invalid --${name} ${value}: must be a whole number ≥ 1`);
 	}
 
 	return value;
-}
-
-/** The `--ca`, `--cert` and `--key` files, read; undefined without any. */
-function tlsOptions(flags: {readonly amqp: string; readonly ca?: string; readonly cert?: string; readonly key?: string}): TlsOptions | undefined {
-	if (flags.ca === undefined && flags.cert === undefined && flags.key === undefined) {
-		return undefined;
-	}
-
-	if (!flags.amqp.startsWith('amqps://')) {
-		throw new UsageError('--ca, --cert and --key need an amqps:// broker URL');
-	}
-
-	if ((flags.cert === undefined) !== (flags.key === undefined)) {
-		throw new UsageError('--cert and --key go together');
-	}
-
-	const read = (flag: string, path: string | undefined) => {
-		if (path === undefined) {
-			return undefined;
-		}
-
-		try {
-			return readFileSync(path);
-		} catch (error) {
-			throw new UsageError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
-		}
-	};
-
-	const ca = read('--ca', flags.ca);
-	const cert = read('--cert', flags.cert);
-	const key = read('--key', flags.key);
-	return {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
 }
 
 /** The terminal a subcommand may ask a question on (`delete` without --yes). */
@@ -190,18 +152,7 @@ function vmIdArgument(command: string, rest: readonly string[]): string {
 /** Runs the TUI (undefined: it printed itself) or a subcommand (what to print). */
 export async function runCli({command, rest, flags}: CliArgs, terminal: CliTerminal = processTerminal()): Promise<Output | undefined> {
 	if (!command) {
-		const namespaceError = checkNamespace(flags.namespace);
-		if (namespaceError) {
-			throw new UsageError(namespaceError);
-		}
-
-		if (!(flags.refresh > 0)) {
-			throw new UsageError(`invalid --refresh ${flags.refresh}: must be a number of seconds > 0`);
-		}
-
-		const tls = tlsOptions(flags);
-		const {runTui} = await import('../tui.js');
-		await runTui({url: flags.amqp, namespace: flags.namespace, refreshMs: flags.refresh * 1000, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
+		await runTuiCommand(flags);
 		return undefined;
 	}
 

@@ -3,6 +3,7 @@
  * `JSON.parse` travels further unchecked: callers get `{ok: true, value}` or `{ok: false, error}`.
  */
 import {z} from 'zod';
+import {NETWORK_MODES} from './network-modes.js';
 import {PROTOCOL_VERSION} from './version.js';
 
 /** Largest message body accepted, in bytes (user-data is capped well below this). */
@@ -68,13 +69,7 @@ export const hostIdSchema = z
 	.string()
 	.regex(HOST_ID_PATTERN, {error: issue => `invalid host id ${JSON.stringify(issue.input)}: use 1-63 letters, digits, '.', '_' or '-'`});
 
-/**
- * How a VM is networked: `private` (the host's NAT bridge with DHCP, joined across hosts by VXLAN),
- * `public` (the operator's bridge to the LAN), `user` (QEMU user-mode networking, no root needed)
- * or `none` (no NIC).
- */
-export const NETWORK_MODES = ['private', 'public', 'none', 'user'] as const;
-export type NetworkMode = (typeof NETWORK_MODES)[number];
+export {NETWORK_MODES, type NetworkMode} from './network-modes.js';
 export const networkModeSchema = z.enum(NETWORK_MODES, {
 	error: issue => `invalid network ${JSON.stringify(issue.input)}: expected one of ${NETWORK_MODES.join(', ')}`,
 });

@@ -6,7 +6,7 @@
  */
 import {execFile} from 'node:child_process';
 import {readFileSync} from 'node:fs';
-import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {chmod, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -33,17 +33,21 @@ afterAll(async () => {
 });
 
 /** The packages (`ink`, `zod`, …, and `kloud` for our own sources) whose code a run of `script args` loaded. */
-async function loadedPackages(script: string, args: readonly string[]): Promise<{readonly packages: Set<string>; readonly code: number; readonly stdout: string}> {
+async function loadedPackages(
+	script: string,
+	args: readonly string[],
+	env: NodeJS.ProcessEnv = {},
+): Promise<{readonly packages: Set<string>; readonly files: readonly string[]; readonly code: number; readonly stdout: string}> {
 	const log = join(dir, `${Math.random().toString(36).slice(2)}.log`);
 	const {code, stdout} = await new Promise<{code: number; stdout: string}>(resolve => {
-		execFile(process.execPath, ['--import', RECORDER, script, ...args], {env: {...process.env, KLOUD_MODULE_LOG: log}}, (error, stdout_) => {
+		execFile(process.execPath, ['--import', RECORDER, script, ...args], {env: {...process.env, ...env, KLOUD_MODULE_LOG: log}}, (error, stdout_) => {
 			resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout: stdout_});
 		});
 	});
 	const urls = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 	const packages = new Set<string>();
-	for (const url of urls.filter(url => url.startsWith('file:'))) {
-		const path = fileURLToPath(url);
+	const files = urls.filter(url => url.startsWith('file:')).map(url => fileURLToPath(url));
+	for (const path of files) {
 		// A chunk of the bundle stands for the sources in it; anything else stands for itself.
 		const inputs = Object.keys(meta.outputs[path.slice(ROOT.length)]?.inputs ?? {[path]: true});
 		for (const input of inputs) {
@@ -51,7 +55,7 @@ async function loadedPackages(script: string, args: readonly string[]): Promise<
 		}
 	}
 
-	return {packages, code, stdout};
+	return {packages, files, code, stdout};
 }
 
 const TUI_PACKAGES = ['ink', 'react', 'react-reconciler', 'yoga-layout'];
@@ -107,5 +111,74 @@ describe('kloud-tui start-up', () => {
 		await import('node:fs/promises').then(async fs => fs.writeFile(script, `await import(${JSON.stringify(join(ROOT, chunk!))});\n`));
 		const {packages} = await loadedPackages(script, []);
 		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual(TUI_PACKAGES);
+	});
+});
+
+describe('the subcommands\' code cache', () => {
+	const cacheFiles = async (cacheDir: string) => (await readdir(cacheDir).catch(() => [] as string[])).filter(name => name.endsWith('.v8'));
+
+	it('is made by the first run, used by the next, and a corrupt, truncated or foreign one never breaks the CLI', {timeout: 60_000}, async () => {
+		const cacheDir = join(dir, 'cache');
+		const list = async () => {
+			const run = await loadedPackages(CLI_BIN, ['list', '--json', '--amqp', cloud.amqpUrl, '--namespace', cloud.namespace], {KLOUD_CACHE_DIR: cacheDir});
+			expect(run.code).toBe(0);
+			expect((JSON.parse(run.stdout) as {hosts: Array<{id: string}>}).hosts.map(host => host.id)).toContain('startup-a');
+			// The subcommand ran from the CommonJS bundle, not from the ES module chunks.
+			expect(run.files.some(file => file.endsWith('/dist/bin/subcommands.cjs'))).toBe(true);
+			return run;
+		};
+
+		await list();
+		const [name, ...others] = await cacheFiles(cacheDir);
+		expect(others).toEqual([]);
+		const path = join(cacheDir, name!);
+		const sound = await readFile(path);
+		await list();
+		// Used, not rewritten: a run rewrites only a cache it could not use.
+		expect((await readFile(path)).equals(sound)).toBe(true);
+
+		const middle = Math.floor(sound.length / 2);
+		const flipped = Buffer.from(sound);
+		flipped.fill(0xff, middle, middle + 64);
+		const foreign = Buffer.from(sound);
+		// The header's checksum of the source the cache was made from (right after the 16-byte magic).
+		foreign[20] = (foreign[20]! + 1) % 256;
+		for (const [what, bad] of [
+			['64 bytes overwritten in the payload (V8 itself would crash or run it)', flipped],
+			['cut in half', sound.subarray(0, middle)],
+			['made from another source', foreign],
+			['not a cache at all', Buffer.from('garbage')],
+		] as const) {
+			await writeFile(path, bad);
+			await list();
+			const replaced = await readFile(path);
+			expect(replaced.equals(bad), what).toBe(false);
+			await list();
+			expect((await readFile(path)).equals(replaced), `${what}: the replacement is used`).toBe(true);
+		}
+	});
+
+	it('a cache file others may write is not run but replaced (V8 runs a cache\'s bytecode as it finds it)', async () => {
+		const cacheDir = join(dir, 'cache-shared');
+		const hosts = async () => {
+			const run = await loadedPackages(CLI_BIN, ['hosts', '--json', '--amqp', cloud.amqpUrl, '--namespace', cloud.namespace], {KLOUD_CACHE_DIR: cacheDir});
+			expect(run.code).toBe(0);
+		};
+
+		await hosts();
+		const [name] = await cacheFiles(cacheDir);
+		const path = join(cacheDir, name!);
+		expect((await stat(path)).mode & 0o022).toBe(0);
+		await chmod(path, 0o666);
+		await hosts();
+		expect((await stat(path)).mode & 0o022).toBe(0);
+	});
+
+	it('a cache directory that cannot be written leaves the CLI working', async () => {
+		for (const cacheDir of ['/proc/kloud/cache', '/etc/hostname/kloud', '']) {
+			const run = await loadedPackages(CLI_BIN, ['hosts', '--json', '--amqp', cloud.amqpUrl, '--namespace', cloud.namespace], {KLOUD_CACHE_DIR: cacheDir});
+			expect(run.code).toBe(0);
+			expect((JSON.parse(run.stdout) as Array<{id: string}>).map(host => host.id)).toContain('startup-a');
+		}
 	});
 });
