@@ -26,6 +26,12 @@ export type CliFlags = {
 	readonly kill: boolean;
 	readonly grace?: number;
 	readonly bytes?: number;
+	/** `console --attach`: a live session instead of the log's tail. */
+	readonly attach: boolean;
+	/** `console --attach --until PATTERN`: end once the output matches (a regular expression). */
+	readonly until?: string;
+	/** `console --attach --read-only`: watch without taking the writer's seat. */
+	readonly readOnly: boolean;
 	readonly refresh: number;
 	readonly ca?: string;
 	readonly cert?: string;
@@ -58,6 +64,9 @@ const OPTIONS = {
 	kill: {type: 'boolean'},
 	grace: {type: 'string'},
 	bytes: {type: 'string'},
+	attach: {type: 'boolean'},
+	until: {type: 'string'},
+	'read-only': {type: 'boolean'},
 	refresh: {type: 'string'},
 	ca: {type: 'string'},
 	cert: {type: 'string'},
@@ -98,6 +107,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 		namespace: values.namespace ?? env.KLOUD_NAMESPACE ?? 'kloud',
 		json: values.json ?? false,
 		kill: values.kill ?? false,
+		attach: values.attach ?? false,
+		readOnly: values['read-only'] ?? false,
 		help: values.help ?? false,
 		version: values.version ?? false,
 		sshKey: values['ssh-key'] ?? [],
@@ -113,6 +124,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			host: values.host,
 			network: values.network,
 			userData: values['user-data'],
+			until: values.until,
 			ca: values.ca,
 			cert: values.cert,
 			key: values.key,
