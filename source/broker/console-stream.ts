@@ -93,6 +93,7 @@ export class ConsoleStream {
 	#isWriter: boolean;
 	#nextSeq = 0;
 	#isOver = false;
+	#isDetaching = false;
 	#resolveEnded!: (reason: string) => void;
 	readonly #keepalive: NodeJS.Timeout;
 	#missedKeepalives = 0;
@@ -148,6 +149,7 @@ export class ConsoleStream {
 			return;
 		}
 
+		this.#isDetaching = true;
 		await this.#sending;
 		await this.#client.consoleDetach(this.host, this.session, {timeoutMs: options.timeoutMs ?? 2000}).catch(() => {});
 		this.end('detached', {isDetached: true});
@@ -190,7 +192,7 @@ export class ConsoleStream {
 			}
 
 			case 'console.end': {
-				this.end(frame.reason, {isDetached: false});
+				this.end(frame.reason, {isDetached: this.#isDetaching});
 				break;
 			}
 		}

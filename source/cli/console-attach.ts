@@ -15,6 +15,10 @@ import {ConsoleStream, type ConsoleEvent} from '../broker/console-stream.js';
 /** The byte `ctrl-]` sends. */
 export const DETACH_KEY = 0x1d;
 
+/** A terminal's cursor position report (`ESC [ row ; col R`), its answer to `ESC [6n`. */
+// eslint-disable-next-line no-control-regex
+const CURSOR_REPORT = /\u001B\[\d+;\d+R/g;
+
 /** Without `--until`, how long the output must stay quiet after stdin ended before the session ends. */
 const QUIET_MS = 1000;
 
@@ -75,11 +79,17 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 		}
 	};
 
+	// Output that comes before the "Connected" line is held until it is printed.
+	let held: Buffer[] | undefined = [];
 	const onEvent = (event: ConsoleEvent) => {
 		switch (event.type) {
 			case 'output': {
 				if (isTerminal || !event.isTail) {
-					stdout.write(event.data);
+					if (held) {
+						held.push(event.data);
+					} else {
+						stdout.write(event.data);
+					}
 				}
 
 				if (!event.isTail && options.until) {
@@ -135,7 +145,13 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 		}
 
 		const detachAt = isTerminal ? chunk.indexOf(DETACH_KEY) : -1;
-		const data = detachAt === -1 ? chunk : chunk.subarray(0, detachAt);
+		let data = detachAt === -1 ? chunk : chunk.subarray(0, detachAt);
+		if (isTerminal && !stream.isWriter) {
+			// The terminal's answers to the guest's cursor queries (busybox asks at every prompt) are
+			// not typing: a viewer that only watches does not send them (they would only be refused).
+			data = Buffer.from(data.toString('latin1').replaceAll(CURSOR_REPORT, ''), 'latin1');
+		}
+
 		if (data.length > 0) {
 			stream.input(data);
 		}
@@ -151,6 +167,13 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 	};
 
 	try {
+		if (isTerminal) {
+			// Raw before the first output: the terminal answers the guest's queries in it (a cooked
+			// terminal would echo the answers onto the screen).
+			stdin.setRawMode(true);
+			isRaw = true;
+		}
+
 		stream = await ConsoleStream.open(client, vmId, {
 			write: options.write,
 			// A script wants what its input causes, not what was on the screen before.
@@ -162,8 +185,6 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 		if (status === undefined) {
 			if (isTerminal) {
 				stderr.write(`Connected to ${vmId} on host ${stream.host} (${stream.isWriter ? 'you type into it' : 'watching only'}; ctrl-] detaches)\r\n`);
-				stdin.setRawMode(true);
-				isRaw = true;
 			}
 
 			if (options.until && options.untilTimeoutMs !== undefined) {
@@ -174,6 +195,11 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 				}, ms);
 			}
 
+			for (const data of held ?? []) {
+				stdout.write(data);
+			}
+
+			held = undefined;
 			stdin.on('data', onData);
 			stdin.on('end', onEnd);
 			stdin.resume();

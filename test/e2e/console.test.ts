@@ -185,7 +185,8 @@ describe('flow control', () => {
 			const lines = text.split('\n').filter(line => line.startsWith('kloud-flood-line')).length;
 			// Every line reached the viewer that reads: nothing of its output was dropped.
 			expect(other.events.filter(event => event.type === 'dropped')).toEqual([]);
-			expect(lines).toBeGreaterThanOrEqual(Math.floor(2_000_000 / 41) - 1);
+			// Lines of 38 bytes (37 and a newline, which ttyS0 sends as CR LF): every whole line head let through.
+			expect(lines).toBeGreaterThanOrEqual(Math.floor(2_000_000 / 38));
 			// The agent still answers at once: a new viewer attaches while the stopped one is still stopped.
 			const late = await view(asAlice, {write: false});
 			await late.stream.detach();
@@ -194,10 +195,11 @@ describe('flow control', () => {
 			stopped.kill('SIGCONT');
 		}
 
-		// Woken, the stopped viewer says what it missed (frames dropped by its bounded queue, or its session expired).
+		// Woken, the stopped viewer says what it missed: frames dropped by its bounded queue, or that its
+		// session is over (the broker drops a connection silent for ≈ 3 AMQP heartbeats, its queue with it).
 		stopped.kill('SIGTERM');
 		expect(await exited).not.toBe(0);
-		expect(stoppedErr).toMatch(/output frames dropped|session expired|SIGTERM/);
+		expect(stoppedErr).toMatch(/output frames dropped|console closed|SIGTERM/);
 	}, 240_000);
 });
 
