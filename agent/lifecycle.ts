@@ -193,11 +193,13 @@ export function transition(state: LifeState, event: LifeEvent, rules: RestartRul
 		}
 
 		case 'boot-failed': {
-			if (phase !== 'creating' && phase !== 'booting') {
-				return same(state);
+			if (phase === 'creating') {
+				return to(state, {phase: 'crashed'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]);
 			}
 
-			return to(state, {phase: 'crashed'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]);
+			// A QEMU that dies before QMP answers is a crash like any other: its policy decides,
+			// and it counts towards the crash-loop limit.
+			return phase === 'booting' ? exited({...state, phase: 'running'}, 'crashed', false, rules) : same(state);
 		}
 
 		case 'exited': {

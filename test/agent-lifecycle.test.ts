@@ -208,7 +208,7 @@ describe('restart policies', () => {
 		const times: number[] = [];
 		for (let crash = 0; crash < 4; crash++) {
 			const spawnsBefore = runtime.spawns.length;
-			await waitFor(() => runtime.live(vm.id)?.isListening === true, 5000, 'the VM up');
+			await waitFor(() => runtime.live(vm.id)?.isListening === true && vmOf(agent, vm.id)?.state === 'running', 5000, 'the VM up');
 			times.push(Date.now());
 			runtime.live(vm.id)!.end({code: 1, signal: null});
 			if (crash < 3) {
@@ -225,6 +225,17 @@ describe('restart policies', () => {
 		expect(times[3]! - times[2]!).toBeGreaterThanOrEqual(160);
 		// A boot by hand starts counting afresh.
 		expect(await ok(agent, 'vm.boot', {vmId: vm.id})).toMatchObject({state: 'running', restarts: {count: 0}});
+	});
+
+	it('a boot whose QEMU dies before QMP answers is answered start_failed, and retried by its policy', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		await ok(agent, 'vm.kill', {vmId: vm.id});
+		runtime.failingSpawns.set(vm.id, 2);
+		expect(await send(agent, 'vm.boot', {vmId: vm.id})).toMatchObject({ok: false, code: 'start_failed'});
+		await waitFor(() => vmOf(agent, vm.id)?.state === 'running', 5000, 'running after two failed boots');
+		expect(vmOf(agent, vm.id)).toMatchObject({restarts: {count: 2}});
+		expect(runtime.spawns.filter(id => id === vm.id)).toHaveLength(4);
 	});
 
 	it('a SIGTERM (QEMU exits 0 but says "terminating on signal") is a failure, not a power-off', async () => {

@@ -27,7 +27,10 @@ describe('transition', () => {
 		['delete of a deleted VM: as it is', state('deleted'), {type: 'delete'}, 'same', []],
 		// What the VM does.
 		['QMP answered: running, announced', state('booting'), {type: 'ready'}, {phase: 'running'}, [{kind: 'publish', event: 'vm.started'}]],
-		['a boot that failed: crashed', state('booting'), {type: 'boot-failed'}, {phase: 'crashed'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]],
+		['a boot that failed: a crash, restarted after its backoff', state('booting', {restarts: 1}), {type: 'boot-failed'}, {phase: 'backoff', restarts: 2}, [{kind: 'detach'}, {kind: 'schedule-restart', delayMs: 2000}, {kind: 'publish', event: 'vm.crashed'}]],
+		['a boot that failed, policy no: crashed', state('booting', {policy: 'no'}), {type: 'boot-failed'}, {phase: 'crashed'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]],
+		['a boot that failed, crash loop: gives up', state('booting', {restarts: 5}), {type: 'boot-failed'}, {phase: 'crashed', restarts: 5}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]],
+		['a first start that failed: crashed (the start removes it)', state('creating'), {type: 'boot-failed'}, {phase: 'crashed'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.crashed'}]],
 		['the end of a stop: stopped, TAP gone', state('stopping', {desired: 'stopped'}), exited('killed'), {phase: 'stopped'}, [{kind: 'detach'}, {kind: 'publish', event: 'vm.stopped'}]],
 		['the end of a soft reboot: booted again (its TAP made anew)', state('rebooting'), exited('poweroff'), {phase: 'booting'}, [{kind: 'detach'}, {kind: 'spawn'}]],
 		['on-failure, SIGKILL: restart after 1 s', state('running'), exited('killed'), {phase: 'backoff', restarts: 1}, [{kind: 'detach'}, {kind: 'schedule-restart', delayMs: 1000}, {kind: 'publish', event: 'vm.crashed'}]],

@@ -40,7 +40,7 @@ describe('two agents on one broker', () => {
 		expect(list.durationMs).toBeLessThan(10_000);
 	});
 
-	it('start → the vm-<id> process runs and list shows it on its host → stop → gone', async () => {
+	it('start → the vm-<id> process runs and list shows it on its host → stop → stopped, disk kept', async () => {
 		const vm = await cloud.cliJson<Vm>(['start', '--image', 'blank']);
 		expect(vm.id).toMatch(/^vm-[a-z]{8}$/);
 		expect(vm.state).toBe('running');
@@ -54,10 +54,11 @@ describe('two agents on one broker', () => {
 		const stopped = await cloud.cliJson<Vm>(['stop', vm.id, '--grace', '1']);
 		expect(stopped).toMatchObject({id: vm.id, state: 'stopped'});
 		expect(await pidByName(vm.id)).toBeUndefined();
+		// Stopped, not gone: the VM and its disk are kept until deleted.
 		const owner = vm.host === 'host-a' ? hostA : hostB;
-		expect(existsSync(`${owner.stateDir}/${vm.id}`)).toBe(false);
+		expect(existsSync(`${owner.stateDir}/${vm.id}/disk.qcow2`)).toBe(true);
 		const after = await cloud.cliJson<ListJson>(['list']);
-		expect(after.vms.map(entry => entry.id)).not.toContain(vm.id);
+		expect(after.vms.find(entry => entry.id === vm.id)).toMatchObject({state: 'stopped', pid: null});
 	});
 
 	it('a start on a named host lands there, and kill reaches only that owner', async () => {

@@ -16,7 +16,7 @@ import {promisify} from 'node:util';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
 import type {Vm} from '../../source/protocol/index.js';
-import {createCloud, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
+import {createCloud, qemuPidsUnder, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
 import {linkDemoImage} from '../helpers/demo-image.js';
 import {createLab, missingNetworkTools, type Lab} from '../helpers/netns.js';
 
@@ -252,6 +252,33 @@ describe.skipIf(missing.length > 0)('the VM lifecycle with real QEMU', () => {
 		expect(listed?.disk?.usedBytes).toBeGreaterThan(0);
 		expect(await client.delete(big.id, {timeoutMs: 10_000})).toMatchObject({state: 'deleted'});
 	});
+
+	it('power loss with 10 (paused) VMs: the next agent boots them all again, 4 at a time', async () => {
+		const paused = await cloud.startAgent('life-p', ['--start-paused', '--network-default', 'none', '--max-vms', '20', '--memory', '32', '--cpu-overcommit', '64']);
+		const vms = await Promise.all(Array.from({length: 10}, async () => client.start({image: 'blank', host: 'life-p'}, {timeoutMs: 60_000})));
+		await paused.stop('SIGKILL');
+		for (const vm of vms) {
+			process.kill(vm.pid!, 'SIGKILL');
+		}
+
+		await waitFor(async () => (await qemuPidsUnder(paused.stateDir)).length === 0, 10_000, 'every QEMU gone');
+		const started = performance.now();
+		const again = await cloud.startAgent('life-p', ['--start-paused', '--network-default', 'none', '--max-vms', '20', '--memory', '32', '--cpu-overcommit', '64']);
+		const readyMs = performance.now() - started;
+		await waitFor(() => again.logs().includes('"msg":"recovery done"'), 60_000, 'the recovery to finish');
+		figures.powerLoss10AgentReadyMs = Math.round(readyMs);
+		figures.powerLoss10AllRunningMs = Math.round(performance.now() - started);
+		const listed = (await listVms()).filter(vm => vm.host === 'life-p');
+		expect(listed.map(vm => [vm.id, vm.state]).sort()).toEqual(vms.map(vm => [vm.id, 'running']).sort());
+		expect((await qemuPidsUnder(again.stateDir)).length).toBe(10);
+		const recovery = JSON.parse(again.logs().split('\n').find(line => line.includes('"msg":"recovery done"'))!) as {vms: number; failures: number; ms: number};
+		expect(recovery).toMatchObject({vms: 10, failures: 0});
+		figures.powerLoss10RecoveryMs = recovery.ms;
+		await again.stop('SIGKILL');
+		for (const pid of await qemuPidsUnder(again.stateDir)) {
+			process.kill(pid, 'SIGKILL');
+		}
+	}, 180_000);
 
 	it('delete removes disk, seed, TAP, lease and record, running or stopped; a repeated delete answers the same', async () => {
 		const started = performance.now();

@@ -127,8 +127,8 @@ describe('per-tenant quotas across the fleet', () => {
 
 		const hers = await aliceClient.start({image: 'blank', host: b.hostId}, {timeoutMs: 20_000});
 		figures.started++;
-		await aliceClient.stop(hers.id, {kill: true, timeoutMs: 10_000});
-		await client.stop(vm.id, {kill: true, timeoutMs: 10_000});
+		await aliceClient.delete(hers.id, {timeoutMs: 10_000});
+		await client.delete(vm.id, {timeoutMs: 10_000});
 	});
 });
 

@@ -137,7 +137,7 @@ describe('idempotent start across hosts', () => {
 		await waitFor(async () => other.logs().includes('a start seen again: found the VM its token made'), 5000, 'the other host\'s log line');
 		expect(await qemuPidsUnder(other.stateDir)).toEqual([]);
 		figures.starts += 2;
-		await client.stop(made.id, {host: first.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(made.id, {host: first.hostId, timeoutMs: 10_000});
 	});
 });
 
@@ -160,7 +160,7 @@ describe('nobody home', () => {
 		const direct = await expectError(client.start({image: 'blank', host: agent.hostId}, {timeoutMs: 4000}));
 		expect(direct.code).toBe('no_capacity');
 		expect(direct.message).toMatch(/is full \(1 of 1 VMs\)/);
-		await client.stop(running.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(running.id, {host: agent.hostId, timeoutMs: 10_000});
 		await agent.stop('SIGTERM');
 	});
 
@@ -179,8 +179,8 @@ describe('nobody home', () => {
 		const small = await client.start({image: 'blank', host: agent.hostId, memoryMb: 32}, {timeoutMs: 20_000});
 		expect(small.memoryMb).toBe(32);
 
-		await client.stop(small.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
-		await client.stop(second.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(small.id, {host: agent.hostId, timeoutMs: 10_000});
+		await client.delete(second.id, {host: agent.hostId, timeoutMs: 10_000});
 		// 172 MB free now: the agent takes queued starts of 128 MB again, but one of 1 GiB fits no
 		// host. Each refusal puts it back; after the delivery limit it is dead-lettered and answered.
 		const started = performance.now();
@@ -189,7 +189,7 @@ describe('nobody home', () => {
 		expect(tooBig.message).toMatch(/no host had capacity for a VM from image "blank" with 1024 MB: it was offered 11 times and refused/);
 		expect(performance.now() - started).toBeLessThan(5000);
 		expect((await listVms()).filter(vm => vm.host === agent.hostId).map(vm => vm.id)).toEqual([first.id]);
-		await client.stop(first.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(first.id, {host: agent.hostId, timeoutMs: 10_000});
 		await agent.stop('SIGTERM');
 	});
 });
@@ -249,7 +249,7 @@ describe('connection loss', () => {
 		figures.vmsLost += 50 - listed.length;
 
 		for (const vm of listed) {
-			await client.stop(vm.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+			await client.delete(vm.id, {host: agent.hostId, timeoutMs: 10_000});
 		}
 
 		expect(await qemuPidsUnder(agent.stateDir)).toEqual([]);
@@ -274,7 +274,7 @@ describe('connection loss', () => {
 		await waitFor(async () => (await closeConnections(cliName)) > 0, 10_000, 'the CLI connection to close');
 		figures.connectionsClosed++;
 		await new Promise(resolve => setTimeout(resolve, 500));
-		await client.stop(blocker.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(blocker.id, {host: agent.hostId, timeoutMs: 10_000});
 		const result = {code: await exited, stdout, stderr};
 		expect(result.stderr).toBe('');
 		expect(result.code).toBe(0);
@@ -286,7 +286,7 @@ describe('connection loss', () => {
 		expect(vms.map(entry => entry.id)).toEqual([vm.id]);
 		expect(await qemuPidsUnder(agent.stateDir)).toEqual([vm.pid]);
 		figures.starts += 2;
-		await client.stop(vm.id, {host: agent.hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(vm.id, {host: agent.hostId, timeoutMs: 10_000});
 		await agent.stop('SIGTERM');
 	});
 });
@@ -343,7 +343,7 @@ describe('crashes', () => {
 		}
 
 		figures.vmsLost += listed.length === 1 ? 0 : 1;
-		await client.stop(vm.id, {host: hostId, kill: true, timeoutMs: 10_000});
+		await client.delete(vm.id, {host: hostId, timeoutMs: 10_000});
 		await agent.stop('SIGTERM');
 	});
 });
