@@ -299,6 +299,13 @@ export class BrokerConnection extends EventEmitter {
 			} catch (error) {
 				throw new SetupError((error as Error).message, {cause: error});
 			}
+
+			if (this.#closing) {
+				// Closed while this reconnect was under way: a connection made now would keep the process alive.
+				await model.close().catch(() => {});
+				return;
+			}
+
 			this.#model = model;
 			this.#channel = channel;
 			this.#attempt = 0;

@@ -40,6 +40,8 @@ export type AppProps = {
 	readonly info: FeedInfo;
 	/** How often the detail view re-reads a running VM's console. */
 	readonly consoleFollowMs?: number;
+	/** `c`: the TUI steps aside for VM `vmId`'s live console (the App exits; its runner attaches, then renders it again). */
+	readonly onConsole?: (vmId: string) => void;
 };
 
 /** States in which a VM's console can still grow. */
@@ -58,7 +60,7 @@ function describeError(error: unknown): string {
 	return error instanceof Error ? error.message : String(error);
 }
 
-export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
+export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: AppProps) {
 	const {exit} = useApp();
 	const live = useSyncExternalStore(store.subscribe, store.getState);
 	const [viewRef, dispatch] = useSyncReducer(viewReducer, initialView);
@@ -369,6 +371,14 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 			if (vm) {
 				setConsoleView({text: null, error: null});
 				dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
+			}
+		} else if (input === 'c' && onConsole) {
+			const vm = rows[selected];
+			if (vm) {
+				onConsole(vm.id);
+				exit();
+			} else {
+				sayError('no VM selected');
 			}
 		} else if (input === 'p') {
 			dispatch({type: 'toggle-pause'});
