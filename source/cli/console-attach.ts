@@ -139,10 +139,13 @@ export async function attachConsole(client: KloudClient, vmId: string, options: 
 	process.on('exit', restore);
 	let stream: ConsoleStream | undefined;
 	let untilTimer: NodeJS.Timeout | undefined;
-	const onData = (chunk: Buffer) => {
+	const onData = (raw: Buffer | string) => {
 		if (!stream) {
 			return;
 		}
+
+		// A stdin someone set an encoding on (Ink does) hands over strings.
+		const chunk = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
 
 		const detachAt = isTerminal ? chunk.indexOf(DETACH_KEY) : -1;
 		let data = detachAt === -1 ? chunk : chunk.subarray(0, detachAt);
