@@ -227,6 +227,10 @@ export class ConsoleHub {
 			line.socket = undefined;
 			line.state = 'closed';
 			line.console.endAll(`VM ${line.vmId} stopped: its console closed`);
+			// Its QEMU is gone: a new one is watched afresh from its spawn.
+			if (this.#lines.get(line.vmId) === line) {
+				this.#lines.delete(line.vmId);
+			}
 		});
 	}
 

@@ -219,8 +219,11 @@ describe('the TUI', () => {
 		const terminal = await openTerminal(`CI=1 ${cliCommand(alice, `--agent-users ${agentUser.name} --refresh 2`)}; echo "TUI-EXITED=$?"; exec sleep 600`);
 		terminals.push(terminal);
 		await terminal.waitForScreen(text => text.includes(vm.id), 'the VM in the table', 30_000);
+		const count = attachedCount();
 		await terminal.keys('c');
-		await terminal.waitForScreen(text => text.includes(`Connected to ${vm.id}`), 'the console');
+		// (Its "Connected" line may scroll away under the tail at once.)
+		await waitFor(() => attachedCount() > count, 15_000, 'the TUI to attach');
+		await terminal.waitForScreen(text => !text.includes('· hosts') && /#\s*$/m.test(text), 'the console full screen, at the prompt');
 		for (const key of 'echo $((8*8))') {
 			await terminal.keys(key);
 		}
