@@ -28,6 +28,10 @@ async function runConsole(client: KloudClient, vmId: string): Promise<void> {
 	}
 
 	process.stdout.write(CLEAR_SCREEN);
+	// The console paused stdin, which leaves the stream believing a read is under way: Ink's next
+	// 'readable' listener would then never start one (no keys, and an idle event loop ends the TUI).
+	// Resuming starts the terminal's reads again; Ink takes them over.
+	process.stdin.resume();
 }
 
 const CLEAR_SCREEN = '\u001B[2J\u001B[H';
