@@ -98,8 +98,15 @@ describe('tenants', () => {
 		expect(await asAlice.stop(a1.id, {kill: true, timeoutMs: 5000})).toMatchObject({id: a1.id, state: 'stopped'});
 		// A stopped VM stays its owner's: bob cannot stop alice's again either.
 		expect((await failure(asBob.stop(a1.id, {host: agent.hostId, kill: true, timeoutMs: 3000}))).code).toBe('forbidden');
-		for (const vm of [a2, b2]) {
-			await asAgentUser.stop(vm.id, {kill: true, timeoutMs: 5000});
+		// Nor boot, reboot or delete it.
+		for (const attempt of [asBob.boot(a1.id, {host: agent.hostId, timeoutMs: 3000}), asBob.reboot(a1.id, {host: agent.hostId, timeoutMs: 3000}), asBob.delete(a1.id, {host: agent.hostId, timeoutMs: 3000})]) {
+			expect((await failure(attempt)).code).toBe('forbidden');
+		}
+
+		expect((await list(asAlice)).find(vm => vm.id === a1.id)).toMatchObject({state: 'stopped'});
+		// Stopped VMs are kept until deleted: the agents' user deletes them all.
+		for (const vm of [a1, b1, a2, b2]) {
+			expect(await asAgentUser.delete(vm.id, {timeoutMs: 5000})).toMatchObject({state: 'deleted'});
 		}
 
 		expect(await list(asAgentUser)).toEqual([]);
