@@ -39,7 +39,7 @@ function recorder(line: Line): {text(): string; clear(): void; waitForOutput(): 
 	let text = '';
 	let waiter: (() => void) | undefined;
 	line.onOutput(data => {
-		text = (text + data.toString('latin1')).slice(-65_536);
+		text = (text + data.toString('latin1')).slice(-4096);
 		const wake = waiter;
 		waiter = undefined;
 		wake?.();
@@ -112,10 +112,10 @@ export async function measureConsole(options: {readonly samples: number; readonl
 		await cloud.addAgents(1);
 		await cloud.settle();
 		// The twin: the same argv the agent would use, but its serial socket held by this process.
-		const paths = vmPaths(join(cloud.dir, 'twin'), 'vm-twinguest');
+		const paths = vmPaths(join(cloud.dir, 'twin'), 'vm-twinfast');
 		await run('mkdir', ['-p', paths.dir]);
 		await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', 'qcow2', paths.disk]);
-		const twinProcess = execFile(QEMU_BINARY, qemuArgs({id: 'vm-twinguest', paths, memoryMb: 128, cpus: 1, accel: 'tcg'}));
+		const twinProcess = execFile(QEMU_BINARY, qemuArgs({id: 'vm-twinfast', paths, memoryMb: 128, cpus: 1, accel: 'tcg'}));
 		twinProcess.on('error', () => {});
 		const vm = await cloud.client.start({image: 'demo'}, {timeoutMs: 60_000});
 		log(`booting ${vm.id} (through the agent) and its twin (direct)`);
