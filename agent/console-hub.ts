@@ -15,6 +15,8 @@ import {readLogTail} from './log-files.js';
 const CONNECT_RETRY_MS = 50;
 /** Tries before a console socket counts as missing (≈ 10 s: QEMU makes it before it answers QMP). */
 const CONNECT_TRIES = 200;
+/** Output keeps coming (a flood): it goes out at most this often, gathered. */
+const FLUSH_MS = 5;
 /** Input held for a guest that does not read it before more is refused. */
 const MAX_PENDING_INPUT_BYTES = 64 * 1024;
 
@@ -36,8 +38,10 @@ type Line = {
 	state: LineState;
 	socket: Socket | undefined;
 	timer: NodeJS.Timeout | undefined;
-	/** Output read and not yet handed to the sessions: flushed once per turn of the event loop. */
+	/** Output read and not yet handed to the sessions. */
 	pending: Buffer[];
+	/** When output last went to the sessions (`performance.now()`). */
+	flushedAt: number;
 };
 
 export type AttachOutcome = {readonly ok: true; readonly session: string; readonly isWriter: boolean; readonly tailFrames: number} | {readonly ok: false; readonly code: 'invalid_state'; readonly reason: string};
@@ -76,7 +80,7 @@ export class ConsoleHub {
 			this.drop(known, `VM ${vmId} started again: its console restarts`);
 		}
 
-		const line: Line = {vmId, console: new VmConsole(vmId, (queue, frame) => this.send(queue, frame)), state: 'connecting', socket: undefined, timer: undefined, pending: []};
+		const line: Line = {vmId, console: new VmConsole(vmId, (queue, frame) => this.send(queue, frame)), state: 'connecting', socket: undefined, timer: undefined, pending: [], flushedAt: 0};
 		this.#lines.set(vmId, line);
 		if (!options.isNewProcess) {
 			// Taken over from an earlier agent: what the guest said before comes from its log.
@@ -196,13 +200,24 @@ export class ConsoleHub {
 		});
 		socket.on('data', chunk => {
 			line.pending.push(chunk);
-			// Everything read in one turn goes out as one frame: a byte-at-a-time UART does not become a message per byte.
-			if (line.pending.length === 1) {
-				setImmediate(() => {
-					const data = line.pending.length === 1 ? line.pending[0]! : Buffer.concat(line.pending);
-					line.pending = [];
-					line.console.output(data);
-				});
+			if (line.pending.length > 1) {
+				return;
+			}
+
+			// A keystroke's echo goes out at once; a flood (the UART gives a few bytes per read) is
+			// gathered into at most one frame per FLUSH_MS, not a message per read.
+			const flush = () => {
+				const data = line.pending.length === 1 ? line.pending[0]! : Buffer.concat(line.pending);
+				line.pending = [];
+				line.flushedAt = performance.now();
+				line.console.output(data);
+			};
+
+			const since = performance.now() - line.flushedAt;
+			if (since >= FLUSH_MS) {
+				setImmediate(flush);
+			} else {
+				setTimeout(flush, FLUSH_MS - since);
 			}
 		});
 		socket.on('error', (error: NodeJS.ErrnoException) => {

@@ -178,7 +178,7 @@ export async function measureConsole(options: {readonly samples: number; readonl
 			markdownTable(rows),
 			'',
 			`Round trip: floor p50 ${ms(median(floorTimes))} / p90 ${ms(p90(floorTimes))}; through the broker and the agent p50 ${ms(median(kloudTimes))} / p90 ${ms(p90(kloudTimes))}: **p50 ${ms(overhead)} over the floor**.`,
-			`Guest output (\`yes | head -c ${options.bytes}\`) reaching the reader: floor ${kib(floorRate)}, through kloud ${kib(kloudRate)} (${(kloudRate / floorRate).toFixed(2)}× the floor): the emulated UART is the bottleneck either way.`,
+			`Guest output (\`yes | head -c ${options.bytes}\`) reaching the reader: floor ${kib(floorRate)}, through kloud ${kib(kloudRate)} (${(kloudRate / floorRate).toFixed(2)}× the floor; the emulated UART sets the floor).`,
 			'',
 		].join('\n');
 	} finally {
