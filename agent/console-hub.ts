@@ -1,11 +1,13 @@
 /**
  * The agent's hold on every VM's serial port: one unix-socket connection per running VM (QEMU's
- * `console.sock` chardev, which logs what passes through it to `console.log`), its output fanned
- * out to the VM's console sessions (`console-session.ts`) and the writer's input written back.
+ * `console.sock` chardev), its output appended to `console.log` (held with O_APPEND, so the log
+ * cap can truncate it) and fanned out to the VM's console sessions (`console-session.ts`), the
+ * writer's input written back.
  * A VM started by this agent is watched from its spawn; one adopted from an earlier agent is
  * watched once found (its recent output then comes from the log's tail).
  */
 import {randomBytes} from 'node:crypto';
+import {open, type FileHandle} from 'node:fs/promises';
 import {createConnection, type Socket} from 'node:net';
 import {encode, type ConsoleFrame, type ErrorCode, type Request} from '../source/protocol/index.js';
 import {CONSOLE_TAIL_BYTES, DEFAULT_ATTACH_TAIL_BYTES, DEFAULT_SESSION_IDLE_MS, VmConsole} from './console-session.js';
@@ -42,6 +44,10 @@ type Line = {
 	pending: Buffer[];
 	/** When output last went to the sessions (`performance.now()`). */
 	flushedAt: number;
+	/** The console log, held with O_APPEND (the agent caps it by truncating it under us). */
+	log: Promise<FileHandle | undefined> | undefined;
+	/** Appends to the log, in order. */
+	logWrites: Promise<void>;
 };
 
 export type AttachOutcome = {readonly ok: true; readonly session: string; readonly isWriter: boolean; readonly tailFrames: number} | {readonly ok: false; readonly code: 'invalid_state'; readonly reason: string};
@@ -80,7 +86,7 @@ export class ConsoleHub {
 			this.drop(known, `VM ${vmId} started again: its console restarts`);
 		}
 
-		const line: Line = {vmId, console: new VmConsole(vmId, (queue, frame) => this.send(queue, frame)), state: 'connecting', socket: undefined, timer: undefined, pending: [], flushedAt: 0};
+		const line: Line = {vmId, console: new VmConsole(vmId, (queue, frame) => this.send(queue, frame)), state: 'connecting', socket: undefined, timer: undefined, pending: [], flushedAt: 0, log: undefined, logWrites: Promise.resolve()};
 		this.#lines.set(vmId, line);
 		if (!options.isNewProcess) {
 			// Taken over from an earlier agent: what the guest said before comes from its log.
@@ -90,7 +96,7 @@ export class ConsoleHub {
 			);
 		}
 
-		this.connect(line, paths.consoleSocket, 1);
+		this.connect(line, paths.consoleSocket, paths.console, 1);
 	}
 
 	/**
@@ -187,7 +193,7 @@ export class ConsoleHub {
 		return undefined;
 	}
 
-	private connect(line: Line, path: string, attempt: number): void {
+	private connect(line: Line, path: string, logPath: string, attempt: number): void {
 		if (this.#lines.get(line.vmId) !== line) {
 			return;
 		}
@@ -196,6 +202,10 @@ export class ConsoleHub {
 		socket.on('connect', () => {
 			line.state = 'open';
 			line.socket = socket;
+			line.log = open(logPath, 'a').catch((error: unknown) => {
+				this.#options.log.warn({vm: line.vmId, err: error}, 'console log not opened: output is streamed only');
+				return undefined;
+			});
 			this.#options.log.debug({vm: line.vmId}, 'console socket held');
 		});
 		socket.on('data', chunk => {
@@ -211,6 +221,10 @@ export class ConsoleHub {
 				line.pending = [];
 				line.flushedAt = performance.now();
 				line.console.output(data);
+				const {log} = line;
+				line.logWrites = line.logWrites.then(async () => {
+					await (await log)?.write(data).catch(() => {});
+				});
 			};
 
 			const since = performance.now() - line.flushedAt;
@@ -231,7 +245,7 @@ export class ConsoleHub {
 				return;
 			}
 
-			line.timer = setTimeout(() => this.connect(line, path, attempt + 1), CONNECT_RETRY_MS);
+			line.timer = setTimeout(() => this.connect(line, path, logPath, attempt + 1), CONNECT_RETRY_MS);
 			line.timer.unref();
 		});
 		socket.on('close', () => {
@@ -241,6 +255,7 @@ export class ConsoleHub {
 
 			line.socket = undefined;
 			line.state = 'closed';
+			this.closeLog(line);
 			line.console.endAll(`VM ${line.vmId} stopped: its console closed`);
 			// Its QEMU is gone: a new one is watched afresh from its spawn.
 			if (this.#lines.get(line.vmId) === line) {
@@ -249,8 +264,17 @@ export class ConsoleHub {
 		});
 	}
 
+	private closeLog(line: Line): void {
+		const {log} = line;
+		line.log = undefined;
+		line.logWrites = line.logWrites.then(async () => {
+			await (await log)?.close().catch(() => {});
+		});
+	}
+
 	private drop(line: Line, reason: string): void {
 		clearTimeout(line.timer);
+		this.closeLog(line);
 		line.state = 'closed';
 		const {socket} = line;
 		line.socket = undefined;

@@ -81,13 +81,14 @@ export function qemuArgs(spec: QemuSpec): string[] {
 		// A second QEMU on the same pidfile refuses to start: a free guard against double starts.
 		'-pidfile',
 		paths.pid,
-		// The serial port is a unix socket the agent holds (it streams it to console sessions over the
-		// broker and writes the guest's input into it). QEMU logs what passes through it to the console
-		// log; `logappend=on` keeps earlier boots (and lets the agent cap the log by truncating it).
-		// `wait=off`: QEMU does not wait for the agent; output while no one holds the socket (the
-		// agent restarting) is neither logged nor kept, as on a real serial line.
+		// The serial port is a unix socket the agent holds: it streams it to console sessions over the
+		// broker, writes the writer's input into it, and appends what the guest says to the console
+		// log itself. Not QEMU's `logfile=`: QEMU 7.2 logs a byte twice when its write to a busy
+		// socket is retried (measured: "FLOOD 1411" for 1410 while the reader stalls), the stream is
+		// right. `wait=off`: QEMU does not wait for the agent; output while no one holds the socket
+		// (the agent restarting) is neither logged nor kept, as on a real serial line.
 		'-chardev',
-		`socket,id=console,path=${paths.consoleSocket},server=on,wait=off,logfile=${paths.console},logappend=on`,
+		`socket,id=console,path=${paths.consoleSocket},server=on,wait=off`,
 		'-serial',
 		'chardev:console',
 		'-display',

@@ -28,7 +28,7 @@ describe('qemuArgs', () => {
 				'-drive': 'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/var/lib/kloud/vm-abcdefgh/qmp.sock,server=on,wait=off',
 				'-pidfile': '/var/lib/kloud/vm-abcdefgh/qemu.pid',
-				'-chardev': 'socket,id=console,path=/var/lib/kloud/vm-abcdefgh/console.sock,server=on,wait=off,logfile=/var/lib/kloud/vm-abcdefgh/console.log,logappend=on',
+				'-chardev': 'socket,id=console,path=/var/lib/kloud/vm-abcdefgh/console.sock,server=on,wait=off',
 				'-serial': 'chardev:console',
 				'-display': 'none',
 				'-vga': 'none',
@@ -45,7 +45,7 @@ describe('qemuArgs', () => {
 				'-drive': 'file=/k/vm-zyxwvuts/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/k/vm-zyxwvuts/qmp.sock,server=on,wait=off',
 				'-pidfile': '/k/vm-zyxwvuts/qemu.pid',
-				'-chardev': 'socket,id=console,path=/k/vm-zyxwvuts/console.sock,server=on,wait=off,logfile=/k/vm-zyxwvuts/console.log,logappend=on',
+				'-chardev': 'socket,id=console,path=/k/vm-zyxwvuts/console.sock,server=on,wait=off',
 			},
 		},
 		{
