@@ -13,6 +13,7 @@ import {HostRoster} from '../source/broker/host-roster.js';
 import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
 import {DEFAULT_RESTART_RULES, toVmState, type RestartRules} from './lifecycle.js';
 import {capacityProblem, cpuBudget, DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
+import {ConsoleHub} from './console-hub.js';
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
 import {listReply} from './list-version.js';
@@ -217,6 +218,8 @@ export class Agent {
 	#isReconciling = false;
 	#imageNames: string[] = [];
 	readonly #underlayFilter: UnderlayFilter;
+	/** Every running VM's serial port, and the console sessions on it. */
+	readonly #consoles: ConsoleHub;
 
 	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
 		this.config = config;
@@ -225,6 +228,7 @@ export class Agent {
 		this.#log = log;
 		this.#rules = {...DEFAULT_RESTART_RULES, ...config.restartRules};
 		this.#underlayFilter = new UnderlayFilter(config.underlayCidr ?? defaultUnderlayCidr(config.network?.underlay), log);
+		this.#consoles = new ConsoleHub({publish: (queue, content) => this.#endpoint?.publishConsole(queue, content) ?? false, log});
 		// Starts under way are reserved by the guard: here only VMs past `starting` count.
 		this.#quota = new QuotaGuard(config.quota, {
 			fleet: async owner => this.fleetUsage(owner),
@@ -257,6 +261,7 @@ export class Agent {
 			onSettled: () => void this.updateCapacity(),
 			gone: vmId => this.#gone.get(vmId),
 			remember: async (record, vm) => this.remember(record, vm),
+			onSpawned: (vmId, paths) => this.#consoles.watch(vmId, paths, {isNewProcess: true}),
 		});
 	}
 
@@ -266,6 +271,7 @@ export class Agent {
 		clearInterval(this.#reconcileTimer);
 		this.#lifecycle.cancelTimers();
 
+		this.#consoles.close(`the agent on host ${this.config.hostId} stopped (the VM runs on): attach again once it is back`);
 		await this.#endpoint?.publishEvent({type: 'host.down', body: {id: this.config.hostId}}).catch(() => {});
 		await this.#endpoint?.close();
 	}
@@ -331,6 +337,16 @@ export class Agent {
 
 			case 'vm.console': {
 				return this.refuseOthers(request.body.vmId, caller) ?? this.consoleTail(request.body.vmId, request.body.bytes ?? DEFAULT_CONSOLE_BYTES);
+			}
+
+			case 'vm.console.attach': {
+				const unknown = this.#vms.has(request.body.vmId) ? undefined : ({ok: false, code: 'unknown_vm', reason: `no VM ${request.body.vmId} on host ${this.config.hostId}`} as const);
+				return this.refuseOthers(request.body.vmId, caller) ?? unknown ?? this.#consoles.serve(request, caller.user, this.config.hostId);
+			}
+
+			case 'vm.console.input':
+			case 'vm.console.detach': {
+				return this.#consoles.serve(request, caller.user, this.config.hostId);
 			}
 		}
 	}
@@ -881,6 +897,7 @@ export class Agent {
 						}
 
 						this.#lifecycle.adopt(vm, {pid: action.pid, ...(action.startTime === undefined ? {} : {startTime: action.startTime})});
+						this.#consoles.watch(action.id, this.store.paths(action.id), {isNewProcess: false});
 						if (vm.life.phase === 'booting') {
 							vm.life = {...vm.life, phase: 'running'};
 							vm.record = {...vm.record, startedAt: Date.now()};

@@ -33,7 +33,7 @@ export type RotationResult = {readonly isRotated: false} | {readonly isRotated: 
 
 /**
  * Rotates `path` when `rotationDecision` says so. The writer must hold the file with O_APPEND
- * (QEMU's `append=on` chardev, dnsmasq's `--log-facility`): after the truncation its next write
+ * (the agent's console writer, dnsmasq's `--log-facility`): after the truncation its next write
  * goes to offset 0, not to a hole at its old offset. What the writer adds between the last read
  * and the truncation (microseconds) is lost, as with logrotate's `copytruncate`.
  */

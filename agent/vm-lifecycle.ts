@@ -18,6 +18,7 @@ import {qmpExecute, waitForQmp} from './qmp.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import type {ProcessRef, Runtime} from './runtime.js';
 import type {StateStore} from './store.js';
+import type {VmPaths} from './vm-paths.js';
 import {ManagedVm, VmProcess, VmTable, type ObservedExit} from './vm-table.js';
 
 /** A failed VM request, as the agent answers it. */
@@ -60,6 +61,8 @@ export type LifecycleDeps = {
 	/** A deleted VM remembered, and remembering one. */
 	gone(vmId: string): GoneRecord | undefined;
 	remember(record: VmRecord, vm: Vm): Promise<void>;
+	/** A QEMU process was just spawned for VM `vmId`: its serial port (`paths.consoleSocket`) is there to hold. */
+	onSpawned?(vmId: string, paths: VmPaths): void;
 };
 
 /** What a request's effects need besides the VM: the grace period of a stop or delete. */
@@ -167,6 +170,7 @@ export class VmLifecycle {
 				() => 0,
 			);
 			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...where});
+			this.#deps.onSpawned?.(id, paths);
 			const spawned = new VmProcess({pid: child.pid, ...(child.startTime === undefined ? {} : {startTime: child.startTime})}, {child: child.exited, logOffset});
 			process_ = spawned;
 			vm.process = spawned;

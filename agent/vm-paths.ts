@@ -16,8 +16,10 @@ export type VmPaths = {
 	readonly qmp: string;
 	/** QEMU's `-pidfile` (`qemu.pid`). */
 	readonly pid: string;
-	/** The guest's serial console (`console.log`). */
+	/** The guest's serial console (`console.log`), written by QEMU for all that passes through `consoleSocket`. */
 	readonly console: string;
+	/** QEMU's end of the serial port (`console.sock`), a unix socket the agent holds; under 108 bytes. */
+	readonly consoleSocket: string;
 	/** QEMU's own stdout and stderr (`qemu.log`). */
 	readonly qemuLog: string;
 	/** How the QEMU process ended, written by the agent (`exit.json`). */
@@ -45,6 +47,7 @@ export function vmPaths(stateRoot: string, vmId: string): VmPaths {
 		qmp: join(dir, 'qmp.sock'),
 		pid: join(dir, 'qemu.pid'),
 		console: join(dir, 'console.log'),
+		consoleSocket: join(dir, 'console.sock'),
 		qemuLog: join(dir, 'qemu.log'),
 		exit: join(dir, 'exit.json'),
 		seed: join(dir, 'seed.iso'),

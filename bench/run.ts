@@ -98,8 +98,15 @@ async function main(): Promise<void> {
 		return;
 	}
 
+	if (ONLY === 'console') {
+		// Printed only (BENCHMARKS.md is left as it is): `BENCH_QUICK=1` for 30 samples and 256 KiB.
+		const {measureConsole} = await import('./console.js');
+		process.stdout.write(`\n${await measureConsole({samples: QUICK ? 30 : 200, bytes: QUICK ? 256 * 1024 : 2 * 1024 * 1024, log})}\n`);
+		return;
+	}
+
 	if (ONLY !== undefined) {
-		throw new Error(`BENCH_ONLY=${ONLY}: only "peer", "lifecycle" or "cluster" run alone`);
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer", "lifecycle", "cluster" or "console" run alone`);
 	}
 
 	const machine = await describeMachine();

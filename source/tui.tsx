@@ -29,6 +29,33 @@ async function connect(options: TuiOptions, store: FleetStore): Promise<{client:
 	return {client, feed: startFeed(client, store, {refreshMs: options.refreshMs})};
 }
 
+/** VM `vmId`'s live console on the whole screen, until ctrl-] (or its end: then a key returns). */
+async function runConsole(client: KloudClient, vmId: string): Promise<void> {
+	const {attachConsole} = await import('./cli/console-attach.js');
+	process.stdout.write(CLEAR_SCREEN);
+	const code = await attachConsole(client, vmId, {write: true, timeoutMs: 5000}).catch((error: unknown) => {
+		process.stderr.write(`\r\n[kloud: ${(error as Error).message}]\r\n`);
+		return 1;
+	});
+	if (code !== 0 && process.stdin.isTTY) {
+		// Let the reason be read before the table covers it.
+		process.stderr.write('[kloud: press a key to return to the table]');
+		process.stdin.setRawMode(true);
+		process.stdin.resume();
+		await new Promise(resolve => process.stdin.once('data', resolve));
+		process.stdin.setRawMode(false);
+		process.stdin.pause();
+	}
+
+	process.stdout.write(CLEAR_SCREEN);
+	// The console paused stdin, which leaves the stream believing a read is under way: Ink's next
+	// 'readable' listener would then never start one (no keys, and an idle event loop ends the TUI).
+	// Resuming starts the terminal's reads again; Ink takes them over.
+	process.stdin.resume();
+}
+
+const CLEAR_SCREEN = '\u001B[2J\u001B[H';
+
 export async function runTui(options: TuiOptions): Promise<void> {
 	const store = new FleetStore(Date.now());
 	let feed: Feed | undefined;
@@ -55,20 +82,39 @@ export async function runTui(options: TuiOptions): Promise<void> {
 		// A cluster's URL list would fill the header: its size says enough (the header names the node in use).
 		const urlCount = options.url.split(',').filter(url => url.trim() !== '').length;
 		const brokerUrl = urlCount > 1 ? `${urlCount} brokers` : redactUrl(options.url);
-		const instance = render(<App store={store} actions={actions} info={{brokerUrl, namespace: options.namespace, refreshMs: options.refreshMs}} />, {
-			maxFps: 30,
-			exitOnCtrlC: false,
-		});
-		connecting = connect(options, store);
-		connecting.then(
-			connected => {
-				feed = connected.feed;
-			},
-			// Nothing to show without a client (a reconnecting client is made even while the broker is down).
-			(error: unknown) => instance.unmount(error as Error),
-		);
-		await instance.waitUntilExit();
-		instance.cleanup();
+		// `c` ends the App for a VM's console; ctrl-] there renders it again (the store kept the fleet).
+		for (;;) {
+			let consoleOf: string | undefined;
+			const instance = render(
+				<App
+					store={store}
+					actions={actions}
+					info={{brokerUrl, namespace: options.namespace, refreshMs: options.refreshMs}}
+					onConsole={vmId => {
+						consoleOf = vmId;
+					}}
+				/>,
+				{maxFps: 30, exitOnCtrlC: false},
+			);
+			if (connecting === undefined) {
+				connecting = connect(options, store);
+				connecting.then(
+					connected => {
+						feed = connected.feed;
+					},
+					// Nothing to show without a client (a reconnecting client is made even while the broker is down).
+					(error: unknown) => instance.unmount(error as Error),
+				);
+			}
+
+			await instance.waitUntilExit();
+			instance.cleanup();
+			if (consoleOf === undefined) {
+				break;
+			}
+
+			await runConsole((await connecting).client, consoleOf);
+		}
 	} finally {
 		// At most one connection attempt in flight: closed as soon as it is made.
 		await connecting?.then(

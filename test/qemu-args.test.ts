@@ -28,7 +28,7 @@ describe('qemuArgs', () => {
 				'-drive': 'file=/var/lib/kloud/vm-abcdefgh/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/var/lib/kloud/vm-abcdefgh/qmp.sock,server=on,wait=off',
 				'-pidfile': '/var/lib/kloud/vm-abcdefgh/qemu.pid',
-				'-chardev': 'file,id=console,path=/var/lib/kloud/vm-abcdefgh/console.log,append=on',
+				'-chardev': 'socket,id=console,path=/var/lib/kloud/vm-abcdefgh/console.sock,server=on,wait=off',
 				'-serial': 'chardev:console',
 				'-display': 'none',
 				'-vga': 'none',
@@ -45,7 +45,7 @@ describe('qemuArgs', () => {
 				'-drive': 'file=/k/vm-zyxwvuts/disk.qcow2,format=qcow2,if=virtio,cache=writeback',
 				'-qmp': 'unix:/k/vm-zyxwvuts/qmp.sock,server=on,wait=off',
 				'-pidfile': '/k/vm-zyxwvuts/qemu.pid',
-				'-chardev': 'file,id=console,path=/k/vm-zyxwvuts/console.log,append=on',
+				'-chardev': 'socket,id=console,path=/k/vm-zyxwvuts/console.sock,server=on,wait=off',
 			},
 		},
 		{
@@ -153,6 +153,11 @@ describe('qemuArgs', () => {
 			spec: spec({paths: vmPaths(`/tmp/${'x'.repeat(90)}`, 'vm-abcdefgh')}),
 			message: /unix socket limit/,
 		},
+		{
+			name: 'a console socket path over 107 bytes (its QMP socket path fits)',
+			spec: spec({paths: vmPaths(`/tmp/${'x'.repeat(80)}`, 'vm-abcdefgh')}),
+			message: /console socket path .* unix socket limit/,
+		},
 	];
 
 	for (const {name, spec: input, message} of invalid) {
@@ -173,6 +178,7 @@ describe('vmPaths', () => {
 			qmp: '/var/lib/kloud/vm-abcdefgh/qmp.sock',
 			pid: '/var/lib/kloud/vm-abcdefgh/qemu.pid',
 			console: '/var/lib/kloud/vm-abcdefgh/console.log',
+			consoleSocket: '/var/lib/kloud/vm-abcdefgh/console.sock',
 			qemuLog: '/var/lib/kloud/vm-abcdefgh/qemu.log',
 			exit: '/var/lib/kloud/vm-abcdefgh/exit.json',
 			seed: '/var/lib/kloud/vm-abcdefgh/seed.iso',

@@ -5,7 +5,7 @@
  *
  * The guest is a Debian kernel with a busybox initramfs on a FAT "superfloppy" booted by syslinux.
  * Its `/init` prints one marker line on the serial console once it is up:
- * `KLOUD-READY hostname=<hostname> ip=<address or none>`.
+ * `KLOUD-READY hostname=<hostname> ip=<address or none>`, then keeps a root shell on it.
  */
 
 /** The base image's file name in an images directory (the agent's `--images`). */
@@ -160,9 +160,13 @@ if [ -n "$seed" ] && [ -f "$seed/user-data" ] && [ "$(head -c 2 "$seed/user-data
 	) < /dev/null &
 fi
 
+# A root shell on the serial console (\`kloud-tui console VM --attach\`), started again whenever it
+# exits. setsid -c gives it ttyS0 as its controlling terminal, so ctrl-C reaches what it runs.
 # PID 1 must never exit; the shell also reaps orphans while it waits.
+export PS1='\\u@\\h:\\w# '
 while :; do
-	sleep 3600
+	setsid -c sh -i < /dev/ttyS0 > /dev/ttyS0 2>&1
+	sleep 1
 done
 `;
 }

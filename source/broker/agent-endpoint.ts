@@ -156,6 +156,7 @@ export class AgentEndpoint {
 			setup: async context => {
 				await endpoint.#rpc.setup(context);
 				await endpoint.setup(context.channel, await context.openChannel(), await context.openChannel(), options.tutorialQueue ? await context.openChannel() : undefined);
+				endpoint.openConsoleChannel(await context.openChannel());
 			},
 		});
 		endpoint.#connection.on('state', state => {
@@ -184,6 +185,8 @@ export class AgentEndpoint {
 	#droppedLogged = 0;
 	#droppedLoggedAt = 0;
 	#tutorialChannel: Channel | undefined;
+	#consoleChannel: Channel | undefined;
+	#isConsoleChannelFull = false;
 	/** Replies confirmed for work-queue and tutorial deliveries (by reply address and correlation id), oldest first. */
 	readonly #replied = new Set<string>();
 	/** For the agent's own rounds (looking for a start's token across the fleet). */
@@ -202,6 +205,38 @@ export class AgentEndpoint {
 	/** Events dropped because no agent user published them (forged, or without a user id). */
 	get droppedEvents(): number {
 		return this.#droppedEvents;
+	}
+
+	/**
+	 * Publishes one console frame to a viewer's queue on a channel of its own (no confirms: a frame
+	 * lost with the connection is like a frame the viewer's bounded queue dropped). False when it
+	 * cannot go now (not connected, or the channel's buffer is full until it drains): the caller
+	 * drops it and says so later. Never waits, so no viewer can hold up the agent.
+	 */
+	publishConsole(queue: string, content: Uint8Array): boolean {
+		const channel = this.#consoleChannel;
+		if (!channel || this.#isConsoleChannelFull) {
+			return false;
+		}
+
+		if (!channel.publish('', queue, Buffer.from(content), {contentType: 'application/json', userId: this.connection.user})) {
+			this.#isConsoleChannelFull = true;
+			channel.once('drain', () => {
+				this.#isConsoleChannelFull = false;
+			});
+		}
+
+		return true;
+	}
+
+	private openConsoleChannel(channel: Channel): void {
+		this.#consoleChannel = channel;
+		this.#isConsoleChannelFull = false;
+		channel.on('close', () => {
+			if (this.#consoleChannel === channel) {
+				this.#consoleChannel = undefined;
+			}
+		});
 	}
 
 	/** Publishes an event under this connection's user (the broker checks it): peers and clients trust only agent users' events. */

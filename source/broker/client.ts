@@ -9,11 +9,15 @@ import {
 	ALL_HOSTS_KEY,
 	MAX_ROSTER_HOSTS,
 	REPEAT_HEADER,
+	encode,
 	isTrustedEvent,
 	makeRequest,
 	parseEvent,
 	parseReplyValue,
 	topology,
+	type ConsoleAlive,
+	type ConsoleAttachBody,
+	type ConsoleAttached,
 	type ConsoleTail,
 	type ErrorCode,
 	type HostImages,
@@ -238,6 +242,27 @@ export class KloudClient {
 		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
 		const draft: RequestDraft = {type: 'vm.console', body: options.bytes === undefined ? {vmId} : {vmId, bytes: options.bytes}};
 		return this.ask('vm.console', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Opens an interactive console session on a VM's owner (see `console-stream.ts`, which drives it). */
+	async consoleAttach(vmId: string, body: Omit<ConsoleAttachBody, 'vmId'>, options: {readonly host?: string; readonly timeoutMs: number}): Promise<ConsoleAttached> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		return this.ask('vm.console.attach', {type: 'vm.console.attach', body: {vmId, ...body}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** A console session's keepalive, answered: whether it is still open and holds the writer's seat. */
+	async consoleKeepalive(host: string, session: string, options: {readonly timeoutMs: number}): Promise<ConsoleAlive> {
+		return this.ask('vm.console.input', {type: 'vm.console.input', body: {session}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	async consoleDetach(host: string, session: string, options: {readonly timeoutMs: number}): Promise<void> {
+		await this.ask('vm.console.detach', {type: 'vm.console.detach', body: {session}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Sends input to a console session without waiting for an answer (there is none): keystrokes go at once, in order. */
+	async consoleInput(host: string, session: string, data: Uint8Array): Promise<void> {
+		const request = makeRequest({type: 'vm.console.input', body: {session, data: Buffer.from(data).toString('base64')}}, this.stamp());
+		await this.connection.publish(this.topo.commandExchange, this.topo.hostKey(host), encode(request), {userId: this.connection.user, contentType: 'application/json'});
 	}
 
 	async close(): Promise<void> {

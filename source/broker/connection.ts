@@ -289,6 +289,18 @@ export class BrokerConnection extends EventEmitter {
 		return this.#channel;
 	}
 
+	/** A plain channel of its own on the live connection (e.g. a console's consumer); it dies with the connection. */
+	async openChannel(): Promise<Channel> {
+		const model = this.#model;
+		if (!model) {
+			throw new BrokerUnavailableError('not connected to the broker');
+		}
+
+		const channel = await model.createChannel();
+		channel.on('error', (error: Error) => this.emit('error', error));
+		return channel;
+	}
+
 	/** Publishes and waits for the broker's confirm. */
 	async publish(exchange: string, routingKey: string, content: Uint8Array, options: Options.Publish = {}): Promise<void> {
 		const channel = this.channel();
@@ -398,6 +410,13 @@ export class BrokerConnection extends EventEmitter {
 			} catch (error) {
 				throw new SetupError((error as Error).message, {cause: error});
 			}
+
+			if (this.#closing) {
+				// Closed while this reconnect was under way: a connection made now would keep the process alive.
+				await model.close().catch(() => {});
+				return;
+			}
+
 			this.#model = model;
 			this.#channel = channel;
 			this.#broker = brokerAddress(current);

@@ -34,6 +34,12 @@ export type CliFlags = {
 	/** `delete --yes`: no question asked. */
 	readonly yes: boolean;
 	readonly bytes?: number;
+	/** `console --attach`: a live session instead of the log's tail. */
+	readonly attach: boolean;
+	/** `console --attach --until PATTERN`: end once the output matches (a regular expression). */
+	readonly until?: string;
+	/** `console --attach --read-only`: watch without taking the writer's seat. */
+	readonly readOnly: boolean;
 	readonly refresh: number;
 	readonly ca?: string;
 	readonly cert?: string;
@@ -77,6 +83,9 @@ const OPTIONS = {
 	hard: {type: 'boolean'},
 	yes: {type: 'boolean', short: 'y'},
 	bytes: {type: 'string'},
+	attach: {type: 'boolean'},
+	until: {type: 'string'},
+	'read-only': {type: 'boolean'},
 	refresh: {type: 'string'},
 	ca: {type: 'string'},
 	cert: {type: 'string'},
@@ -125,6 +134,8 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 		kill: values.kill ?? false,
 		hard: values.hard ?? false,
 		yes: values.yes ?? false,
+		attach: values.attach ?? false,
+		readOnly: values['read-only'] ?? false,
 		help: values.help ?? false,
 		version: values.version ?? false,
 		sshKey: values['ssh-key'] ?? [],
@@ -148,6 +159,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			userData: values['user-data'],
 			restart: values.restart,
 			diskSize: values['disk-size'],
+			until: values.until,
 			ca: values.ca,
 			cert: values.cert,
 			key: values.key,

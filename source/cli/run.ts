@@ -25,6 +25,15 @@ import {planGroupCommand, runGroupPlan} from './group.js';
 import {agentUsers, tlsOptions} from './connect-flags.js';
 import {runTuiCommand} from './run-tui.js';
 
+/** `--until PATTERN`: a regular expression, or a usage error. */
+function untilPattern(source: string): RegExp {
+	try {
+		return new RegExp(source);
+	} catch (error) {
+		throw new UsageError(`invalid --until ${JSON.stringify(source)}: ${(error as Error).message}`, {cause: error});
+	}
+}
+
 function check<T>(schema: {safeParse(value: unknown): {success: true; data: T} | {success: false; error: {issues: Array<{message: string}>}}}, value: unknown): T {
 	const parsed = schema.safeParse(value);
 	if (!parsed.success) {
@@ -166,7 +175,7 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 	}
 
 	const seconds = (fallback: number) => (flags.timeout ?? fallback) * 1000;
-	type Action = (client: KloudClient) => Promise<Output>;
+	type Action = (client: KloudClient) => Promise<Output | undefined>;
 	let action: Action;
 	switch (command) {
 		case 'list': {
@@ -276,6 +285,25 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 			}
 
 			const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
+			if (flags.attach) {
+				const until = flags.until === undefined ? undefined : untilPattern(flags.until);
+				action = async client => {
+					const {attachConsole} = await import('./console-attach.js');
+					process.exitCode = await attachConsole(client, id, {
+						write: !flags.readOnly,
+						timeoutMs: seconds(5),
+						...(until ? {until, untilTimeoutMs: seconds(30)} : {}),
+						...(host === undefined ? {} : {host}),
+					});
+					return undefined;
+				};
+				break;
+			}
+
+			if (flags.until !== undefined || flags.readOnly) {
+				throw new UsageError('--until and --read-only go with console --attach');
+			}
+
 			action = async client => consoleCommand(client, id, {json: flags.json, timeoutMs: seconds(5), bytes: flags.bytes, host});
 			break;
 		}

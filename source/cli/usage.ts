@@ -19,6 +19,10 @@ export const USAGE = `
     $ kloud-tui delete VM_ID [--yes] [--grace SECONDS] [--host H] [--json]
                                          stop it if needed, remove its disk, seed and IP
     $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
+    $ kloud-tui console VM_ID --attach [--read-only] [--until PATTERN]
+                                         a live terminal on the VM's serial console (ctrl-] detaches);
+                                         from a pipe: stdin to the guest, output to stdout, ends when
+                                         the output matches PATTERN (or --timeout, 30 s, passes)
     $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
     $ kloud-tui images [--json]          base images and the hosts that have them
     $ kloud-tui group create NAME --image X --size N [--min A --max B] [--memory --cpus

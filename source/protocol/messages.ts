@@ -232,6 +232,35 @@ const listBody = z.strictObject({
 });
 export type ListBody = z.infer<typeof listBody>;
 
+/** Most input bytes one `vm.console.input` carries (a paste is split into several). */
+export const MAX_CONSOLE_INPUT_BYTES = 4096;
+
+/** A console session's id: 32 hex digits the agent draws at random (it is also a capability: keep it secret). */
+export const consoleSessionSchema = z.string().regex(/^[\da-f]{32}$/, {error: issue => `invalid console session ${JSON.stringify(issue.input)}`});
+
+/** Base64 text: console bytes travel as base64 (a guest writes any bytes, not only UTF-8). */
+const base64Schema = z.string().regex(/^[A-Za-z\d+/]*={0,2}$/, {error: 'invalid base64 data'});
+
+const consoleAttachBody = z.strictObject({
+	vmId: vmIdSchema,
+	/**
+	 * Where the agent publishes this session's frames (default exchange): the viewer's own
+	 * server-named queue (`amq.gen-…`, exclusive, bounded with `x-max-length-bytes` and drop-head).
+	 */
+	output: z.string().regex(/^amq\.gen-[\w-]{1,120}$/, {error: issue => `invalid console output queue ${JSON.stringify(issue.input)}: expected a server-named queue (amq.gen-…)`}),
+	/** Take the writer's seat (the last to attach with write takes over); otherwise watch only. */
+	write: z.boolean().optional(),
+	/** How much recent output comes first (default 4 KiB): where the guest is. */
+	tailBytes: z.number().int().min(0).max(64 * 1024).optional(),
+});
+export type ConsoleAttachBody = z.infer<typeof consoleAttachBody>;
+
+const consoleInputBody = z.strictObject({
+	session: consoleSessionSchema,
+	/** Bytes for the guest (base64, ≤ 4 KiB decoded); omitted: a keepalive only. */
+	data: base64Schema.max(Math.ceil(MAX_CONSOLE_INPUT_BYTES / 3) * 4).optional(),
+});
+
 export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
 	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
@@ -247,10 +276,15 @@ export const requestSchema = z.discriminatedUnion('type', [
 		type: z.literal('vm.console'),
 		body: z.strictObject({vmId: vmIdSchema, bytes: z.number().int().min(1).max(MAX_CONSOLE_BYTES).optional()}),
 	}),
+	/** Opens an interactive console session on the VM's owner host (see PROTOCOL.md, "Console sessions"). */
+	z.object({...envelope, type: z.literal('vm.console.attach'), body: consoleAttachBody}),
+	/** Input for the guest, or a keepalive (no data). Sent without a reply address it gets no reply. */
+	z.object({...envelope, type: z.literal('vm.console.input'), body: consoleInputBody}),
+	z.object({...envelope, type: z.literal('vm.console.detach'), body: z.strictObject({session: consoleSessionSchema})}),
 ]);
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
-export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console'];
+export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console', 'vm.console.attach', 'vm.console.input', 'vm.console.detach'];
 
 export const hostSnapshotSchema = z
 	.object({
@@ -281,6 +315,44 @@ export const consoleTailSchema = z.object({
 });
 export type ConsoleTail = z.infer<typeof consoleTailSchema>;
 
+export const consoleAttachedSchema = z.object({
+	vmId: vmIdSchema,
+	host: hostIdSchema,
+	session: consoleSessionSchema,
+	/** Whether this session holds the writer's seat now. */
+	isWriter: z.boolean(),
+	/** How long the agent keeps a session without a keepalive or input from its viewer. */
+	expiresAfterMs: z.number().int().positive(),
+	/** Frames with a `seq` below this carry the recent output sent first (the tail), not new output. */
+	tailFrames: z.number().int().nonnegative(),
+});
+export type ConsoleAttached = z.infer<typeof consoleAttachedSchema>;
+
+/** The session is still open (the answer to an input or keepalive that asked for one). */
+export const consoleAliveSchema = z.object({session: consoleSessionSchema, isWriter: z.boolean()});
+export type ConsoleAlive = z.infer<typeof consoleAliveSchema>;
+
+const frameEnvelope = {v: z.literal(PROTOCOL_VERSION), session: consoleSessionSchema, seq: z.number().int().nonnegative()};
+
+/**
+ * What an agent publishes to a console session's output queue, numbered from 0 per session: a gap
+ * in `seq` means the broker dropped frames (the viewer read too slowly).
+ */
+export const consoleFrameSchema = z.discriminatedUnion('type', [
+	z.object({
+		...frameEnvelope,
+		type: z.literal('console.output'),
+		data: base64Schema,
+		/** Bytes this session missed just before this frame because the agent could not send them. */
+		dropped: z.number().int().positive().optional(),
+	}),
+	/** A line for the viewer from kloud itself (e.g. "another viewer took the writer's seat"). */
+	z.object({...frameEnvelope, type: z.literal('console.notice'), text: z.string().max(1024), isWriter: z.boolean()}),
+	/** The session is over (the VM stopped, the viewer was silent too long, it detached). */
+	z.object({...frameEnvelope, type: z.literal('console.end'), reason: z.string().max(1024)}),
+]);
+export type ConsoleFrame = z.infer<typeof consoleFrameSchema>;
+
 /** What a successful reply carries, per request type. */
 export const replyValueSchemas = {
 	'vm.start': vmSchema,
@@ -293,6 +365,9 @@ export const replyValueSchemas = {
 	'vm.list': hostSnapshotSchema,
 	'images.list': hostImagesSchema,
 	'vm.console': consoleTailSchema,
+	'vm.console.attach': consoleAttachedSchema,
+	'vm.console.input': consoleAliveSchema,
+	'vm.console.detach': z.object({session: consoleSessionSchema}),
 } as const satisfies Record<RequestType, z.ZodType>;
 export type ReplyValue<T extends RequestType> = z.infer<(typeof replyValueSchemas)[T]>;
 

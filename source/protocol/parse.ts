@@ -3,10 +3,12 @@ import type {z} from 'zod';
 import {PROTOCOL_VERSION} from './version.js';
 import {
 	MAX_MESSAGE_BYTES,
+	consoleFrameSchema,
 	eventSchema,
 	replySchema,
 	replyValueSchemas,
 	requestSchema,
+	type ConsoleFrame,
 	type ErrorCode,
 	type KloudEvent,
 	type Reply,
@@ -86,6 +88,10 @@ export function parseRequest(raw: Uint8Array | string): Result<Request, ParseFai
 
 export function parseEvent(raw: Uint8Array | string): Result<KloudEvent, ParseFailure> {
 	return parseWith(raw, eventSchema);
+}
+
+export function parseConsoleFrame(raw: Uint8Array | string): Result<ConsoleFrame, ParseFailure> {
+	return parseWith(raw, consoleFrameSchema);
 }
 
 export function parseReply(raw: Uint8Array | string): Result<Reply, ParseFailure> {

@@ -18,7 +18,7 @@ export type KeyPress = {
 export const TABLE_COMMANDS = [
 	'up', 'down', 'page-up', 'page-down', 'first', 'last', 'mark',
 	'new', 'stop', 'kill', 'boot', 'reboot', 'delete',
-	'filter', 'sort', 'reverse-sort', 'details', 'pause', 'refresh', 'help', 'quit', 'clear',
+	'filter', 'sort', 'reverse-sort', 'details', 'console', 'pause', 'refresh', 'help', 'quit', 'clear',
 ] as const;
 export type TableCommand = (typeof TABLE_COMMANDS)[number];
 
@@ -43,6 +43,7 @@ export const TABLE_BINDINGS: readonly Binding[] = [
 	{command: 'sort', inputs: ['s']},
 	{command: 'reverse-sort', inputs: ['S']},
 	{command: 'details', flag: 'return'},
+	{command: 'console', inputs: ['c']},
 	{command: 'pause', inputs: ['p']},
 	{command: 'refresh', inputs: ['r']},
 	{command: 'help', inputs: ['?']},

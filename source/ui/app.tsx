@@ -43,6 +43,8 @@ export type AppProps = {
 	readonly info: FeedInfo;
 	/** How often the detail view re-reads a running VM's console. */
 	readonly consoleFollowMs?: number;
+	/** `c`: the TUI steps aside for VM `vmId`'s live console (the App exits; its runner attaches, then renders it again). */
+	readonly onConsole?: (vmId: string) => void;
 };
 
 /** States in which a VM's console can still grow. */
@@ -96,7 +98,7 @@ function describeError(error: unknown): string {
 	return error instanceof Error ? error.message : String(error);
 }
 
-export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
+export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: AppProps) {
 	const {exit} = useApp();
 	const live = useSyncExternalStore(store.subscribe, store.getState);
 	const [viewRef, dispatch] = useSyncReducer(viewReducer, initialView);
@@ -466,6 +468,22 @@ export function App({store, actions, info, consoleFollowMs = 1000}: AppProps) {
 
 			case 'help': {
 				dispatch({type: 'open', mode: {kind: 'help'}});
+				break;
+			}
+
+			case 'console': {
+				const vm = rows[selected];
+				if (!onConsole) {
+					break;
+				}
+
+				if (vm) {
+					onConsole(vm.id);
+					exit();
+				} else {
+					sayError('no VM selected');
+				}
+
 				break;
 			}
 

@@ -14,6 +14,7 @@ const HELP: Array<[string, string]> = [
 	['/', 'filter: type to narrow the rows, Enter keeps it, Esc clears it'],
 	['s  S', 'sort by the next column / reverse the order'],
 	['Enter', 'details of the selected VM; its console follows the boot'],
+	['c', 'the live console of the selected VM, full screen (you type into it); ctrl-] back to the table'],
 	['p', 'pause / resume live updates'],
 	['r', 'refresh now'],
 	['esc', 'clear marks and the message line'],

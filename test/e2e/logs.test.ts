@@ -58,12 +58,21 @@ describe('a guest flooding its console', () => {
 		const current = join(agent.stateDir, vm.id, 'console.log');
 		const rotated = `${current}.1`;
 
-		// QEMU's console chardev holds the log with O_APPEND: what makes truncating it under QEMU safe.
-		const fds = await readdir(`/proc/${vm.pid}/fd`);
-		const links = await Promise.all(fds.map(async fd => ({fd, target: await readlink(`/proc/${vm.pid}/fd/${fd}`).catch(() => '')})));
-		const consoleFd = links.find(link => link.target === current);
-		expect(consoleFd, 'QEMU has console.log open').toBeDefined();
-		const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(await readFile(`/proc/${vm.pid}/fdinfo/${consoleFd!.fd}`, 'utf8'))?.[1] ?? '0', 8);
+		// The agent holds the log with O_APPEND (it writes what the guest's serial socket says): what
+		// makes truncating it under the writer safe.
+		const writer = agent.process.pid!;
+		let consoleFd: {fd: string; target: string} | undefined;
+		await waitFor(
+			async () => {
+				const fds = await readdir(`/proc/${writer}/fd`);
+				const links = await Promise.all(fds.map(async fd => ({fd, target: await readlink(`/proc/${writer}/fd/${fd}`).catch(() => '')})));
+				consoleFd = links.find(link => link.target === current);
+				return consoleFd !== undefined;
+			},
+			10_000,
+			'the agent to hold console.log',
+		);
+		const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(await readFile(`/proc/${writer}/fdinfo/${consoleFd!.fd}`, 'utf8'))?.[1] ?? '0', 8);
 		expect(flags & 0o2000, 'O_APPEND').toBe(0o2000);
 
 		// Watch both files while the guest writes: the largest they ever were together.
