@@ -145,19 +145,34 @@ export async function declareGroupsStream(channel: Channel, topo: Topology): Pro
 	await channel.assertQueue(topo.groupsStream, {durable: true, arguments: {'x-queue-type': 'stream'}});
 }
 
+/** A stream whose node has just (re)started and is not serving it yet. */
+const STREAM_STARTING = /home node .* is down or inaccessible/;
+
 /** A one-shot reader and writer of the groups stream (a CLI run): its own connection. */
 export class GroupStoreClient {
 	static async open(options: {readonly url: string; readonly topo: Topology; readonly connectionName: string; readonly tls?: TlsOptions; readonly timeoutMs: number}): Promise<GroupStoreClient> {
-		const store = new GroupStore(options.topo);
-		const connection = await BrokerConnection.open({
-			url: options.url,
-			connectionName: options.connectionName,
-			reconnect: false,
-			...(options.tls === undefined ? {} : {tls: options.tls}),
-			setup: async context => store.setup(context),
-		});
-		const client = new GroupStoreClient(store, connection, options.timeoutMs);
-		return client;
+		const deadline = Date.now() + options.timeoutMs;
+		for (;;) {
+			const store = new GroupStore(options.topo);
+			try {
+				const connection = await BrokerConnection.open({
+					url: options.url,
+					connectionName: options.connectionName,
+					reconnect: false,
+					...(options.tls === undefined ? {} : {tls: options.tls}),
+					setup: async context => store.setup(context),
+				});
+				return new GroupStoreClient(store, connection, options.timeoutMs);
+			} catch (error) {
+				// Just after a broker (re)start the stream's replica is not up yet (404 "home node … is down
+				// or inaccessible"): it comes within seconds, so wait for it rather than fail the command.
+				if (!STREAM_STARTING.test((error as Error).message) || Date.now() > deadline) {
+					throw error;
+				}
+
+				await new Promise(resolve => setTimeout(resolve, 500));
+			}
+		}
 	}
 
 	readonly #store: GroupStore;
