@@ -33,6 +33,7 @@ import {tenantNameProblem} from './tenant-name.js';
 import {callerOf, mayActOn, type Caller} from './tenancy.js';
 import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
 import {serveTutorial, UnsettledStarts} from './tutorial.js';
+import {Migrations} from './migration.js';
 
 export type AgentConfig = {
 	readonly amqpUrl: string;
@@ -91,6 +92,10 @@ export type AgentConfig = {
 	readonly steadyMs?: number;
 	/** How many VMs a start-up boots again at once (power loss, host reboot; default 4). */
 	readonly recoveryParallelism?: number;
+	/** Where this host's QEMUs take live migrations in (disk over NBD, RAM): default the underlay address; none: it takes none. */
+	readonly migrationAddress?: string;
+	/** Start cordoned: no new VMs, started or migrated in, until uncordoned. */
+	readonly cordoned?: boolean;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -217,6 +222,10 @@ export class Agent {
 	#isReconciling = false;
 	#imageNames: string[] = [];
 	readonly #underlayFilter: UnderlayFilter;
+	/** Live migrations out of and into this host (migration.ts). */
+	readonly #migrations: Migrations;
+	/** Cordoned: takes no new VMs (starts, migrations in). */
+	#isCordoned: boolean;
 
 	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
 		this.config = config;
@@ -257,6 +266,31 @@ export class Agent {
 			onSettled: () => void this.updateCapacity(),
 			gone: vmId => this.#gone.get(vmId),
 			remember: async (record, vm) => this.remember(record, vm),
+		});
+		this.#isCordoned = config.cordoned ?? false;
+		this.#migrations = new Migrations({
+			hostId: config.hostId,
+			imagesDir: config.imagesDir,
+			migrationAddress: config.migrationAddress ?? config.network?.underlay,
+			runtime,
+			store: this.store,
+			network: this.#network,
+			lifecycle: this.#lifecycle,
+			table: this.#vms,
+			log,
+			isCordoned: () => this.#isCordoned,
+			peers: () => this.livePeers(),
+			imageNames: async () => (await this.images()).map(image => image.name),
+			capacityProblem: ask => this.capacityProblem(ask),
+			askHost: async (hostId, draft, timeoutMs) => {
+				if (!this.#endpoint) {
+					throw new Error('not connected to the broker');
+				}
+
+				return this.#endpoint.askHost(hostId, draft, timeoutMs);
+			},
+			toVm: vm => this.toVm(vm),
+			publish: (type, vm) => void this.publishVm(type, vm),
 		});
 	}
 
@@ -331,6 +365,22 @@ export class Agent {
 
 			case 'vm.console': {
 				return this.refuseOthers(request.body.vmId, caller) ?? this.consoleTail(request.body.vmId, request.body.bytes ?? DEFAULT_CONSOLE_BYTES);
+			}
+
+			case 'vm.migrate': {
+				return this.refuseTenants(caller, 'migrate a VM') ?? this.#migrations.migrate(request.body.vmId, request.body.to);
+			}
+
+			case 'vm.migrate.prepare': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.prepare(request.body.from, request.body.vm, request.body.seed);
+			}
+
+			case 'vm.migrate.commit': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.commit(request.body.vmId, request.body.from);
+			}
+
+			case 'vm.migrate.abort': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.abort(request.body.vmId, request.body.from);
 			}
 		}
 	}
@@ -530,6 +580,20 @@ export class Agent {
 		return images.sort((a, b) => a.name.localeCompare(b.name));
 	}
 
+	/** Migrations and the agents' own requests between hosts are the operators' (admins') alone. */
+	private refuseTenants(caller: Caller, what: string): HandlerResult | undefined {
+		return caller.isAdmin ? undefined : {ok: false, code: 'forbidden', reason: `only an admin may ${what} on host ${this.config.hostId}`};
+	}
+
+	/** The live hosts but this one, as their last heartbeats describe them. */
+	private livePeers(): HostStatus[] {
+		const live = new Set(this.#roster.live(Date.now()));
+		return this.#roster
+			.entries()
+			.filter(entry => entry.status.id !== this.config.hostId && live.has(entry.status.id))
+			.map(entry => entry.status);
+	}
+
 	status(): HostStatus {
 		const memory = this.#runtime.memoryInfo();
 		return {
@@ -543,6 +607,7 @@ export class Agent {
 			heartbeatMs: this.config.heartbeatSeconds * 1000,
 			startedAt: this.#startedAt,
 			...(this.#network.config.underlay === undefined ? {} : {underlay: this.#network.config.underlay, privateSlot: this.#network.layout.slot}),
+			...(this.#isCordoned ? {cordoned: true} : {}),
 		};
 	}
 
@@ -555,8 +620,14 @@ export class Agent {
 
 	/** Why one more VM of this size does not fit, or undefined when it does. */
 	private capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}, options: {readonly excluding?: string} = {}): string | undefined {
-		let memoryMb = this.#startsInFlightMb;
-		let cpus = this.#startsInFlightCpus;
+		// Cordoned: no new VMs (a VM of this host booted again, `excluding` itself, still may).
+		if (this.#isCordoned && options.excluding === undefined) {
+			return `host ${this.config.hostId} is cordoned`;
+		}
+
+		const incoming = this.#migrations.incomingLoad();
+		let memoryMb = this.#startsInFlightMb + incoming.memoryMb;
+		let cpus = this.#startsInFlightCpus + incoming.cpus;
 		for (const vm of this.#vms.values()) {
 			// A creating VM is counted with the starts under way; a stopped or crashed one holds no
 			// memory nor CPU (but keeps its place under --max-vms: its disk is here).
@@ -568,7 +639,7 @@ export class Agent {
 
 		const load = {
 			hostId: this.config.hostId,
-			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight,
+			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight + incoming.count,
 			maxVms: this.config.maxVms,
 			memoryMb,
 			memoryBudgetMb: this.memoryBudgetMb(),

@@ -99,6 +99,11 @@ const cli = meow(
 	  --underlay-cidr CIDR    peers' underlay addresses must fall in it, else they are ignored
 	                          for VXLAN (default: the /24 around --underlay)
 	  --vxlan-id N            VXLAN network id (default ${DEFAULT_VXLAN_ID})
+	  --migration-address A   where this host's QEMUs take live migrations in (the disk over
+	                          NBD and the RAM, straight from the other host's QEMU); default
+	                          --underlay; without either the host takes no VM in
+	  --cordoned              start cordoned: no new VMs (starts, migrations in) until
+	                          \`kloud-tui uncordon\`
 	  --tenant-subnets CIDR   with --tenants: the pool each tenant's private /24 is taken
 	                          from, the same on every host (default ${DEFAULT_TENANT_SUBNETS})
 	  --public-bridge NAME    the bridge to the LAN for public VMs (used as it is when it exists)
@@ -144,6 +149,8 @@ const cli = meow(
 			privateSubnet: {type: 'string', default: DEFAULT_PRIVATE_SUBNET},
 			privateSlot: {type: 'number', default: 0},
 			underlay: {type: 'string'},
+			migrationAddress: {type: 'string'},
+			cordoned: {type: 'boolean', default: false},
 			vxlanId: {type: 'number', default: DEFAULT_VXLAN_ID},
 			tenantSubnets: {type: 'string', default: DEFAULT_TENANT_SUBNETS},
 			publicBridge: {type: 'string'},
@@ -281,6 +288,10 @@ if (flags.underlay !== undefined && !ipv4Schema.safeParse(flags.underlay).succes
 	fail(`invalid --underlay "${flags.underlay}": an IPv4 address of this host`);
 }
 
+if (flags.migrationAddress !== undefined && !ipv4Schema.safeParse(flags.migrationAddress).success) {
+	fail(`invalid --migration-address "${flags.migrationAddress}": an IPv4 address of this host`);
+}
+
 if (flags.underlayCidr !== undefined) {
 	try {
 		parseCidr(flags.underlayCidr);
@@ -336,6 +347,8 @@ const config: AgentConfig = {
 	...(flags.runas === undefined ? {} : {runAs: flags.runas}),
 	...(ca || cert || key ? {tls: {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})}} : {}),
 	networkDefault: flags.networkDefault as NetworkMode,
+	...(flags.migrationAddress === undefined ? {} : {migrationAddress: flags.migrationAddress}),
+	...(flags.cordoned ? {cordoned: true} : {}),
 	network: {
 		privateBridge: flags.privateBridge,
 		privateSubnet: flags.privateSubnet,

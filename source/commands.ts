@@ -49,6 +49,13 @@ export async function startCommand(client: KloudClient, body: StartBody, options
 	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `started ${vm.id} on ${vm.host} (image ${vm.image}, ${vm.memoryMb}M, ${vm.cpus} cpu${network})`};
 }
 
+export async function migrateCommand(client: KloudClient, vmId: string, migrate: {readonly host?: string; readonly to?: string}, options: CommonOptions): Promise<Output> {
+	const result = await client.migrate(vmId, {...migrate, timeoutMs: options.timeoutMs});
+	return options.json
+		? {stdout: JSON.stringify(result)}
+		: {stdout: `migrated ${result.vm.id} from ${result.from} to ${result.vm.host} in ${(result.totalMs / 1000).toFixed(1)} s (guest paused ${result.downtimeMs} ms)`};
+}
+
 export async function stopCommand(
 	client: KloudClient,
 	vmId: string,

@@ -239,6 +239,13 @@ export class KloudClient {
 		return this.ask('vm.console', draft, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
 	}
 
+	/** Migrates a running VM live to host `to` (or the host with the most room), asked of the VM's host. */
+	async migrate(vmId: string, options: {readonly host?: string; readonly to?: string; readonly timeoutMs: number}): Promise<ReplyValue<'vm.migrate'>> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const body = options.to === undefined ? {vmId} : {vmId, to: options.to};
+		return this.ask('vm.migrate', {type: 'vm.migrate', body}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
 	async close(): Promise<void> {
 		await this.#connection?.close();
 	}

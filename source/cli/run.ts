@@ -7,7 +7,7 @@ import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
 import {urlUser, type TlsOptions} from '../broker/connection.js';
-import {consoleCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
+import {consoleCommand, migrateCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
 	checkUserDataSize,
@@ -232,6 +232,21 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 
 			const host = flags.host === undefined ? undefined : check(hostIdSchema, flags.host);
 			action = async client => consoleCommand(client, id, {json: flags.json, timeoutMs: seconds(5), bytes: flags.bytes, host});
+			break;
+		}
+
+		case 'migrate': {
+			const [vmId] = rest;
+			if (!vmId) {
+				throw new UsageError('migrate needs a VM id, e.g. `kloud-tui migrate vm-abcdefgh --to host-b`');
+			}
+
+			const id = check(vmIdSchema, vmId);
+			const migrate = {
+				...(flags.host === undefined ? {} : {host: check(hostIdSchema, flags.host)}),
+				...(flags.to === undefined ? {} : {to: check(hostIdSchema, flags.to)}),
+			};
+			action = async client => migrateCommand(client, id, migrate, {json: flags.json, timeoutMs: seconds(600)});
 			break;
 		}
 

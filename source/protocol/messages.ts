@@ -160,6 +160,8 @@ export const hostStatusSchema = z.object({
 	underlay: ipv4Schema.optional(),
 	/** Which slice of the shared private subnet this host's DHCP hands out: slices never overlap. */
 	privateSlot: z.number().int().min(0).max(PRIVATE_NETWORK_SLOTS - 1).optional(),
+	/** Cordoned (`kloud-tui cordon`): it takes no new VMs, started or migrated in (absent: not cordoned). */
+	cordoned: z.boolean().optional(),
 });
 export type HostStatus = z.infer<typeof hostStatusSchema>;
 
@@ -235,6 +237,61 @@ const listBody = z.strictObject({
 });
 export type ListBody = z.infer<typeof listBody>;
 
+/** Live migration of a running VM to another host (README, "Live migration"); sent to the VM's host. */
+const migrateBody = z.strictObject({
+	vmId: vmIdSchema,
+	/** The destination; omitted: the live host with the most free memory that has the VM's image. */
+	to: hostIdSchema.optional(),
+});
+export type MigrateBody = z.infer<typeof migrateBody>;
+
+/** What a destination needs to take a VM in: its record as the source keeps it, and its seed CD-ROM. */
+export const migrationVmSchema = z.strictObject({
+	id: vmIdSchema,
+	image: imageNameSchema,
+	memoryMb: z.number().int().positive(),
+	cpus: z.number().int().positive(),
+	createdAt: z.number().int().nonnegative(),
+	startedAt: z.number().int().nonnegative().nullable(),
+	clientToken: z.string().max(64).nullable(),
+	owner: z.string().max(128).nullable(),
+	network: networkModeSchema,
+	mac: z.string().regex(/^[\da-f]{2}(?::[\da-f]{2}){5}$/).nullable(),
+	restart: restartPolicySchema,
+	/** The overlay's virtual size: the destination's overlay gets the same. */
+	diskBytes: z.number().int().positive(),
+});
+export type MigrationVm = z.infer<typeof migrationVmSchema>;
+
+/** Agent to agent: prepare an incoming QEMU (overlay, TAP, NBD export of the overlay) for a VM. */
+const migratePrepareBody = z.strictObject({
+	from: hostIdSchema,
+	vm: migrationVmSchema,
+	/** The seed ISO, gzip then base64 (mostly zeros: a few KiB). */
+	seed: z.string().max(200 * 1024),
+});
+
+/** Where the source sends the disk (NBD) and the RAM (QEMU migration stream). */
+export const migrationTargetSchema = z.object({
+	host: hostIdSchema,
+	address: ipv4Schema,
+	nbdPort: z.number().int().min(1).max(65_535),
+	exportName: z.string().min(1).max(64),
+	migrationPort: z.number().int().min(1).max(65_535),
+});
+export type MigrationTarget = z.infer<typeof migrationTargetSchema>;
+
+/** A finished migration: the VM on its new host, and QEMU's figures. */
+export const migrationResultSchema = z.object({
+	vm: vmSchema,
+	from: hostIdSchema,
+	/** QEMU's `total-time` (RAM) and `downtime`, and the whole request's time, in milliseconds. */
+	totalMs: z.number().nonnegative(),
+	downtimeMs: z.number().nonnegative(),
+	ramMs: z.number().nonnegative(),
+});
+export type MigrationResult = z.infer<typeof migrationResultSchema>;
+
 export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
 	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
@@ -250,10 +307,17 @@ export const requestSchema = z.discriminatedUnion('type', [
 		type: z.literal('vm.console'),
 		body: z.strictObject({vmId: vmIdSchema, bytes: z.number().int().min(1).max(MAX_CONSOLE_BYTES).optional()}),
 	}),
+	z.object({...envelope, type: z.literal('vm.migrate'), body: migrateBody}),
+	/** Agent to agent (admins only): the destination's part of a migration. */
+	z.object({...envelope, type: z.literal('vm.migrate.prepare'), body: migratePrepareBody}),
+	/** Agent to agent: the RAM arrived, the VM runs here now: keep it. */
+	z.object({...envelope, type: z.literal('vm.migrate.commit'), body: z.strictObject({vmId: vmIdSchema, from: hostIdSchema})}),
+	/** Agent to agent: the migration failed: remove everything prepared for it. */
+	z.object({...envelope, type: z.literal('vm.migrate.abort'), body: z.strictObject({vmId: vmIdSchema, from: hostIdSchema})}),
 ]);
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
-export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console'];
+export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console', 'vm.migrate', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort'];
 
 export const hostSnapshotSchema = z
 	.object({
@@ -296,6 +360,11 @@ export const replyValueSchemas = {
 	'vm.list': hostSnapshotSchema,
 	'images.list': hostImagesSchema,
 	'vm.console': consoleTailSchema,
+	'vm.migrate': migrationResultSchema,
+	'vm.migrate.prepare': migrationTargetSchema,
+	'vm.migrate.commit': vmSchema,
+	/** The VM id that was removed (or was never there). */
+	'vm.migrate.abort': z.object({vmId: vmIdSchema}),
 } as const satisfies Record<RequestType, z.ZodType>;
 export type ReplyValue<T extends RequestType> = z.infer<(typeof replyValueSchemas)[T]>;
 
@@ -313,6 +382,8 @@ export const ERROR_CODES = [
 	'forbidden',
 	/** The host holds as many of this sender's requests as it takes at once: try again shortly. */
 	'busy',
+	/** A live migration failed; the reason says where the VM runs now. */
+	'migrate_failed',
 	'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
