@@ -346,7 +346,7 @@ export class Agent {
 			}
 
 			case 'vm.reboot': {
-				return this.refuseOthers(request.body.vmId, caller) ?? this.reboot(request.body.vmId, {isHard: request.body.hard ?? false});
+				return this.refuseOthers(request.body.vmId, caller) ?? this.reboot(request.body.vmId, {isHard: request.body.hard ?? false, isRepeat: context.isRepeat});
 			}
 
 			case 'vm.delete': {
@@ -846,7 +846,7 @@ export class Agent {
 	}
 
 	/** Reboots a running VM: soft (power button, booted again) or hard (`system_reset`). */
-	async reboot(vmId: string, options: {readonly isHard: boolean}): Promise<VmOutcome> {
+	async reboot(vmId: string, options: {readonly isHard: boolean; readonly isRepeat?: boolean}): Promise<VmOutcome> {
 		return this.#lifecycle.reboot(vmId, options);
 	}
 

@@ -68,6 +68,8 @@ type Effects = {readonly graceSeconds?: number};
 const POWERDOWN_RETRY_MS = 2000;
 const DEFAULT_STEADY_MS = 60_000;
 const DEFAULT_RECOVERY_PARALLELISM = 4;
+/** How recent a (re)start makes a repeated reboot request already done. */
+const REPEATED_REBOOT_WINDOW_MS = 120_000;
 
 export class VmLifecycle {
 	readonly config: LifecycleConfig;
@@ -255,10 +257,16 @@ export class VmLifecycle {
 	 * again at once in a new process, like libvirt's and OpenStack's soft reboot of a guest without
 	 * an agent (ACPI has no "reboot" button).
 	 */
-	async reboot(vmId: string, options: {readonly isHard: boolean}): Promise<VmOutcome> {
+	async reboot(vmId: string, options: {readonly isHard: boolean; readonly isRepeat?: boolean}): Promise<VmOutcome> {
 		const vm = this.#vms.get(vmId);
 		if (!vm) {
 			return this.goneAnswer(vmId, 'reboot');
+		}
+
+		// A reboot seen again (resent after a lost connection, or redelivered) must not reboot twice:
+		// a VM (re)started since within the requester's patience answers as it is.
+		if (options.isRepeat && vm.life.phase === 'running' && vm.record.startedAt !== null && Date.now() - vm.record.startedAt < REPEATED_REBOOT_WINDOW_MS) {
+			return {ok: true, value: this.toVm(vm)};
 		}
 
 		return this.operate(vm, options.isHard ? 'reboot-hard' : 'reboot', async () => {

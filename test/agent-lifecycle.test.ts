@@ -63,9 +63,9 @@ async function setup(options: {readonly config?: Partial<AgentConfig>; readonly 
 }
 
 let nextId = 0;
-async function send(agent: Agent, type: Request['type'], body: object): Promise<HandlerResult> {
+async function send(agent: Agent, type: Request['type'], body: object, options: {readonly isRepeat?: boolean} = {}): Promise<HandlerResult> {
 	const request = {v: 1, id: `r${nextId++}`, from: 'test', ts: Date.now(), type, body} as Request;
-	return agent.handle(request, {via: 'host', isRepeat: false});
+	return agent.handle(request, {via: 'host', isRepeat: options.isRepeat ?? false});
 }
 
 async function ok(agent: Agent, type: Request['type'], body: object): Promise<Vm> {
@@ -133,6 +133,17 @@ describe('the lifecycle', () => {
 		expect(soft).toMatchObject({state: 'running', desired: 'running', restarts: {count: 0}});
 		expect(soft.pid).not.toBe(vm.pid);
 		expect(runtime.live(vm.id)?.pid).toBe(soft.pid);
+	});
+
+	it('a reboot seen again (resent or redelivered) does not reboot twice; a new reboot does', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		const soft = await ok(agent, 'vm.reboot', {vmId: vm.id});
+		const repeated = await send(agent, 'vm.reboot', {vmId: vm.id}, {isRepeat: true});
+		expect(repeated).toMatchObject({ok: true, value: {pid: soft.pid}});
+		expect(runtime.spawns).toHaveLength(2);
+		expect((await ok(agent, 'vm.reboot', {vmId: vm.id})).pid).not.toBe(soft.pid);
+		expect(runtime.spawns).toHaveLength(3);
 	});
 
 	it('a delete of a running VM kills it (grace 0) and the id is remembered; a start retried with its token gets the deleted VM, not a new one', async () => {

@@ -122,7 +122,7 @@ describe('the demo image through the agent', () => {
 		expect(tail.data).toContain(USERDATA_DONE_MARKER);
 	}, 180_000);
 
-	it('a graceful stop: the guest powers itself off long before the grace period ends, and its seed goes with it', async () => {
+	it('a graceful stop: the guest powers itself off long before the grace period ends; disk and seed are kept', async () => {
 		expect(guest, 'the guest of the previous test').toBeDefined();
 		const vm = guest!;
 		const started = performance.now();
@@ -136,8 +136,11 @@ describe('the demo image through the agent', () => {
 		expect(stopMs).toBeLessThan(10_000);
 		expect(agent.logs()).toMatch(new RegExp(`"vm":"${vm.id}".*"how":"powered off"`));
 		expect(await pidByName(vm.id)).toBeUndefined();
-		// Stop removes the VM: disk, console and seed ISO alike.
-		expect(existsSync(join(agent.stateDir, vm.id))).toBe(false);
+		// Stop keeps the VM: disk, console and seed ISO alike (a delete removes them).
+		for (const file of ['disk.qcow2', 'console.log', 'seed.iso']) {
+			expect(existsSync(join(agent.stateDir, vm.id, file))).toBe(true);
+		}
+
 		guest = undefined;
 	}, 60_000);
 
