@@ -3,7 +3,7 @@
  * finds (ps-list) and its state dir are the truth, re-read at start-up and reconciled on a timer.
  */
 import {randomInt} from 'node:crypto';
-import {readdir, stat} from 'node:fs/promises';
+import {readdir, rm, stat, writeFile} from 'node:fs/promises';
 import {availableParallelism} from 'node:os';
 import {join, resolve} from 'node:path';
 import type {Logger} from 'pino';
@@ -94,6 +94,8 @@ export type AgentConfig = {
 	readonly recoveryParallelism?: number;
 	/** Where this host's QEMUs take live migrations in (disk over NBD, RAM): default the underlay address; none: it takes none. */
 	readonly migrationAddress?: string;
+	/** Cap on a live migration's RAM stream out of this host, MiB/s (default 1024). */
+	readonly migrationBandwidthMiBps?: number;
 	/** Start cordoned: no new VMs, started or migrated in, until uncordoned. */
 	readonly cordoned?: boolean;
 };
@@ -149,6 +151,7 @@ export class Agent {
 		const agent = new Agent(config, runtime, log);
 		await agent.store.init();
 		await agent.#network.check();
+		agent.#isCordoned ||= await stat(join(agent.store.root, 'cordoned')).then(() => true, () => false);
 		await agent.reconcileState({isStartup: true});
 		return agent;
 	}
@@ -272,6 +275,7 @@ export class Agent {
 			hostId: config.hostId,
 			imagesDir: config.imagesDir,
 			migrationAddress: config.migrationAddress ?? config.network?.underlay,
+			...(config.migrationBandwidthMiBps === undefined ? {} : {bandwidthMiBps: config.migrationBandwidthMiBps}),
 			runtime,
 			store: this.store,
 			network: this.#network,
@@ -369,6 +373,10 @@ export class Agent {
 
 			case 'vm.migrate': {
 				return this.refuseTenants(caller, 'migrate a VM') ?? this.#migrations.migrate(request.body.vmId, request.body.to);
+			}
+
+			case 'host.cordon': {
+				return this.refuseTenants(caller, 'cordon a host') ?? this.cordon(request.body.cordoned);
 			}
 
 			case 'vm.migrate.prepare': {
@@ -583,6 +591,25 @@ export class Agent {
 	/** Migrations and the agents' own requests between hosts are the operators' (admins') alone. */
 	private refuseTenants(caller: Caller, what: string): HandlerResult | undefined {
 		return caller.isAdmin ? undefined : {ok: false, code: 'forbidden', reason: `only an admin may ${what} on host ${this.config.hostId}`};
+	}
+
+	/** Cordons or uncordons this host (kept in the state root's `cordoned` file across restarts); answers its status. */
+	private async cordon(isCordoned: boolean): Promise<HandlerResult> {
+		const marker = join(this.store.root, 'cordoned');
+		try {
+			await (isCordoned ? writeFile(marker, `${new Date().toISOString()}\n`) : rm(marker, {force: true}));
+		} catch (error) {
+			return {ok: false, code: 'internal', reason: `could not ${isCordoned ? 'cordon' : 'uncordon'} host ${this.config.hostId}: ${(error as Error).message}`};
+		}
+
+		if (this.#isCordoned !== isCordoned) {
+			this.#log.info({cordoned: isCordoned}, isCordoned ? 'host cordoned' : 'host uncordoned');
+		}
+
+		this.#isCordoned = isCordoned;
+		void this.updateCapacity();
+		void this.announce('host.heartbeat');
+		return {ok: true, value: this.status()};
 	}
 
 	/** The live hosts but this one, as their last heartbeats describe them. */

@@ -102,6 +102,7 @@ const cli = meow(
 	  --migration-address A   where this host's QEMUs take live migrations in (the disk over
 	                          NBD and the RAM, straight from the other host's QEMU); default
 	                          --underlay; without either the host takes no VM in
+	  --migration-bandwidth N cap a live migration's RAM stream out of this host at N MiB/s
 	  --cordoned              start cordoned: no new VMs (starts, migrations in) until
 	                          \`kloud-tui uncordon\`
 	  --tenant-subnets CIDR   with --tenants: the pool each tenant's private /24 is taken
@@ -151,6 +152,7 @@ const cli = meow(
 			underlay: {type: 'string'},
 			migrationAddress: {type: 'string'},
 			cordoned: {type: 'boolean', default: false},
+			migrationBandwidth: {type: 'number'},
 			vxlanId: {type: 'number', default: DEFAULT_VXLAN_ID},
 			tenantSubnets: {type: 'string', default: DEFAULT_TENANT_SUBNETS},
 			publicBridge: {type: 'string'},
@@ -292,6 +294,10 @@ if (flags.migrationAddress !== undefined && !ipv4Schema.safeParse(flags.migratio
 	fail(`invalid --migration-address "${flags.migrationAddress}": an IPv4 address of this host`);
 }
 
+if (flags.migrationBandwidth !== undefined && !(flags.migrationBandwidth > 0)) {
+	fail(`invalid --migration-bandwidth ${flags.migrationBandwidth}: a number of MiB/s > 0`);
+}
+
 if (flags.underlayCidr !== undefined) {
 	try {
 		parseCidr(flags.underlayCidr);
@@ -349,6 +355,7 @@ const config: AgentConfig = {
 	networkDefault: flags.networkDefault as NetworkMode,
 	...(flags.migrationAddress === undefined ? {} : {migrationAddress: flags.migrationAddress}),
 	...(flags.cordoned ? {cordoned: true} : {}),
+	...(flags.migrationBandwidth === undefined ? {} : {migrationBandwidthMiBps: flags.migrationBandwidth}),
 	network: {
 		privateBridge: flags.privateBridge,
 		privateSubnet: flags.privateSubnet,

@@ -39,6 +39,8 @@ const DEFAULT_INCOMING_TTL_MS = 10 * 60_000;
 const MIRROR_READY_MS = 10 * 60_000;
 const RAM_MS = 10 * 60_000;
 const POLL_MS = 50;
+/** The RAM stream's cap unless `--migration-bandwidth` says: QEMU's own default (128 MiB/s) would slow a fast underlay. */
+const DEFAULT_BANDWIDTH_MIBPS = 1024;
 const PORT_TRIES = 8;
 
 export type MigrationDeps = {
@@ -53,6 +55,8 @@ export type MigrationDeps = {
 	readonly table: VmTable<VmOutcome>;
 	readonly log: Logger;
 	readonly incomingTtlMs?: number;
+	/** Cap on the RAM stream, in MiB/s (`--migration-bandwidth`; default 1024). */
+	readonly bandwidthMiBps?: number;
 	isCordoned(): boolean;
 	/** The live hosts but this one, from their heartbeats. */
 	peers(): HostStatus[];
@@ -167,6 +171,9 @@ export class Migrations {
 			await waitForMirror(paths.qmp, MIRROR_READY_MS);
 			log.info({ms: Date.now() - started}, 'migration: disk in step, moving RAM');
 			phase = 'ram';
+			// Set every time: QEMU keeps the parameter from an earlier migration (of an older agent's).
+			await qmpExecute(paths.qmp, 'migrate-set-parameters', {arguments: {'max-bandwidth': Math.round((this.#deps.bandwidthMiBps ?? DEFAULT_BANDWIDTH_MIBPS) * 1024 * 1024)}});
+
 			await qmpExecute(paths.qmp, 'migrate', {arguments: {uri: `tcp:${target.address}:${target.migrationPort}`}});
 			figures = await waitForRam(paths.qmp, RAM_MS);
 			phase = 'done';
@@ -185,11 +192,17 @@ export class Migrations {
 		// The guest runs on the destination now. End the mirror without switching to its target.
 		await qmpExecute(paths.qmp, 'block-job-cancel', {arguments: {device: JOB_ID}}).catch((error: unknown) => log.debug({err: error}, 'mirror already ended'));
 		const committed = await this.call(destination, {type: 'vm.migrate.commit', body: {vmId: vm.id, from: hostId}}, 60_000, 'vm.migrate.commit');
+		if (!committed.ok) {
+			// Not taken in: the copy here (paused, its disk as the guest left it) runs on, and the
+			// destination removes its own (now, or when its agent comes back: a VM it never took is removed).
+			await qmpExecute(paths.qmp, 'cont').catch((error: unknown) => log.error({err: error}, 'migration: could not resume the VM here'));
+			await this.call(destination, {type: 'vm.migrate.abort', body: {vmId: vm.id, from: hostId}}, 10_000, 'vm.migrate.abort');
+			log.error({reason: committed.reason}, 'migration: the destination did not take the VM; it runs on here');
+			return {ok: false, code: 'migrate_failed', reason: `host ${destination} did not take VM ${vm.id} in (${committed.reason}): it keeps running on host ${hostId}`};
+		}
+
 		await this.removeHere(vm);
 		log.info({ms: Date.now() - started, ...figures}, 'migration done');
-		if (!committed.ok) {
-			return {ok: false, code: 'migrate_failed', reason: `VM ${vm.id} moved to host ${destination}, but that host did not confirm: ${committed.reason}`};
-		}
 
 		return {ok: true, value: {vm: committed.value, from: hostId, totalMs: Date.now() - started, ramMs: figures.totalMs, downtimeMs: figures.downtimeMs}};
 	}
@@ -383,16 +396,13 @@ export class Migrations {
 		return {ok: true, value: {vmId}};
 	}
 
-	/** The source went silent: a completed migration is kept, anything else removed. */
+	/**
+	 * The source never committed: it resumed its own copy (or its agent died, and the copy it
+	 * adopts again runs on), so what was prepared here goes, even a guest that had arrived.
+	 */
 	private async expire(vmId: string): Promise<void> {
 		const entry = this.#incoming.get(vmId);
 		if (!entry) {
-			return;
-		}
-
-		const status = (await qmpExecute(this.#deps.store.paths(vmId).qmp, 'query-migrate').catch(() => ({}))) as {status?: string};
-		if (status.status === 'completed') {
-			await this.commit(vmId, entry.from);
 			return;
 		}
 

@@ -246,6 +246,11 @@ export class KloudClient {
 		return this.ask('vm.migrate', {type: 'vm.migrate', body}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
 	}
 
+	/** Cordons (no new VMs) or uncordons a host; answers its status. */
+	async cordon(host: string, options: {readonly cordoned: boolean; readonly timeoutMs: number}): Promise<ReplyValue<'host.cordon'>> {
+		return this.ask('host.cordon', {type: 'host.cordon', body: {cordoned: options.cordoned}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
 	async close(): Promise<void> {
 		await this.#connection?.close();
 	}

@@ -7,7 +7,7 @@ import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
 import {urlUser, type TlsOptions} from '../broker/connection.js';
-import {consoleCommand, migrateCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
+import {consoleCommand, cordonCommand, drainCommand, migrateCommand, hostsCommand, imagesCommand, listCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
 	checkUserDataSize,
@@ -247,6 +247,22 @@ export async function runCli({command, rest, flags}: CliArgs): Promise<Output | 
 				...(flags.to === undefined ? {} : {to: check(hostIdSchema, flags.to)}),
 			};
 			action = async client => migrateCommand(client, id, migrate, {json: flags.json, timeoutMs: seconds(600)});
+			break;
+		}
+
+		case 'cordon':
+		case 'uncordon':
+		case 'drain': {
+			const [host] = rest;
+			if (!host) {
+				throw new UsageError(`${command} needs a host id, e.g. \`kloud-tui ${command} host-b\` (see \`kloud-tui hosts\`)`);
+			}
+
+			const id = check(hostIdSchema, host);
+			action =
+				command === 'drain'
+					? async client => drainCommand(client, id, {json: flags.json, timeoutMs: seconds(600), onProgress: line => process.stderr.write(`${line}\n`)})
+					: async client => cordonCommand(client, id, command === 'cordon', {json: flags.json, timeoutMs: seconds(10)});
 			break;
 		}
 

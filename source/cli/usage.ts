@@ -13,6 +13,8 @@ export const USAGE = `
     $ kloud-tui stop VM_ID [--kill] [--host H] [--grace SECONDS] [--json]
     $ kloud-tui migrate VM_ID [--to HOST] [--json]   live: the guest runs on (default: the host
                                          with the most free memory that has its image)
+    $ kloud-tui cordon|uncordon HOST     no new VMs there (starts, migrations in) / again
+    $ kloud-tui drain HOST [--json]      cordon, then migrate each running VM away
     $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
     $ kloud-tui hosts [--json]           hosts, their capacity, and who did not answer
     $ kloud-tui images [--json]          base images and the hosts that have them

@@ -308,6 +308,8 @@ export const requestSchema = z.discriminatedUnion('type', [
 		body: z.strictObject({vmId: vmIdSchema, bytes: z.number().int().min(1).max(MAX_CONSOLE_BYTES).optional()}),
 	}),
 	z.object({...envelope, type: z.literal('vm.migrate'), body: migrateBody}),
+	/** Cordons (no new VMs: starts, migrations in) or uncordons a host; admins only. Answers its status. */
+	z.object({...envelope, type: z.literal('host.cordon'), body: z.strictObject({cordoned: z.boolean()})}),
 	/** Agent to agent (admins only): the destination's part of a migration. */
 	z.object({...envelope, type: z.literal('vm.migrate.prepare'), body: migratePrepareBody}),
 	/** Agent to agent: the RAM arrived, the VM runs here now: keep it. */
@@ -317,7 +319,7 @@ export const requestSchema = z.discriminatedUnion('type', [
 ]);
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
-export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console', 'vm.migrate', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort'];
+export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console', 'vm.migrate', 'host.cordon', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort'];
 
 export const hostSnapshotSchema = z
 	.object({
@@ -361,6 +363,7 @@ export const replyValueSchemas = {
 	'images.list': hostImagesSchema,
 	'vm.console': consoleTailSchema,
 	'vm.migrate': migrationResultSchema,
+	'host.cordon': hostStatusSchema,
 	'vm.migrate.prepare': migrationTargetSchema,
 	'vm.migrate.commit': vmSchema,
 	/** The VM id that was removed (or was never there). */

@@ -121,6 +121,45 @@ describe('a migration that cannot be done is refused, and the VM runs on where i
 		await full.stop();
 	}, 120_000);
 
+	it('to a host whose QEMU cannot listen on its migration address: it removes what it prepared', async () => {
+		// 192.0.2.1 (TEST-NET-1) is no address of this machine: the NBD server cannot start.
+		const unreachable = await cloud.startAgent('mig-g', ['--network-default', 'none', '--memory', '128', '--migration-address', '192.0.2.1']);
+		const result = await cloud.cli(['migrate', guest.id, '--to', 'mig-g']);
+		expect(result.code).toBe(1);
+		expect(result.stderr).toMatch(/host mig-g could not prepare VM .*nbd-server-start/);
+		await expectStillOnA(unreachable);
+		await unreachable.stop();
+	}, 120_000);
+
+	it('when the destination host dies while the RAM moves: the guest runs on at the source, the destination leaves nothing', async () => {
+		// A slow RAM stream (1 MiB/s) leaves time to pull the plug on mig-b mid-way.
+		await hostA.stop();
+		hostA = await cloud.startAgent('mig-a', agentArgs(['--migration-bandwidth', '1']));
+		const pending = cloud.cli(['migrate', guest.id, '--to', 'mig-b']);
+		await waitFor(() => hostA.logs().includes('disk in step, moving RAM'), 60_000, 'the RAM to start moving');
+		const incoming = await qemuPidsUnder(hostB.stateDir);
+		expect(incoming).toHaveLength(1);
+		// The host dies: its agent and its QEMU at once.
+		await hostB.stop('SIGKILL');
+		for (const pid of incoming) {
+			process.kill(pid, 'SIGKILL');
+		}
+
+		const result = await pending;
+		expect(result.code).toBe(1);
+		expect(result.stderr).toMatch(new RegExp(`migration of VM ${guest.id} to host mig-b failed \\(moving its RAM\\).*it keeps running on host mig-a`));
+		const before = await lastCount(hostA, guest.id);
+		await waitFor(async () => (await lastCount(hostA, guest.id)) > before + 10, 30_000, 'the guest to keep counting on mig-a');
+		expect(await qemuPidsUnder(join(hostA.stateDir, guest.id))).toEqual([guest.pid]);
+
+		// mig-b comes back: the VM it was taking in is removed, not adopted nor booted.
+		hostB = await cloud.startAgent('mig-b', agentArgs());
+		await waitFor(async () => (await vmDirs(hostB)).length === 0, 20_000, 'mig-b to remove the half-prepared VM');
+		expect(await qemuPidsUnder(hostB.stateDir)).toEqual([]);
+		await hostA.stop();
+		hostA = await cloud.startAgent('mig-a', agentArgs());
+	}, 240_000);
+
 	it('of a stopped VM, and of a user-mode VM', async () => {
 		const blank = await client.start({image: 'blank', host: 'mig-a'}, {timeoutMs: 30_000});
 		await client.stop(blank.id, {host: 'mig-a', kill: true, timeoutMs: 10_000});
@@ -178,5 +217,33 @@ describe('live migration', () => {
 		// What it wrote before is on mig-b's disk.
 		expect((await readFile(join(hostB.stateDir, guest.id, 'disk.qcow2'))).includes(`${DISK_MARK}-${guest.id}`)).toBe(true);
 		expect(hostA.logs()).toContain('"migration done"');
+	}, 600_000);
+});
+
+describe('drain', () => {
+	it('cordons a host and moves its 3 VMs away; a cordoned host takes no start; uncordon', async () => {
+		// The guest is on mig-b now; two more (firmware only) join it.
+		const blanks = [await client.start({image: 'blank', host: 'mig-b'}, {timeoutMs: 30_000}), await client.start({image: 'blank', host: 'mig-b'}, {timeoutMs: 30_000})];
+		const countBefore = await lastCount(hostB, guest.id);
+		const drained = await cloud.cli(['drain', 'mig-b', '--json']);
+		expect(drained.code, drained.stderr).toBe(0);
+		const report = JSON.parse(drained.stdout) as {host: string; cordoned: boolean; migrated: Array<{vmId: string; ok: boolean; to: string}>};
+		expect(report.migrated.map(entry => `${entry.vmId}:${entry.ok}:${entry.to}`).sort()).toEqual([guest.id, ...blanks.map(vm => vm.id)].map(id => `${id}:true:mig-a`).sort());
+		expect(drained.stderr).toContain(`migrated ${guest.id} to mig-a`);
+
+		const list = await client.list({timeoutMs: 5000});
+		expect(list.replies.find(snapshot => snapshot.host.id === 'mig-b')?.vms).toEqual([]);
+		expect(list.replies.find(snapshot => snapshot.host.id === 'mig-b')?.host.cordoned).toBe(true);
+		expect(await qemuPidsUnder(hostB.stateDir)).toEqual([]);
+		await waitFor(async () => (await lastCount(hostA, guest.id)) > countBefore, 30_000, 'the guest to count on mig-a again');
+		expect(counts(await consoleOf(hostA, guest.id))[0]).toBeGreaterThan(countBefore);
+
+		// Cordoned: a start sent there is refused; uncordoned, it is taken again.
+		await expect(client.start({image: 'blank', host: 'mig-b'}, {timeoutMs: 10_000})).rejects.toThrow(/cordoned/);
+		const uncordoned = await cloud.cliJson<{id: string; cordoned?: boolean}>(['uncordon', 'mig-b']);
+		expect(uncordoned).toMatchObject({id: 'mig-b'});
+		expect(uncordoned.cordoned).toBeUndefined();
+		const later = await client.start({image: 'blank', host: 'mig-b'}, {timeoutMs: 30_000});
+		expect(later.host).toBe('mig-b');
 	}, 600_000);
 });
