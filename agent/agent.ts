@@ -188,6 +188,8 @@ export class Agent {
 		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#vms.size}, 'agent ready');
 		// Connected first, so each VM booted again is announced as it comes up.
 		void agent.recoverAll();
+		// Once peers' heartbeats are in: a migration out that this agent's restart cut short is settled.
+		setTimeout(() => void agent.#migrations.settleInterrupted(), 3000).unref();
 		return agent;
 	}
 

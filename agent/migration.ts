@@ -271,6 +271,56 @@ export class Migrations {
 		}
 	}
 
+	/**
+	 * After this agent restarted: a VM whose QEMU was still migrating out (the agent died mid-way)
+	 * is settled. Taken in by another host already (it lists the VM): this copy goes. Otherwise the
+	 * migration is cancelled, the guest resumed here, and every live peer is told to abort its
+	 * incoming copy.
+	 */
+	async settleInterrupted(): Promise<void> {
+		for (const vm of this.#deps.table.values()) {
+			if (!vm.process || vm.life.phase !== 'running') {
+				continue;
+			}
+
+			const {qmp} = this.#deps.store.paths(vm.id);
+			const jobs = (await qmpExecute(qmp, 'query-block-jobs').catch(() => [])) as Array<{device?: string}>;
+			const info = (await qmpExecute(qmp, 'query-migrate').catch(() => ({}))) as {status?: string};
+			const isMirroring = jobs.some(job => job.device === JOB_ID);
+			const status = info.status ?? 'none';
+			if (!isMirroring && !['setup', 'active', 'device', 'pre-switchover', 'completed'].includes(status)) {
+				continue;
+			}
+
+			if (status === 'completed' && (await this.listedElsewhere(vm.id))) {
+				this.#log.warn({vm: vm.id}, 'migration: found a VM another host took in while this agent was down: removing the copy here');
+				// eslint-disable-next-line no-await-in-loop
+				await vm.serialize('migrate', async () => {
+					await this.removeHere(vm);
+					return {ok: true, value: this.#deps.toVm(vm)};
+				});
+				continue;
+			}
+
+			this.#log.warn({vm: vm.id, status, isMirroring}, 'migration: cancelling a migration cut short by an agent restart; the VM runs on here');
+			await this.rollBack(qmp, status === 'completed' ? 'done' : 'ram');
+			await qmpExecute(qmp, 'migrate_cancel').catch(() => {});
+			await Promise.all(this.#deps.peers().map(async peer => this.call(peer.id, {type: 'vm.migrate.abort', body: {vmId: vm.id, from: this.#deps.hostId}}, 10_000, 'vm.migrate.abort')));
+		}
+	}
+
+	/** Whether a live peer lists VM `vmId` as its own. */
+	private async listedElsewhere(vmId: string): Promise<boolean> {
+		const answers = await Promise.all(
+			this.#deps.peers().map(async peer => {
+				const reply = await this.#deps.askHost(peer.id, {type: 'vm.list', body: {vmId}}, 5000).catch(() => undefined);
+				const value = reply?.ok ? parseReplyValue('vm.list', reply.value) : undefined;
+				return value?.ok === true && value.value.vms.some(vm => vm.id === vmId);
+			}),
+		);
+		return answers.some(Boolean);
+	}
+
 	// ---- destination ----
 
 	/** Prepares an incoming QEMU for a VM: overlay on the same base, seed, TAP, NBD export, migration listener. */

@@ -160,6 +160,20 @@ describe('a migration that cannot be done is refused, and the VM runs on where i
 		hostA = await cloud.startAgent('mig-a', agentArgs());
 	}, 240_000);
 
+	it('when the source agent restarts while the RAM moves: the new agent cancels it, the guest runs on at the source, the destination removes its copy', async () => {
+		await hostA.stop();
+		hostA = await cloud.startAgent('mig-a', agentArgs(['--migration-bandwidth', '1']));
+		const pending = cloud.cli(['migrate', guest.id, '--to', 'mig-b', '--timeout', '15']);
+		await waitFor(() => hostA.logs().includes('disk in step, moving RAM'), 60_000, 'the RAM to start moving');
+		expect(await qemuPidsUnder(hostB.stateDir)).toHaveLength(1);
+		await hostA.stop('SIGKILL');
+		hostA = await cloud.startAgent('mig-a', agentArgs());
+		await waitFor(() => hostA.logs().includes('cancelling a migration cut short by an agent restart'), 30_000, 'mig-a to cancel the migration');
+		await waitFor(async () => (await vmDirs(hostB)).length === 0, 30_000, 'mig-b to remove its incoming copy');
+		expect((await pending).code).toBe(1);
+		await expectStillOnA(hostB);
+	}, 240_000);
+
 	it('of a stopped VM, and of a user-mode VM', async () => {
 		const blank = await client.start({image: 'blank', host: 'mig-a'}, {timeoutMs: 30_000});
 		await client.stop(blank.id, {host: 'mig-a', kill: true, timeoutMs: 10_000});
