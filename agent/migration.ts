@@ -143,6 +143,7 @@ export class Migrations {
 			mac: record.mac,
 			restart: vm.life.policy,
 			diskBytes,
+			...(this.#deps.network.reservedAddress(vm.id) === undefined ? {} : {ip: this.#deps.network.reservedAddress(vm.id)}),
 		};
 		log.info({memoryMb: record.memoryMb, diskBytes}, 'migration: asking the destination to prepare');
 		const prepared = await this.call(destination, {type: 'vm.migrate.prepare', body: {from: hostId, vm: moving, seed}}, 120_000, 'vm.migrate.prepare');
@@ -371,7 +372,11 @@ export class Migrations {
 			const paths = await store.create(record);
 			await this.#deps.runtime.createOverlay(basePath, paths.disk, {sizeBytes: moving.diskBytes});
 			await writeFile(paths.seed, gunzipSync(Buffer.from(seedBase64, 'base64'), {maxOutputLength: 64 * 1024 * 1024}), {mode: 0o600});
-			const spawned = await this.#deps.lifecycle.spawn(vm, {isIncoming: true});
+			if ((moving.network === 'private' || moving.network === 'public') && moving.mac !== null) {
+				await this.#deps.network.attach(vm.id, moving.network, {mac: moving.mac, owner: moving.owner, ...(moving.ip === undefined ? {} : {ip: moving.ip})});
+			}
+
+			const spawned = await this.#deps.lifecycle.spawn(vm, {isIncoming: true, isAttached: true});
 			if (!spawned.ok) {
 				throw new Error(`its incoming QEMU did not start: ${spawned.reason}`);
 			}

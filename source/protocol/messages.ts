@@ -260,6 +260,8 @@ export const migrationVmSchema = z.strictObject({
 	restart: restartPolicySchema,
 	/** The overlay's virtual size: the destination's overlay gets the same. */
 	diskBytes: z.number().int().positive(),
+	/** A private VM's address: the destination reserves the same one. */
+	ip: ipv4Schema.optional(),
 });
 export type MigrationVm = z.infer<typeof migrationVmSchema>;
 

@@ -66,6 +66,12 @@ describe.skipIf(missing.length > 0)('live migration of a private VM across two h
 		expect(vm.network).toBe('private');
 		await waitFor(async () => counts(await consoleOf(hostA, vm.id)).length >= 10, 120_000, 'the guest to count');
 		expect(await links(netA)).toContain(vm.id);
+		let ip: string | null = null;
+		await waitFor(async () => {
+			ip = (await cloud.cliJson<{vms: Array<{id: string; ip: string | null}>}>(['list'])).vms.find(entry => entry.id === vm.id)?.ip ?? null;
+			return ip !== null;
+		}, 60_000, 'the guest\'s address');
+		await lab.exec(netA, 'ping', ['-c', '2', '-W', '2', ip!]);
 		const before = counts(await consoleOf(hostA, vm.id)).at(-1)!;
 
 		const result = await cloud.cliJson<{vm: Vm; downtimeMs: number; totalMs: number}>(['migrate', vm.id, '--to', 'mn-b']);
@@ -77,6 +83,10 @@ describe.skipIf(missing.length > 0)('live migration of a private VM across two h
 		const onB = counts(await consoleOf(hostB, vm.id));
 		expect(onB[0]).toBeGreaterThan(before);
 		expect(await consoleOf(hostB, vm.id)).not.toContain('KLOUD-READY');
+		// Same address, answered from its new host (the TAP's guard there lets it send from it).
+		const ping = await lab.exec(netB, 'ping', ['-c', '20', '-i', '0.5', '-w', '30', ip!]).catch((error: unknown) => String((error as {stdout?: string}).stdout ?? error));
+		console.info(`ping from mn-b after the move: ${/\d+ packets transmitted, \d+ received/.exec(ping)?.[0] ?? ping}`);
+		expect(ping).toMatch(/[1-9]\d* received/);
 		console.info(`private migration: ${JSON.stringify({totalMs: result.totalMs, downtimeMs: result.downtimeMs})}`);
 	}, 300_000);
 });
