@@ -3,7 +3,7 @@
  * finds (ps-list) and its state dir are the truth, re-read at start-up and reconciled on a timer.
  */
 import {randomInt} from 'node:crypto';
-import {readdir, stat} from 'node:fs/promises';
+import {readdir, rm, stat, writeFile} from 'node:fs/promises';
 import {availableParallelism} from 'node:os';
 import {join, resolve} from 'node:path';
 import type {Logger} from 'pino';
@@ -34,6 +34,7 @@ import {tenantNameProblem} from './tenant-name.js';
 import {callerOf, mayActOn, type Caller} from './tenancy.js';
 import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
 import {serveTutorial, UnsettledStarts} from './tutorial.js';
+import {Migrations} from './migration.js';
 
 export type AgentConfig = {
 	readonly amqpUrl: string;
@@ -92,6 +93,12 @@ export type AgentConfig = {
 	readonly steadyMs?: number;
 	/** How many VMs a start-up boots again at once (power loss, host reboot; default 4). */
 	readonly recoveryParallelism?: number;
+	/** Where this host's QEMUs take live migrations in (disk over NBD, RAM): default the underlay address; none: it takes none. */
+	readonly migrationAddress?: string;
+	/** Cap on a live migration's RAM stream out of this host, MiB/s (default 1024). */
+	readonly migrationBandwidthMiBps?: number;
+	/** Start cordoned: no new VMs, started or migrated in, until uncordoned. */
+	readonly cordoned?: boolean;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -145,6 +152,7 @@ export class Agent {
 		const agent = new Agent(config, runtime, log);
 		await agent.store.init();
 		await agent.#network.check();
+		agent.#isCordoned ||= await stat(join(agent.store.root, 'cordoned')).then(() => true, () => false);
 		await agent.reconcileState({isStartup: true});
 		return agent;
 	}
@@ -181,6 +189,8 @@ export class Agent {
 		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#vms.size}, 'agent ready');
 		// Connected first, so each VM booted again is announced as it comes up.
 		void agent.recoverAll();
+		// Once peers' heartbeats are in: a migration out that this agent's restart cut short is settled.
+		setTimeout(() => void agent.#migrations.settleInterrupted(), 3000).unref();
 		return agent;
 	}
 
@@ -220,6 +230,10 @@ export class Agent {
 	readonly #underlayFilter: UnderlayFilter;
 	/** Every running VM's serial port, and the console sessions on it. */
 	readonly #consoles: ConsoleHub;
+	/** Live migrations out of and into this host (migration.ts). */
+	readonly #migrations: Migrations;
+	/** Cordoned: takes no new VMs (starts, migrations in). */
+	#isCordoned: boolean;
 
 	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
 		this.config = config;
@@ -262,6 +276,32 @@ export class Agent {
 			gone: vmId => this.#gone.get(vmId),
 			remember: async (record, vm) => this.remember(record, vm),
 			onSpawned: (vmId, paths) => this.#consoles.watch(vmId, paths, {isNewProcess: true}),
+		});
+		this.#isCordoned = config.cordoned ?? false;
+		this.#migrations = new Migrations({
+			hostId: config.hostId,
+			imagesDir: config.imagesDir,
+			migrationAddress: config.migrationAddress ?? config.network?.underlay,
+			...(config.migrationBandwidthMiBps === undefined ? {} : {bandwidthMiBps: config.migrationBandwidthMiBps}),
+			runtime,
+			store: this.store,
+			network: this.#network,
+			lifecycle: this.#lifecycle,
+			table: this.#vms,
+			log,
+			isCordoned: () => this.#isCordoned,
+			peers: () => this.livePeers(),
+			imageNames: async () => (await this.images()).map(image => image.name),
+			capacityProblem: ask => this.capacityProblem(ask),
+			askHost: async (hostId, draft, timeoutMs) => {
+				if (!this.#endpoint) {
+					throw new Error('not connected to the broker');
+				}
+
+				return this.#endpoint.askHost(hostId, draft, timeoutMs);
+			},
+			toVm: vm => this.toVm(vm),
+			publish: (type, vm) => void this.publishVm(type, vm),
 		});
 	}
 
@@ -347,6 +387,26 @@ export class Agent {
 			case 'vm.console.input':
 			case 'vm.console.detach': {
 				return this.#consoles.serve(request, caller.user, this.config.hostId);
+			}
+
+			case 'vm.migrate': {
+				return this.refuseTenants(caller, 'migrate a VM') ?? this.#migrations.migrate(request.body.vmId, request.body.to);
+			}
+
+			case 'host.cordon': {
+				return this.refuseTenants(caller, 'cordon a host') ?? this.cordon(request.body.cordoned);
+			}
+
+			case 'vm.migrate.prepare': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.prepare(request.body.from, request.body.vm, request.body.seed);
+			}
+
+			case 'vm.migrate.commit': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.commit(request.body.vmId, request.body.from);
+			}
+
+			case 'vm.migrate.abort': {
+				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.abort(request.body.vmId, request.body.from);
 			}
 		}
 	}
@@ -546,6 +606,39 @@ export class Agent {
 		return images.sort((a, b) => a.name.localeCompare(b.name));
 	}
 
+	/** Migrations and the agents' own requests between hosts are the operators' (admins') alone. */
+	private refuseTenants(caller: Caller, what: string): HandlerResult | undefined {
+		return caller.isAdmin ? undefined : {ok: false, code: 'forbidden', reason: `only an admin may ${what} on host ${this.config.hostId}`};
+	}
+
+	/** Cordons or uncordons this host (kept in the state root's `cordoned` file across restarts); answers its status. */
+	private async cordon(isCordoned: boolean): Promise<HandlerResult> {
+		const marker = join(this.store.root, 'cordoned');
+		try {
+			await (isCordoned ? writeFile(marker, `${new Date().toISOString()}\n`) : rm(marker, {force: true}));
+		} catch (error) {
+			return {ok: false, code: 'internal', reason: `could not ${isCordoned ? 'cordon' : 'uncordon'} host ${this.config.hostId}: ${(error as Error).message}`};
+		}
+
+		if (this.#isCordoned !== isCordoned) {
+			this.#log.info({cordoned: isCordoned}, isCordoned ? 'host cordoned' : 'host uncordoned');
+		}
+
+		this.#isCordoned = isCordoned;
+		void this.updateCapacity();
+		void this.announce('host.heartbeat');
+		return {ok: true, value: this.status()};
+	}
+
+	/** The live hosts but this one, as their last heartbeats describe them. */
+	private livePeers(): HostStatus[] {
+		const live = new Set(this.#roster.live(Date.now()));
+		return this.#roster
+			.entries()
+			.filter(entry => entry.status.id !== this.config.hostId && live.has(entry.status.id))
+			.map(entry => entry.status);
+	}
+
 	status(): HostStatus {
 		const memory = this.#runtime.memoryInfo();
 		return {
@@ -560,6 +653,7 @@ export class Agent {
 			startedAt: this.#startedAt,
 			...(this.#network.config.underlay === undefined ? {} : {underlay: this.#network.config.underlay, privateSlot: this.#network.layout.slot}),
 			...(this.#endpoint?.connection.broker === undefined ? {} : {broker: this.#endpoint.connection.broker}),
+			...(this.#isCordoned ? {cordoned: true} : {}),
 		};
 	}
 
@@ -572,8 +666,14 @@ export class Agent {
 
 	/** Why one more VM of this size does not fit, or undefined when it does. */
 	private capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}, options: {readonly excluding?: string} = {}): string | undefined {
-		let memoryMb = this.#startsInFlightMb;
-		let cpus = this.#startsInFlightCpus;
+		// Cordoned: no new VMs (a VM of this host booted again, `excluding` itself, still may).
+		if (this.#isCordoned && options.excluding === undefined) {
+			return `host ${this.config.hostId} is cordoned`;
+		}
+
+		const incoming = this.#migrations.incomingLoad();
+		let memoryMb = this.#startsInFlightMb + incoming.memoryMb;
+		let cpus = this.#startsInFlightCpus + incoming.cpus;
 		for (const vm of this.#vms.values()) {
 			// A creating VM is counted with the starts under way; a stopped or crashed one holds no
 			// memory nor CPU (but keeps its place under --max-vms: its disk is here).
@@ -585,7 +685,7 @@ export class Agent {
 
 		const load = {
 			hostId: this.config.hostId,
-			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight,
+			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight + incoming.count,
 			maxVms: this.config.maxVms,
 			memoryMb,
 			memoryBudgetMb: this.memoryBudgetMb(),

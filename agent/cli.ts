@@ -103,6 +103,12 @@ const cli = meow(
 	  --underlay-cidr CIDR    peers' underlay addresses must fall in it, else they are ignored
 	                          for VXLAN (default: the /24 around --underlay)
 	  --vxlan-id N            VXLAN network id (default ${DEFAULT_VXLAN_ID})
+	  --migration-address A   where this host's QEMUs take live migrations in (the disk over
+	                          NBD and the RAM, straight from the other host's QEMU); default
+	                          --underlay; without either the host takes no VM in
+	  --migration-bandwidth N cap a live migration's RAM stream out of this host at N MiB/s
+	  --cordoned              start cordoned: no new VMs (starts, migrations in) until
+	                          \`kloud-tui uncordon\`
 	  --tenant-subnets CIDR   with --tenants: the pool each tenant's private /24 is taken
 	                          from, the same on every host (default ${DEFAULT_TENANT_SUBNETS})
 	  --public-bridge NAME    the bridge to the LAN for public VMs (used as it is when it exists)
@@ -149,6 +155,9 @@ const cli = meow(
 			privateSubnet: {type: 'string', default: DEFAULT_PRIVATE_SUBNET},
 			privateSlot: {type: 'number', default: 0},
 			underlay: {type: 'string'},
+			migrationAddress: {type: 'string'},
+			cordoned: {type: 'boolean', default: false},
+			migrationBandwidth: {type: 'number'},
 			vxlanId: {type: 'number', default: DEFAULT_VXLAN_ID},
 			tenantSubnets: {type: 'string', default: DEFAULT_TENANT_SUBNETS},
 			publicBridge: {type: 'string'},
@@ -295,6 +304,14 @@ if (flags.underlay !== undefined && !ipv4Schema.safeParse(flags.underlay).succes
 	fail(`invalid --underlay "${flags.underlay}": an IPv4 address of this host`);
 }
 
+if (flags.migrationAddress !== undefined && !ipv4Schema.safeParse(flags.migrationAddress).success) {
+	fail(`invalid --migration-address "${flags.migrationAddress}": an IPv4 address of this host`);
+}
+
+if (flags.migrationBandwidth !== undefined && !(flags.migrationBandwidth > 0)) {
+	fail(`invalid --migration-bandwidth ${flags.migrationBandwidth}: a number of MiB/s > 0`);
+}
+
 if (flags.underlayCidr !== undefined) {
 	try {
 		parseCidr(flags.underlayCidr);
@@ -350,6 +367,9 @@ const config: AgentConfig = {
 	...(flags.runas === undefined ? {} : {runAs: flags.runas}),
 	...(ca || cert || key ? {tls: {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})}} : {}),
 	networkDefault: flags.networkDefault as NetworkMode,
+	...(flags.migrationAddress === undefined ? {} : {migrationAddress: flags.migrationAddress}),
+	...(flags.cordoned ? {cordoned: true} : {}),
+	...(flags.migrationBandwidth === undefined ? {} : {migrationBandwidthMiBps: flags.migrationBandwidth}),
 	network: {
 		privateBridge: flags.privateBridge,
 		privateSubnet: flags.privateSubnet,

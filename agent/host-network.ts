@@ -232,7 +232,7 @@ export class HostNetwork {
 	 * guards it. A private VM gets its address reserved here (returned): dnsmasq hands out nothing
 	 * else, and the guard lets the VM send from nothing else.
 	 */
-	async attach(id: string, mode: 'private' | 'public', nic: {readonly mac: string; readonly owner?: string | null}): Promise<{readonly ip?: string}> {
+	async attach(id: string, mode: 'private' | 'public', nic: {readonly mac: string; readonly owner?: string | null; readonly ip?: string}): Promise<{readonly ip?: string}> {
 		return this.serial(async () => {
 			let net: PrivateNet | undefined;
 			if (mode === 'private') {
@@ -255,7 +255,7 @@ export class HostNetwork {
 			await this.exec(tapDeleteCommand(id, netns)).catch(() => {});
 			let ip: string | undefined;
 			try {
-				ip = net ? await this.reserveAddress(net, id, nic.mac) : undefined;
+				ip = net ? await this.reserveAddress(net, id, nic.mac, nic.ip) : undefined;
 				// Guarded before QEMU opens the TAP: no frame of the VM ever passes unchecked.
 				this.#guards.set(id, {tap: id, mac: nic.mac, network: mode, ...(ip === undefined ? {} : {ip})});
 				await this.applyGuard();
@@ -274,6 +274,11 @@ export class HostNetwork {
 
 			return ip === undefined ? {} : {ip};
 		});
+	}
+
+	/** The private address reserved here for VM `id` (its guard's), if any. */
+	reservedAddress(id: string): string | undefined {
+		return this.#guards.get(id)?.ip;
 	}
 
 	/**
@@ -661,11 +666,13 @@ export class HostNetwork {
 	}
 
 	/** Reserves a free address of this host's slice for VM `id` (dnsmasq reads the new file as it appears). */
-	private async reserveAddress(net: PrivateNet, id: string, mac: string): Promise<string> {
+	private async reserveAddress(net: PrivateNet, id: string, mac: string, preferred?: string): Promise<string> {
 		const reservations = await this.reservations(net);
 		const leases = await this.leasesOf(net);
 		const taken = new Set([...[...reservations.values()].map(entry => entry.ip), ...[...leases].filter(([leaseMac]) => leaseMac !== mac).map(([, address]) => address)]);
-		const address = allocateAddress(net.spec.layout, taken, net.lastAddress);
+		// A VM migrated in keeps the address it has (any free one of the shared subnet, whichever host's slice).
+		const sameSubnet = (address: string) => address.split('.').slice(0, 3).join('.') === net.spec.layout.dhcpStart.split('.').slice(0, 3).join('.');
+		const address = preferred !== undefined && sameSubnet(preferred) && !taken.has(preferred) ? preferred : allocateAddress(net.spec.layout, taken, net.lastAddress);
 		if (address === undefined) {
 			throw new NetworkSetupError(`no free address left in ${net.spec.layout.dhcpStart}-${net.spec.layout.dhcpEnd} on ${net.spec.bridge}`);
 		}

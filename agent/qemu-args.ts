@@ -28,6 +28,8 @@ export type QemuSpec = {
 	readonly nic?: NicSpec;
 	/** `-S`: QEMU starts and answers QMP with the guest CPU stopped (cheap VMs for benchmarks). */
 	readonly isPaused?: boolean;
+	/** `-incoming defer`: QEMU waits for a live migration's state (QMP `migrate-incoming` says from where). */
+	readonly isIncoming?: boolean;
 	/** Attach `paths.seed` (the NoCloud seed ISO) as a read-only CD-ROM. */
 	readonly hasSeed?: boolean;
 	/**
@@ -98,6 +100,7 @@ export function qemuArgs(spec: QemuSpec): string[] {
 		...(spec.hasSeed ? seedArgs(paths.seed) : []),
 		...nicArgs(spec.nic),
 		...(spec.isPaused ? ['-S'] : []),
+		...(spec.isIncoming ? ['-incoming', 'defer'] : []),
 		...sandboxArgs(spec.runAs),
 	];
 }

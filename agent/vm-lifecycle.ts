@@ -148,7 +148,7 @@ export class VmLifecycle {
 	 * Spawns the VM's QEMU on its disk and seed (its TAP made first, unless `isAttached`) and waits
 	 * for QMP. On failure nothing of the attempt is left running.
 	 */
-	async spawn(vm: ManagedVm<VmOutcome>, options: {readonly isAttached?: boolean} = {}): Promise<{readonly ok: true} | {readonly ok: false; readonly reason: string}> {
+	async spawn(vm: ManagedVm<VmOutcome>, options: {readonly isAttached?: boolean; readonly isIncoming?: boolean} = {}): Promise<{readonly ok: true} | {readonly ok: false; readonly reason: string}> {
 		const {record} = vm;
 		const {id, network} = record;
 		const paths = this.store.paths(id);
@@ -161,7 +161,7 @@ export class VmLifecycle {
 
 			const nic: NicSpec | undefined =
 				record.mac === null ? undefined : network === 'user' ? {kind: 'user', mac: record.mac} : {kind: 'tap', ifname: id, mac: record.mac};
-			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: this.config.startPaused ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
+			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: !options.isIncoming && (this.config.startPaused ?? false), isIncoming: options.isIncoming ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
 			const {netns} = this.#network.config;
 			// A user-mode guest's connections are QEMU's own: they leave from an empty namespace (qemu-netns.ts).
 			const where = qemuNetns(network, {...(netns === undefined ? {} : {netns}), canUnshare: process.getuid?.() === 0});

@@ -49,6 +49,64 @@ export async function startCommand(client: KloudClient, body: StartBody, options
 	return options.json ? {stdout: JSON.stringify(vm)} : {stdout: `started ${vm.id} on ${vm.host} (image ${vm.image}, ${vm.memoryMb}M, ${vm.cpus} cpu${network})`};
 }
 
+export async function migrateCommand(client: KloudClient, vmId: string, migrate: {readonly host?: string; readonly to?: string}, options: CommonOptions): Promise<Output> {
+	const result = await client.migrate(vmId, {...migrate, timeoutMs: options.timeoutMs});
+	return options.json
+		? {stdout: JSON.stringify(result)}
+		: {stdout: `migrated ${result.vm.id} from ${result.from} to ${result.vm.host} in ${(result.totalMs / 1000).toFixed(1)} s (guest paused ${result.downtimeMs} ms)`};
+}
+
+export async function cordonCommand(client: KloudClient, host: string, cordoned: boolean, options: CommonOptions): Promise<Output> {
+	const status = await client.cordon(host, {cordoned, timeoutMs: options.timeoutMs});
+	return options.json ? {stdout: JSON.stringify(status)} : {stdout: `${cordoned ? 'cordoned' : 'uncordoned'} ${status.id} (${status.vmCount} VMs)`};
+}
+
+/**
+ * Empties a host for maintenance: cordons it, then migrates its running VMs away one at a time,
+ * each to the host with the most room. A VM that does not move is named, and the command fails.
+ */
+export async function drainCommand(client: KloudClient, host: string, options: CommonOptions & {readonly onProgress?: (line: string) => void}): Promise<Output> {
+	await client.cordon(host, {cordoned: true, timeoutMs: Math.min(options.timeoutMs, 10_000)});
+	const round = await client.list({timeoutMs: 5000});
+	const snapshot = round.replies.find(reply => reply.host.id === host);
+	if (!snapshot) {
+		throw new KloudRequestError('host_unreachable', `host ${host} did not answer its VM list`);
+	}
+
+	const vms = sortVms(snapshot.vms);
+	const results: Array<{vmId: string; ok: boolean; to?: string; reason?: string; totalMs?: number; downtimeMs?: number}> = [];
+	const lines: string[] = [];
+	for (const vm of vms) {
+		if (vm.state !== 'running') {
+			lines.push(`left ${vm.id}: it is ${vm.state} (only running VMs migrate; delete it or boot it elsewhere)`);
+			results.push({vmId: vm.id, ok: false, reason: `it is ${vm.state}`});
+			continue;
+		}
+
+		try {
+			// eslint-disable-next-line no-await-in-loop
+			const moved = await client.migrate(vm.id, {host, timeoutMs: options.timeoutMs});
+			const line = `migrated ${vm.id} to ${moved.vm.host} in ${(moved.totalMs / 1000).toFixed(1)} s (guest paused ${moved.downtimeMs} ms)`;
+			lines.push(line);
+			options.onProgress?.(line);
+			results.push({vmId: vm.id, ok: true, to: moved.vm.host, totalMs: moved.totalMs, downtimeMs: moved.downtimeMs});
+		} catch (error) {
+			const line = `could not migrate ${vm.id}: ${(error as Error).message}`;
+			lines.push(line);
+			options.onProgress?.(line);
+			results.push({vmId: vm.id, ok: false, reason: (error as Error).message});
+		}
+	}
+
+	const failed = results.filter(result => !result.ok);
+	if (failed.length > 0) {
+		throw new KloudRequestError('migrate_failed', `host ${host} is cordoned but not empty: ${failed.length} of ${results.length} VMs stay\n${lines.join('\n')}`);
+	}
+
+	// Each VM's line went to stderr as it moved (onProgress).
+	return options.json ? {stdout: JSON.stringify({host, cordoned: true, migrated: results})} : {stdout: `drained ${host}: ${results.length} VMs moved, host cordoned`};
+}
+
 export async function stopCommand(
 	client: KloudClient,
 	vmId: string,

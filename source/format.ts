@@ -131,7 +131,7 @@ export function formatHosts(rows: readonly HostRow[]): string {
 		['HOST', 'STATUS', 'VMS', 'FREE MEM', 'ACCEL', 'IMAGES', ...(hasBroker ? ['BROKER'] : [])],
 		rows.map(row => [
 			row.id,
-			row.answered ? 'up' : 'no answer',
+			row.answered ? (row.cordoned ? 'cordoned' : 'up') : 'no answer',
 			row.vmCount === undefined ? '-' : `${row.vmCount}/${row.maxVms}`,
 			row.freeMemoryMb === undefined ? '-' : `${row.freeMemoryMb}M`,
 			row.accel ?? '-',

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {formatDuration, formatVms, imageRows} from '../source/format.js';
+import {formatDuration, formatHosts, formatVms, hostRows, imageRows} from '../source/format.js';
 import type {Vm} from '../source/protocol/index.js';
 
 const vm = (id: string, host: string, createdAt: number): Vm => ({id, host, image: 'demo', state: 'running', memoryMb: 256, cpus: 1, pid: 100, createdAt, uptimeSeconds: 75, ip: null, mac: null, exit: null});
@@ -35,4 +35,10 @@ describe('CLI formatting', () => {
 			{name: 'demo', sizeBytes: 10, hosts: ['a', 'b']},
 		]);
 	});
+});
+
+it('the hosts table says which host is cordoned', () => {
+	const host = (id: string, cordoned?: boolean) => ({id, vmCount: 1, maxVms: 16, freeMemoryMb: 900, totalMemoryMb: 2000, accel: 'tcg' as const, images: ['demo'], heartbeatMs: 5000, startedAt: 0, ...(cordoned ? {cordoned} : {})});
+	const table = formatHosts(hostRows([{host: host('a'), vms: [], roster: []}, {host: host('b', true), vms: [], roster: []}], ['c']));
+	expect(table.split('\n').map(line => line.split(/\s+/).slice(0, 2).join(' '))).toEqual(['HOST STATUS', 'a up', 'b cordoned', 'c no']);
 });

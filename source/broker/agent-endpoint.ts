@@ -25,7 +25,9 @@ import {
 	type EventDraft,
 	type HostSnapshot,
 	type KloudEvent,
+	type Reply,
 	type Request,
+	type RequestDraft,
 	type Topology,
 } from '../protocol/index.js';
 import {ByteBudget} from './byte-budget.js';
@@ -274,6 +276,15 @@ export class AgentEndpoint {
 			},
 		});
 		return {snapshots: [...answered.values()], missing: [...expected].filter(id => !answered.has(id)).sort()};
+	}
+
+	/**
+	 * Sends one request to another host's queue under this agent's own user (an admin) and resolves
+	 * with its reply; rejects when the host is not connected (`NoRouteError`) or at the timeout.
+	 */
+	async askHost(hostId: string, draft: RequestDraft, timeoutMs: number): Promise<Reply> {
+		const request = makeRequest(draft, {id: randomUUID(), from: this.#options.hostId, ts: Date.now()});
+		return this.#rpc.request(this.topo.commandExchange, this.topo.hostKey(hostId), request, {timeoutMs, mandatory: true});
 	}
 
 	/** Takes starts from the shared work queue only while the host has capacity. */

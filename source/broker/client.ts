@@ -265,6 +265,18 @@ export class KloudClient {
 		await this.connection.publish(this.topo.commandExchange, this.topo.hostKey(host), encode(request), {userId: this.connection.user, contentType: 'application/json'});
 	}
 
+	/** Migrates a running VM live to host `to` (or the host with the most room), asked of the VM's host. */
+	async migrate(vmId: string, options: {readonly host?: string; readonly to?: string; readonly timeoutMs: number}): Promise<ReplyValue<'vm.migrate'>> {
+		const host = options.host ?? (await this.findOwner(vmId, options.timeoutMs));
+		const body = options.to === undefined ? {vmId} : {vmId, to: options.to};
+		return this.ask('vm.migrate', {type: 'vm.migrate', body}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
+	/** Cordons (no new VMs) or uncordons a host; answers its status. */
+	async cordon(host: string, options: {readonly cordoned: boolean; readonly timeoutMs: number}): Promise<ReplyValue<'host.cordon'>> {
+		return this.ask('host.cordon', {type: 'host.cordon', body: {cordoned: options.cordoned}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
+	}
+
 	async close(): Promise<void> {
 		await this.#connection?.close();
 	}

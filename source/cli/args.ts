@@ -18,6 +18,8 @@ export type CliFlags = {
 	readonly json: boolean;
 	readonly image?: string;
 	readonly host?: string;
+	/** `migrate --to HOST`. */
+	readonly to?: string;
 	readonly memory?: number;
 	readonly cpus?: number;
 	readonly network?: string;
@@ -71,6 +73,7 @@ const OPTIONS = {
 	json: {type: 'boolean'},
 	image: {type: 'string'},
 	host: {type: 'string'},
+	to: {type: 'string'},
 	memory: {type: 'string'},
 	cpus: {type: 'string'},
 	network: {type: 'string'},
@@ -155,6 +158,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			health: values.health,
 			image: values.image,
 			host: values.host,
+			to: values.to,
 			network: values.network,
 			userData: values['user-data'],
 			restart: values.restart,

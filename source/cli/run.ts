@@ -5,7 +5,7 @@
 import {readFile, stat} from 'node:fs/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
-import {bootCommand, consoleCommand, deleteCommand, hostsCommand, imagesCommand, listCommand, rebootCommand, startCommand, stopCommand, type Output} from '../commands.js';
+import {bootCommand, consoleCommand, cordonCommand, deleteCommand, drainCommand, hostsCommand, imagesCommand, listCommand, migrateCommand, rebootCommand, startCommand, stopCommand, type Output} from '../commands.js';
 import {
 	checkNamespace,
 	checkUserDataSize,
@@ -316,6 +316,37 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 			const plan = planGroupCommand(rest, flags, files);
 			const tls = tlsOptions(flags);
 			action = async client => runGroupPlan(plan, client, {url: flags.amqp, topo: client.topo, json: flags.json, timeoutMs: seconds(5), ...(tls ? {tls} : {})});
+			break;
+		}
+
+		case 'migrate': {
+			const [vmId] = rest;
+			if (!vmId) {
+				throw new UsageError('migrate needs a VM id, e.g. `kloud-tui migrate vm-abcdefgh --to host-b`');
+			}
+
+			const id = check(vmIdSchema, vmId);
+			const migrate = {
+				...(flags.host === undefined ? {} : {host: check(hostIdSchema, flags.host)}),
+				...(flags.to === undefined ? {} : {to: check(hostIdSchema, flags.to)}),
+			};
+			action = async client => migrateCommand(client, id, migrate, {json: flags.json, timeoutMs: seconds(600)});
+			break;
+		}
+
+		case 'cordon':
+		case 'uncordon':
+		case 'drain': {
+			const [host] = rest;
+			if (!host) {
+				throw new UsageError(`${command} needs a host id, e.g. \`kloud-tui ${command} host-b\` (see \`kloud-tui hosts\`)`);
+			}
+
+			const id = check(hostIdSchema, host);
+			action =
+				command === 'drain'
+					? async client => drainCommand(client, id, {json: flags.json, timeoutMs: seconds(600), onProgress: line => process.stderr.write(`${line}\n`)})
+					: async client => cordonCommand(client, id, command === 'cordon', {json: flags.json, timeoutMs: seconds(10)});
 			break;
 		}
 

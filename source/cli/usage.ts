@@ -18,6 +18,10 @@ export const USAGE = `
     $ kloud-tui reboot VM_ID [--hard] [--host H] [--json]   ACPI reboot (--hard: reset)
     $ kloud-tui delete VM_ID [--yes] [--grace SECONDS] [--host H] [--json]
                                          stop it if needed, remove its disk, seed and IP
+    $ kloud-tui migrate VM_ID [--to HOST] [--json]   live: the guest runs on (default: the host
+                                         with the most free memory that has its image)
+    $ kloud-tui cordon|uncordon HOST     no new VMs there (starts, migrations in) / again
+    $ kloud-tui drain HOST [--json]      cordon, then migrate each running VM away
     $ kloud-tui console VM_ID [--bytes N] [--json]   the tail of a VM's serial console (default 64 KiB)
     $ kloud-tui console VM_ID --attach [--read-only] [--until PATTERN]
                                          a live terminal on the VM's serial console (ctrl-] detaches);

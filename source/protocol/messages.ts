@@ -157,6 +157,8 @@ export const hostStatusSchema = z.object({
 	privateSlot: z.number().int().min(0).max(PRIVATE_NETWORK_SLOTS - 1).optional(),
 	/** `host:port` of the broker node the agent is connected to (several with a cluster); absent from older agents. */
 	broker: z.string().min(1).max(300).optional(),
+	/** Cordoned (`kloud-tui cordon`): it takes no new VMs, started or migrated in (absent: not cordoned). */
+	cordoned: z.boolean().optional(),
 });
 export type HostStatus = z.infer<typeof hostStatusSchema>;
 
@@ -261,6 +263,63 @@ const consoleInputBody = z.strictObject({
 	data: base64Schema.max(Math.ceil(MAX_CONSOLE_INPUT_BYTES / 3) * 4).optional(),
 });
 
+/** Live migration of a running VM to another host (README, "Live migration"); sent to the VM's host. */
+const migrateBody = z.strictObject({
+	vmId: vmIdSchema,
+	/** The destination; omitted: the live host with the most free memory that has the VM's image. */
+	to: hostIdSchema.optional(),
+});
+export type MigrateBody = z.infer<typeof migrateBody>;
+
+/** What a destination needs to take a VM in: its record as the source keeps it, and its seed CD-ROM. */
+export const migrationVmSchema = z.strictObject({
+	id: vmIdSchema,
+	image: imageNameSchema,
+	memoryMb: z.number().int().positive(),
+	cpus: z.number().int().positive(),
+	createdAt: z.number().int().nonnegative(),
+	startedAt: z.number().int().nonnegative().nullable(),
+	clientToken: z.string().max(64).nullable(),
+	owner: z.string().max(128).nullable(),
+	network: networkModeSchema,
+	mac: z.string().regex(/^[\da-f]{2}(?::[\da-f]{2}){5}$/).nullable(),
+	restart: restartPolicySchema,
+	/** The overlay's virtual size: the destination's overlay gets the same. */
+	diskBytes: z.number().int().positive(),
+	/** A private VM's address: the destination reserves the same one. */
+	ip: ipv4Schema.optional(),
+});
+export type MigrationVm = z.infer<typeof migrationVmSchema>;
+
+/** Agent to agent: prepare an incoming QEMU (overlay, TAP, NBD export of the overlay) for a VM. */
+const migratePrepareBody = z.strictObject({
+	from: hostIdSchema,
+	vm: migrationVmSchema,
+	/** The seed ISO, gzip then base64 (mostly zeros: a few KiB). */
+	seed: z.string().max(200 * 1024),
+});
+
+/** Where the source sends the disk (NBD) and the RAM (QEMU migration stream). */
+export const migrationTargetSchema = z.object({
+	host: hostIdSchema,
+	address: ipv4Schema,
+	nbdPort: z.number().int().min(1).max(65_535),
+	exportName: z.string().min(1).max(64),
+	migrationPort: z.number().int().min(1).max(65_535),
+});
+export type MigrationTarget = z.infer<typeof migrationTargetSchema>;
+
+/** A finished migration: the VM on its new host, and QEMU's figures. */
+export const migrationResultSchema = z.object({
+	vm: vmSchema,
+	from: hostIdSchema,
+	/** QEMU's `total-time` (RAM) and `downtime`, and the whole request's time, in milliseconds. */
+	totalMs: z.number().nonnegative(),
+	downtimeMs: z.number().nonnegative(),
+	ramMs: z.number().nonnegative(),
+});
+export type MigrationResult = z.infer<typeof migrationResultSchema>;
+
 export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.start'), body: startBody}),
 	z.object({...envelope, type: z.literal('vm.stop'), body: stopBody}),
@@ -281,10 +340,23 @@ export const requestSchema = z.discriminatedUnion('type', [
 	/** Input for the guest, or a keepalive (no data). Sent without a reply address it gets no reply. */
 	z.object({...envelope, type: z.literal('vm.console.input'), body: consoleInputBody}),
 	z.object({...envelope, type: z.literal('vm.console.detach'), body: z.strictObject({session: consoleSessionSchema})}),
+	z.object({...envelope, type: z.literal('vm.migrate'), body: migrateBody}),
+	/** Cordons (no new VMs: starts, migrations in) or uncordons a host; admins only. Answers its status. */
+	z.object({...envelope, type: z.literal('host.cordon'), body: z.strictObject({cordoned: z.boolean()})}),
+	/** Agent to agent (admins only): the destination's part of a migration. */
+	z.object({...envelope, type: z.literal('vm.migrate.prepare'), body: migratePrepareBody}),
+	/** Agent to agent: the RAM arrived, the VM runs here now: keep it. */
+	z.object({...envelope, type: z.literal('vm.migrate.commit'), body: z.strictObject({vmId: vmIdSchema, from: hostIdSchema})}),
+	/** Agent to agent: the migration failed: remove everything prepared for it. */
+	z.object({...envelope, type: z.literal('vm.migrate.abort'), body: z.strictObject({vmId: vmIdSchema, from: hostIdSchema})}),
 ]);
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
-export const REQUEST_TYPES: readonly RequestType[] = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console', 'vm.console.attach', 'vm.console.input', 'vm.console.detach'];
+export const REQUEST_TYPES: readonly RequestType[] = [
+	'vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console',
+	'vm.console.attach', 'vm.console.input', 'vm.console.detach',
+	'vm.migrate', 'host.cordon', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort',
+];
 
 export const hostSnapshotSchema = z
 	.object({
@@ -368,6 +440,12 @@ export const replyValueSchemas = {
 	'vm.console.attach': consoleAttachedSchema,
 	'vm.console.input': consoleAliveSchema,
 	'vm.console.detach': z.object({session: consoleSessionSchema}),
+	'vm.migrate': migrationResultSchema,
+	'host.cordon': hostStatusSchema,
+	'vm.migrate.prepare': migrationTargetSchema,
+	'vm.migrate.commit': vmSchema,
+	/** The VM id that was removed (or was never there). */
+	'vm.migrate.abort': z.object({vmId: vmIdSchema}),
 } as const satisfies Record<RequestType, z.ZodType>;
 export type ReplyValue<T extends RequestType> = z.infer<(typeof replyValueSchemas)[T]>;
 
@@ -385,6 +463,8 @@ export const ERROR_CODES = [
 	'forbidden',
 	/** The host holds as many of this sender's requests as it takes at once: try again shortly. */
 	'busy',
+	/** A live migration failed; the reason says where the VM runs now. */
+	'migrate_failed',
 	'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

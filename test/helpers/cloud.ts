@@ -35,7 +35,7 @@ export type Cloud = {
 	readonly dir: string;
 	readonly imagesDir: string;
 	/** `options.amqpUrl`: the agent logs in as another user than the cloud's (an agent user, see `createAgentUser`). */
-	startAgent(hostId: string, extra?: readonly string[], options?: {readonly amqpUrl?: string}): Promise<AgentHandle>;
+	startAgent(hostId: string, extra?: readonly string[], options?: {readonly amqpUrl?: string; readonly imagesDir?: string}): Promise<AgentHandle>;
 	cli(args: readonly string[]): Promise<CliResult>;
 	cliJson<T = any>(args: readonly string[]): Promise<T>;
 	cleanup(): Promise<void>;
@@ -51,12 +51,12 @@ export async function createCloud(label: string, options: {readonly amqpUrl?: st
 	await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(imagesDir, 'blank.qcow2'), '64M']);
 	const agents: AgentHandle[] = [];
 
-	const startAgent = async (hostId: string, extra: readonly string[] = [], options: {readonly amqpUrl?: string} = {}): Promise<AgentHandle> => {
+	const startAgent = async (hostId: string, extra: readonly string[] = [], options: {readonly amqpUrl?: string; readonly imagesDir?: string} = {}): Promise<AgentHandle> => {
 		const stateDir = join(dir, hostId);
 		const child = spawn(
 			process.execPath,
 			[
-				AGENT_BIN, '--amqp', options.amqpUrl ?? amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', imagesDir, '--state-dir', stateDir, '--grace', '3', '--log-level', 'debug',
+				AGENT_BIN, '--amqp', options.amqpUrl ?? amqpUrl, '--namespace', namespace, '--host-id', hostId, '--images', options.imagesDir ?? imagesDir, '--state-dir', stateDir, '--grace', '3', '--log-level', 'debug',
 				...(extra.includes('--heartbeat') ? [] : ['--heartbeat', '1']),
 				// The agent's default network is `private`, which builds a bridge, NAT and dnsmasq: only in
 				// a namespace of the test's own (`--netns`), never on the machine running the tests.
