@@ -202,7 +202,7 @@ export class ConsoleHub {
 		socket.on('connect', () => {
 			line.state = 'open';
 			line.socket = socket;
-			line.log = open(logPath, 'a').catch((error: unknown) => {
+			line.log = open(logPath, 'a', 0o600).catch((error: unknown) => {
 				this.#options.log.warn({vm: line.vmId, err: error}, 'console log not opened: output is streamed only');
 				return undefined;
 			});

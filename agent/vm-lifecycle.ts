@@ -6,7 +6,7 @@
  * VM (`ManagedVm.serialize`); a VM's process end arrives on its one exit signal (`VmProcess`).
  * The Agent routes requests here and hands it what it owns (capacity, events, the gone memory).
  */
-import {stat} from 'node:fs/promises';
+import {stat, writeFile} from 'node:fs/promises';
 import type {Logger} from 'pino';
 import type {Vm} from '../source/protocol/index.js';
 import type {HostNetwork} from './host-network.js';
@@ -169,6 +169,8 @@ export class VmLifecycle {
 				info => info.size,
 				() => 0,
 			);
+			// The console log is the agent's (it holds the serial socket): there from the first boot, private.
+			await writeFile(paths.console, '', {flag: 'a', mode: 0o600});
 			const child = this.#runtime.spawnQemu(args, {logPath: paths.qemuLog, ...where});
 			this.#deps.onSpawned?.(id, paths);
 			const spawned = new VmProcess({pid: child.pid, ...(child.startTime === undefined ? {} : {startTime: child.startTime})}, {child: child.exited, logOffset});
