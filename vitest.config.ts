@@ -3,8 +3,9 @@ import {defineConfig} from 'vitest/config';
 export default defineConfig({
 	test: {
 		include: ['test/**/*.test.{ts,tsx}'],
-		// The broker-restart test stops the broker: it runs alone, in its own pass (vitest.restart.config.ts).
-		exclude: ['test/restart/**', '**/node_modules/**'],
+		// The broker-restart test stops the broker: it runs alone, in its own pass (vitest.restart.config.ts);
+		// so does the 3-node cluster test (vitest.cluster.config.ts says why).
+		exclude: ['test/restart/**', 'test/e2e/cluster.test.ts', '**/node_modules/**'],
 		testTimeout: 60_000,
 		hookTimeout: 60_000,
 		// e2e files each boot agents and QEMU; two cores, so keep file parallelism modest
