@@ -158,6 +158,13 @@ if [ -n "$seed" ] && [ -f "$seed/user-data" ] && [ "$(head -c 2 "$seed/user-data
 		/run/user-data
 		echo "${USERDATA_DONE_MARKER} status=$?"
 	) < /dev/null &
+	# A short script's output comes first, on lines of its own: the shell's prompt waits for it
+	# (at most 5 s: a script that runs on, e.g. a service, shares the console with the shell).
+	script=$!
+	for i in 1 2 3 4 5; do
+		kill -0 "$script" 2> /dev/null || break
+		sleep 1
+	done
 fi
 
 # A root shell on the serial console (\`kloud-tui console VM --attach\`), started again whenever it
