@@ -3,6 +3,8 @@
  * here, only for it) or one scriptable subcommand (zod and amqplib, loaded only when one runs).
  */
 import {readFile, stat} from 'node:fs/promises';
+// Static: the subcommands run as a vm.Script (code-cache.ts), where a dynamic import() has no loader.
+import {createInterface} from 'node:readline/promises';
 import type {KloudClient} from '../broker/client.js';
 import {connectOperator} from '../operator.js';
 import {bootCommand, consoleCommand, cordonCommand, deleteCommand, drainCommand, hostsCommand, imagesCommand, listCommand, migrateCommand, rebootCommand, startCommand, stopCommand, type Output} from '../commands.js';
@@ -130,7 +132,6 @@ export function processTerminal(): CliTerminal {
 	return {
 		isInteractive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
 		async confirm(question) {
-			const {createInterface} = await import('node:readline/promises');
 			const prompt = createInterface({input: process.stdin, output: process.stderr});
 			try {
 				return /^y(es)?$/i.test((await prompt.question(`${question}. Delete? [y/N] `)).trim());

@@ -104,6 +104,13 @@ describe('kloud-tui start-up', () => {
 		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual([]);
 	});
 
+	it('the subcommand bundle has no dynamic import() a subcommand could reach (it runs as a vm.Script, where import() throws)', async () => {
+		const bundle = await readFile(join(ROOT, 'dist/bin/subcommands.cjs'), 'utf8');
+		const imports = [...bundle.matchAll(/\bimport\((["'][^"']+["'])\)/g)].map(match => match[1]);
+		// Only the TUI's own loader (cli/run-tui.ts, run from the ESM entry, never from a subcommand).
+		expect(imports).toEqual(['"../tui.js"']);
+	});
+
 	it('the recorder sees the TUI where it is loaded (the check above can fail)', async () => {
 		const script = join(dir, 'import-tui.mjs');
 		const chunk = Object.keys(meta.outputs).find(output => /^dist\/bin\/tui-[\w-]+\.js$/.test(output));
