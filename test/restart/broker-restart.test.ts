@@ -56,8 +56,9 @@ describe('a broker restart', () => {
 		const second = await client.start({image: 'blank'}, {timeoutMs: 30_000});
 		expect(second.host).toBe('host-r');
 		await client.stop(second.id, {kill: true, host: second.host, timeoutMs: 10_000});
-		const listed = await cloud.cliJson<{vms: Array<{id: string}>}>(['list']);
-		expect(listed.vms.map(entry => entry.id)).toEqual([vm.id]);
+		// A killed VM is kept, stopped, until deleted (the VM lifecycle).
+		const listed = await cloud.cliJson<{vms: Array<{id: string; state: string}>}>(['list']);
+		expect(listed.vms.map(entry => [entry.id, entry.state]).sort()).toEqual([[vm.id, 'running'], [second.id, 'stopped']].sort());
 		expect(recoveredMs).toBeLessThan(60_000);
 		console.log(`broker restart: agent and client back ${(recoveredMs / 1000).toFixed(1)} s after stop_app`);
 	});
