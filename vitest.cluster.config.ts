@@ -1,10 +1,9 @@
 import {defineConfig} from 'vitest/config';
 
 /**
- * The 3-node cluster test alone, after the main suite: three RabbitMQ nodes on one 2-core machine
- * with QEMU and a dozen agents beside them starve each other's Erlang distribution ticks (the test
- * nodes run with net_ticktime 10 and pause_minority, to see a hung node quickly), and a node that
- * misses its ticks pauses itself: what the test would then measure is the machine, not kloud.
+ * The 3-node cluster test, in a pass of its own after the main suite (`npm test`; alone:
+ * `npm run test:cluster`): it stops, freezes and restarts its own RabbitMQ nodes for minutes, and
+ * its failover times are figures the README quotes, best not measured beside a dozen other e2e files.
  */
 export default defineConfig({
 	test: {

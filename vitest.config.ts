@@ -4,7 +4,7 @@ export default defineConfig({
 	test: {
 		include: ['test/**/*.test.{ts,tsx}'],
 		// The broker-restart test stops the broker: it runs alone, in its own pass (vitest.restart.config.ts);
-		// the 3-node cluster test is not yet reliable in a full run: `npm run test:cluster` (README).
+		// the 3-node cluster test runs in a pass of its own after this one (vitest.cluster.config.ts).
 		exclude: ['test/restart/**', 'test/e2e/cluster.test.ts', '**/node_modules/**'],
 		testTimeout: 60_000,
 		hookTimeout: 60_000,

@@ -2,7 +2,7 @@
  * The agent: serves one host's VMs over the broker. It keeps no database: the `vm-*` processes it
  * finds (ps-list) and its state dir are the truth, re-read at start-up and reconciled on a timer.
  */
-import {randomInt} from 'node:crypto';
+import {createHash, randomInt} from 'node:crypto';
 import {readdir, rm, stat, writeFile} from 'node:fs/promises';
 import {availableParallelism} from 'node:os';
 import {join, resolve} from 'node:path';
@@ -10,9 +10,9 @@ import type {Logger} from 'pino';
 import {AgentEndpoint, type HandlerResult, type RequestContext} from '../source/broker/agent-endpoint.js';
 import {urlUser, type TlsOptions} from '../source/broker/connection.js';
 import {HostRoster} from '../source/broker/host-roster.js';
-import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
+import {DEFAULT_CONSOLE_BYTES, type ConsoleTail, type ProbeResult, type HostSnapshot, type HostStatus, type Image, type KloudEvent, type NetworkMode, type Request, type StartBody, type Vm} from '../source/protocol/index.js';
 import {DEFAULT_RESTART_RULES, toVmState, type RestartRules} from './lifecycle.js';
-import {capacityProblem, cpuBudget, DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
+import {capacityProblem, cpuBudget, DEFAULT_CPU_OVERCOMMIT, type HostLoad} from './capacity.js';
 import {ConsoleHub} from './console-hub.js';
 import {discoverVms} from './discover.js';
 import {HostNetwork, type HostNetworkConfig} from './host-network.js';
@@ -20,13 +20,14 @@ import {listReply} from './list-version.js';
 import {DEFAULT_CONSOLE_LOG_MAX_BYTES, DEFAULT_DNSMASQ_LOG_MAX_BYTES} from './log-cap.js';
 import {readLogTail, rotateLog} from './log-files.js';
 import {DEFAULT_VXLAN_ID, newMac} from './network.js';
-import {usageOf, type QuotaConfig, type Usage} from './quota.js';
+import {othersUsageOf, usageOf, type QuotaConfig, type Usage} from './quota.js';
 import {QuotaGuard} from './quota-guard.js';
 import {reconcile} from './reconcile.js';
 import type {GoneRecord, VmRecord} from './record.js';
 import {seedFiles} from './seed.js';
 import type {Runtime} from './runtime.js';
 import {ManagedVm, VmTable} from './vm-table.js';
+import {vmLoad} from './vm-load.js';
 import {VmLifecycle, type VmFailure, type VmOutcome} from './vm-lifecycle.js';
 import {startToken} from './start-token.js';
 import {StateStore} from './store.js';
@@ -35,6 +36,8 @@ import {callerOf, mayActOn, type Caller} from './tenancy.js';
 import {defaultUnderlayCidr, UnderlayFilter} from './underlay.js';
 import {serveTutorial, UnsettledStarts} from './tutorial.js';
 import {Migrations} from './migration.js';
+import {auditRecord} from './audit.js';
+import {BaseStore, type AcquiredBase} from './base-store.js';
 
 export type AgentConfig = {
 	readonly amqpUrl: string;
@@ -99,6 +102,8 @@ export type AgentConfig = {
 	readonly migrationBandwidthMiBps?: number;
 	/** Start cordoned: no new VMs, started or migrated in, until uncordoned. */
 	readonly cordoned?: boolean;
+	/** How often each running VM's CPU time and RSS are sampled (its load is measured between samples); default 2000 ms. */
+	readonly loadSampleMs?: number;
 };
 
 /** Memory kept back for the host itself when no `--memory-budget` is given: 10 %, at least 1 GiB. */
@@ -128,6 +133,12 @@ type Outcome<T> = {readonly ok: true; readonly value: T} | Failure;
 
 const RECONCILE_MS = 1000;
 
+/** How old a VM's disk use in a list may be (`refreshDiskUse`): as often as loads are sampled. */
+const DISK_USE_MAX_AGE_MS = 2000;
+
+/** How often VMs' load is sampled unless `loadSampleMs` says. */
+export const DEFAULT_LOAD_SAMPLE_MS = 2000;
+
 
 /** Tokens are per owner: another tenant's token never finds your VM. */
 function tokenKey(token: string, owner: string | null): string {
@@ -154,6 +165,8 @@ export class Agent {
 		await agent.#network.check();
 		agent.#isCordoned ||= await stat(join(agent.store.root, 'cordoned')).then(() => true, () => false);
 		await agent.reconcileState({isStartup: true});
+		// Markers of VMs removed while this agent was down, and the bases only they used.
+		void agent.collectBases();
 		return agent;
 	}
 
@@ -176,7 +189,7 @@ export class Agent {
 				handleEvent: event => agent.onPeerEvent(event),
 				handleTutorial: async (content, delivery) => serveTutorial(content, agent, delivery, agent.#tutorialStarts),
 				onConnectionState: state => {
-					log.info({state: state.status}, 'broker connection');
+					log.info({state: state.status, ...(state.status === 'connected' ? {broker: state.broker} : {}), ...(state.status === 'disconnected' ? {error: state.error} : {})}, 'broker connection');
 					if (state.status === 'connected') {
 						void agent.announce('host.hello');
 					}
@@ -186,6 +199,7 @@ export class Agent {
 		await agent.announce('host.hello');
 		agent.#heartbeatTimer = setInterval(() => void agent.announce('host.heartbeat'), config.heartbeatSeconds * 1000);
 		agent.#reconcileTimer = setInterval(() => void agent.reconcileState({isStartup: false}), RECONCILE_MS);
+		agent.#loadTimer = setInterval(() => void agent.sampleLoads(), config.loadSampleMs ?? DEFAULT_LOAD_SAMPLE_MS);
 		log.info({host: config.hostId, namespace: config.namespace, vms: agent.#vms.size}, 'agent ready');
 		// Connected first, so each VM booted again is announced as it comes up.
 		void agent.recoverAll();
@@ -225,6 +239,7 @@ export class Agent {
 	#endpoint: AgentEndpoint | undefined;
 	#heartbeatTimer: NodeJS.Timeout | undefined;
 	#reconcileTimer: NodeJS.Timeout | undefined;
+	#loadTimer: NodeJS.Timeout | undefined;
 	#isReconciling = false;
 	#imageNames: string[] = [];
 	readonly #underlayFilter: UnderlayFilter;
@@ -234,6 +249,8 @@ export class Agent {
 	readonly #migrations: Migrations;
 	/** Cordoned: takes no new VMs (starts, migrations in). */
 	#isCordoned: boolean;
+	/** The immutable, content-addressed copies of the images that VMs' overlays are on (`base-store.ts`). */
+	readonly #bases: BaseStore;
 
 	private constructor(config: AgentConfig, runtime: Runtime, log: Logger) {
 		this.config = config;
@@ -278,7 +295,15 @@ export class Agent {
 			onSpawned: (vmId, paths) => this.#consoles.watch(vmId, paths, {isNewProcess: true}),
 		});
 		this.#isCordoned = config.cordoned ?? false;
+		this.#bases = new BaseStore({
+			imagesDir: config.imagesDir,
+			stateRoot: this.store.root,
+			agentKey: createHash('sha256').update(resolve(this.store.root)).digest('hex').slice(0, 16),
+			hostId: config.hostId,
+			log: log.child({part: 'bases'}),
+		});
 		this.#migrations = new Migrations({
+			bases: this.#bases,
 			hostId: config.hostId,
 			imagesDir: config.imagesDir,
 			migrationAddress: config.migrationAddress ?? config.network?.underlay,
@@ -292,6 +317,7 @@ export class Agent {
 			isCordoned: () => this.#isCordoned,
 			peers: () => this.livePeers(),
 			imageNames: async () => (await this.images()).map(image => image.name),
+			collectBases: async () => this.collectBases(),
 			capacityProblem: ask => this.capacityProblem(ask),
 			askHost: async (hostId, draft, timeoutMs) => {
 				if (!this.#endpoint) {
@@ -301,7 +327,9 @@ export class Agent {
 				return this.#endpoint.askHost(hostId, draft, timeoutMs);
 			},
 			toVm: vm => this.toVm(vm),
+			refreshAddresses: async () => this.refreshAddresses(),
 			publish: (type, vm) => void this.publishVm(type, vm),
+			consoleMoved: (vmId, to) => this.#consoles.moved(vmId, to),
 		});
 	}
 
@@ -309,6 +337,7 @@ export class Agent {
 	async shutdown(): Promise<void> {
 		clearInterval(this.#heartbeatTimer);
 		clearInterval(this.#reconcileTimer);
+		clearInterval(this.#loadTimer);
 		this.#lifecycle.cancelTimers();
 
 		this.#consoles.close(`the agent on host ${this.config.hostId} stopped (the VM runs on): attach again once it is back`);
@@ -318,7 +347,24 @@ export class Agent {
 
 	// ---- requests ----
 
+	/** Serves one request; one that changes something is reported on the events exchange (`request.handled`, who did what). */
 	async handle(request: Request, context: RequestContext): Promise<HandlerResult> {
+		const startedAt = Date.now();
+		const result = await this.serve(request, context);
+		this.audit(request, result, {user: context.userId ?? null, sender: request.from, startedAt});
+		return result;
+	}
+
+	private audit(request: Request, result: HandlerResult, options: {readonly user: string | null; readonly sender?: string; readonly startedAt: number}): void {
+		const body = auditRecord(request, result, {user: options.user, ...(options.sender === undefined ? {} : {sender: options.sender}), durationMs: Date.now() - options.startedAt});
+		if (body) {
+			void this.#endpoint?.publishEvent({type: 'request.handled', body}).catch((error: unknown) => {
+				this.#log.debug({err: error}, 'audit event not sent');
+			});
+		}
+	}
+
+	private async serve(request: Request, context: RequestContext): Promise<HandlerResult> {
 		const caller = this.caller(context);
 		if (!caller) {
 			return {ok: false, code: 'forbidden', reason: `host ${this.config.hostId} serves tenants: a request must carry its user id (AMQP userId, checked by the broker)`};
@@ -397,6 +443,10 @@ export class Agent {
 				return this.refuseTenants(caller, 'cordon a host') ?? this.cordon(request.body.cordoned);
 			}
 
+			case 'vm.probe': {
+				return this.refuseOthers(request.body.vmId, caller) ?? this.probe(request.body.vmId, request.body.port, request.body.timeoutMs ?? 2000);
+			}
+
 			case 'vm.migrate.prepare': {
 				return this.refuseTenants(caller, 'take a VM in') ?? this.#migrations.prepare(request.body.from, request.body.vm, request.body.seed);
 			}
@@ -447,7 +497,7 @@ export class Agent {
 		}
 
 		const others = (round?.snapshots ?? []).filter(snapshot => snapshot.host.id !== this.config.hostId);
-		return usageOf(others.flatMap(snapshot => snapshot.vms), owner);
+		return othersUsageOf(others.flatMap(snapshot => snapshot.vms), vmId => this.#vms.has(vmId), owner);
 	}
 
 	private askOf(body: StartBody): {readonly memoryMb: number; readonly cpus: number} {
@@ -520,6 +570,14 @@ export class Agent {
 	 * this resent one waited behind it until it expired.
 	 */
 	async handleDeadStart(body: StartBody, answer: Failure, context: {readonly userId?: string}): Promise<HandlerResult> {
+		const startedAt = Date.now();
+		const result = await this.answerDeadStart(body, answer, context);
+		// Reported as the start's outcome: who asked, and that no host had room.
+		this.audit({v: 1, id: 'dead', from: this.config.hostId, ts: startedAt, type: 'vm.start', body}, result, {user: context.userId ?? null, startedAt});
+		return result;
+	}
+
+	private async answerDeadStart(body: StartBody, answer: Failure, context: {readonly userId?: string}): Promise<HandlerResult> {
 		if (body.clientToken === undefined) {
 			return answer;
 		}
@@ -579,6 +637,34 @@ export class Agent {
 
 		const tail = await readLogTail(this.store.paths(vmId).console, bytes);
 		return {ok: true, value: {vmId, host: this.config.hostId, data: tail.data.toString('utf8'), sizeBytes: tail.sizeBytes}};
+	}
+
+	/**
+	 * A TCP connect to a VM's address and `port` from where this host reaches its guests: the
+	 * agent's `--netns` for TAP networks (`private`, `public`), else its own namespace. A VM
+	 * without an address (no lease yet, or a `user` or `none` network) is answered not open.
+	 */
+	async probe(vmId: string, port: number, timeoutMs: number): Promise<Outcome<ProbeResult>> {
+		const vm = this.#vms.get(vmId);
+		if (!vm) {
+			return {ok: false, code: 'unknown_vm', reason: `no VM ${vmId} on host ${this.config.hostId}`};
+		}
+
+		const base = {vmId, host: this.config.hostId, port};
+		const {network} = vm.record;
+		if (network !== 'private' && network !== 'public') {
+			return {ok: true, value: {...base, address: null, isOpen: false, ms: 0, error: `VM ${vmId} has network ${network}: the host cannot reach it (use private or public)`}};
+		}
+
+		await this.refreshAddresses();
+		const address = vm.process === undefined ? undefined : this.#addresses.get(vmId);
+		if (address === undefined) {
+			return {ok: true, value: {...base, address: null, isOpen: false, ms: 0, error: `VM ${vmId} has no address yet`}};
+		}
+
+		const netns = this.config.network?.netns;
+		const probe = await this.#runtime.probeTcp(address, port, {timeoutMs, ...(netns === undefined ? {} : {netns})});
+		return {ok: true, value: {...base, address, ...probe}};
 	}
 
 	async snapshot(): Promise<HostSnapshot> {
@@ -641,6 +727,7 @@ export class Agent {
 
 	status(): HostStatus {
 		const memory = this.#runtime.memoryInfo();
+		const load = this.load();
 		return {
 			id: this.config.hostId,
 			vmCount: this.#vms.size,
@@ -654,6 +741,10 @@ export class Agent {
 			...(this.#network.config.underlay === undefined ? {} : {underlay: this.#network.config.underlay, privateSlot: this.#network.layout.slot}),
 			...(this.#endpoint?.connection.broker === undefined ? {} : {broker: this.#endpoint.connection.broker}),
 			...(this.#isCordoned ? {cordoned: true} : {}),
+			memoryBudgetMb: load.memoryBudgetMb,
+			memoryCommittedMb: load.memoryMb,
+			cpuBudget: load.cpuBudget,
+			cpusCommitted: load.cpus,
 		};
 	}
 
@@ -671,6 +762,11 @@ export class Agent {
 			return `host ${this.config.hostId} is cordoned`;
 		}
 
+		return capacityProblem(this.load(options), ask);
+	}
+
+	/** What this host holds against its budgets (VMs that may run, starts and migrations under way), `excluding` one VM. */
+	private load(options: {readonly excluding?: string} = {}): HostLoad {
 		const incoming = this.#migrations.incomingLoad();
 		let memoryMb = this.#startsInFlightMb + incoming.memoryMb;
 		let cpus = this.#startsInFlightCpus + incoming.cpus;
@@ -683,7 +779,7 @@ export class Agent {
 			}
 		}
 
-		const load = {
+		return {
 			hostId: this.config.hostId,
 			vms: this.#vms.size - (options.excluding !== undefined && this.#vms.has(options.excluding) ? 1 : 0) + this.#startsInFlight + incoming.count,
 			maxVms: this.config.maxVms,
@@ -692,7 +788,6 @@ export class Agent {
 			cpus,
 			cpuBudget: cpuBudget(availableParallelism(), this.config.cpuOvercommit ?? DEFAULT_CPU_OVERCOMMIT),
 		};
-		return capacityProblem(load, ask);
 	}
 
 	private memoryBudgetMb(): number {
@@ -744,6 +839,7 @@ export class Agent {
 		const {record, life} = vm;
 		const state = toVmState(life.phase);
 		const pid = vm.process !== undefined && state !== 'stopped' && state !== 'crashed' && state !== 'deleted' ? vm.process.ref.pid : null;
+		const migration = this.#migrations.progressOf(record.id);
 		return {
 			id: record.id,
 			host: this.config.hostId,
@@ -764,6 +860,8 @@ export class Agent {
 			restart: life.policy,
 			restarts: {count: life.restarts, limit: this.#rules.limit},
 			...(record.diskBytes === null ? {} : {disk: {sizeBytes: record.diskBytes, usedBytes: vm.diskUsedBytes ?? 0}}),
+			...(vm.load && state === 'running' ? {load: vm.load} : {}),
+			...(migration === undefined ? {} : {migration}),
 		};
 	}
 
@@ -775,13 +873,45 @@ export class Agent {
 		}
 	}
 
-	/** Each overlay's allocated bytes (a stat per VM: cheap enough for every list). */
-	private async refreshDiskUse(): Promise<void> {
+	/**
+	 * Samples each running VM's QEMU process (CPU time, RSS) and measures its load since the last
+	 * sample (`vm-load.ts`). A VM that is not running, or whose process changed, starts afresh.
+	 */
+	async sampleLoads(): Promise<void> {
 		await Promise.all(
 			this.#vms.values().map(async vm => {
-				const info = await stat(this.store.paths(vm.id).disk).catch(() => undefined);
-				vm.diskUsedBytes = info ? info.blocks * 512 : 0;
+				const ref = vm.process?.ref;
+				const usage = ref && vm.life.phase === 'running' ? await this.#runtime.processUsage(ref).catch(() => undefined) : undefined;
+				if (!usage) {
+					vm.usage = undefined;
+					vm.load = undefined;
+					return;
+				}
+
+				const sample = {at: Date.now(), ...usage};
+				vm.load = vmLoad(vm.usage, sample, vm.record.cpus);
+				vm.usage = sample;
 			}),
+		);
+	}
+
+	/**
+	 * Reads the overlays' allocated bytes for a list, each at most every `DISK_USE_MAX_AGE_MS`: a
+	 * TUI or a poller listing many times a second would otherwise stat every disk each time (with 50
+	 * VMs, a fifth of the agent's CPU while it booted them again after a power loss).
+	 */
+	private async refreshDiskUse(): Promise<void> {
+		const now = Date.now();
+		await Promise.all(
+			this.#vms
+				.values()
+				.filter(vm => vm.diskUsedAt === undefined || now - vm.diskUsedAt >= DISK_USE_MAX_AGE_MS)
+				.map(async vm => {
+					const info = await stat(this.store.paths(vm.id).disk).catch(() => undefined);
+					vm.diskUsedBytes = info ? info.blocks * 512 : 0;
+					// A disk not made yet (a start under way) is read again at the next list.
+					vm.diskUsedAt = info ? now : undefined;
+				}),
 		);
 	}
 
@@ -798,8 +928,8 @@ export class Agent {
 
 	private async createVm(body: StartBody, owner: string | null): Promise<VmOutcome> {
 		const basePath = resolve(this.config.imagesDir, `${body.image}.qcow2`);
-		const base = await stat(basePath).catch(() => undefined);
-		if (!base?.isFile()) {
+		const image = await stat(basePath).catch(() => undefined);
+		if (!image?.isFile()) {
 			const names = (await this.images()).map(image => image.name);
 			return {
 				ok: false,
@@ -808,25 +938,36 @@ export class Agent {
 			};
 		}
 
+		let id = newVmId();
+		while (this.#vms.has(id) || (await this.store.exists(id))) {
+			id = newVmId();
+		}
+
+		// The overlay goes on an immutable copy of the image's content now: replacing the image later
+		// changes new VMs only. Held (safe from the clean-up) until the VM's directory exists.
+		let base: AcquiredBase;
 		let baseBytes: number;
 		try {
-			baseBytes = (await this.#runtime.imageInfo(basePath)).virtualBytes;
+			base = await this.#bases.acquire(body.image, id);
 		} catch (error) {
+			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${(error as Error).message}`};
+		}
+
+		try {
+			baseBytes = (await this.#runtime.imageInfo(base.path)).virtualBytes;
+		} catch (error) {
+			base.release();
 			return {ok: false, code: 'start_failed', reason: `could not start a VM from image "${body.image}" on host ${this.config.hostId}: ${(error as Error).message}`};
 		}
 
 		const diskBytes = body.diskMb === undefined ? baseBytes : body.diskMb * MIB;
 		if (diskBytes < baseBytes) {
+			base.release();
 			return {
 				ok: false,
 				code: 'bad_request',
 				reason: `a disk of ${body.diskMb} MiB is smaller than image "${body.image}" (${Math.ceil(baseBytes / MIB)} MiB): ask for at least that much, or leave the disk size out`,
 			};
-		}
-
-		let id = newVmId();
-		while (this.#vms.has(id) || (await this.store.exists(id))) {
-			id = newVmId();
 		}
 
 		const network = body.network ?? this.config.networkDefault ?? 'private';
@@ -851,12 +992,12 @@ export class Agent {
 		};
 		const vm = new ManagedVm<VmOutcome>(record);
 		try {
-			const paths = await this.store.create(record);
+			const paths = await this.store.create(record).finally(() => base.release());
 			this.#vms.add(vm);
 			// The three steps are independent: run them side by side (each is mostly a child process).
 			// allSettled: on a failure the cleanup below must not race a step still under way.
 			const steps = await Promise.allSettled([
-				this.#runtime.createOverlay(basePath, paths.disk, body.diskMb === undefined ? {} : {sizeBytes: diskBytes}),
+				this.#runtime.createOverlay(base.path, paths.disk, body.diskMb === undefined ? {} : {sizeBytes: diskBytes}),
 				// Always a seed, user-data or not: it gives the guest its hostname (the VM id). It lives in
 				// the VM's directory, so it stays while the VM does (a boot again uses it as it is).
 				this.#runtime.createSeedIso(seedFiles({vmId: id, userData: body.userData, sshKeys: body.sshKeys}), paths.seed),
@@ -896,9 +1037,24 @@ export class Agent {
 		return this.#lifecycle.reboot(vmId, options);
 	}
 
-	/** Deletes a VM (stopped first if it runs) and everything of it. */
+	/** Deletes a VM (stopped first if it runs) and everything of it; then the bases nothing uses any more. */
 	async delete(vmId: string, options: {readonly graceSeconds: number}): Promise<VmOutcome> {
-		return this.#lifecycle.delete(vmId, options);
+		const outcome = await this.#lifecycle.delete(vmId, options);
+		if (outcome.ok) {
+			void this.collectBases();
+		}
+
+		return outcome;
+	}
+
+	/** Removes the bases no VM uses any more (`BaseStore.collect`); never fails the caller. */
+	async collectBases(): Promise<readonly string[]> {
+		try {
+			return (await this.#bases.collect()).removed;
+		} catch (error) {
+			this.#log.warn({err: error}, 'bases not cleaned up');
+			return [];
+		}
 	}
 
 	/** Boots again the VMs the start-up found meant to run without their process (power loss, host reboot). */

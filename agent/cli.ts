@@ -5,12 +5,13 @@
  * mode (no optimizing compiler; it implies no WebAssembly, said explicitly to keep V8 quiet). RSS
  * with 50 VMs ≈ 90 → 68 MB; list and start latency unchanged within noise (bench/).
  */
-import {readFileSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {resolve} from 'node:path';
 import meow from 'meow';
 import {pino} from 'pino';
-import {brokerUrls, urlUser} from '../source/broker/connection.js';
+import {brokerUrls, urlUser} from '../source/broker/url.js';
+import {UsageError} from '../source/cli/args.js';
+import {tlsOptions} from '../source/cli/connect-flags.js';
 import {checkNamespace, DEFAULT_NAMESPACE, hostIdSchema, ipv4Schema, MAX_HEARTBEAT_MS, NETWORK_MODES, parseAgentUsers, type NetworkMode} from '../source/protocol/index.js';
 import {Agent, DEFAULT_PRIVATE_BRIDGE, DEFAULT_PRIVATE_SUBNET, type AgentConfig} from './agent.js';
 import {DEFAULT_CPU_OVERCOMMIT} from './capacity.js';
@@ -246,36 +247,12 @@ if (flags.tenants) {
 	}
 }
 
-function readPem(flag: string, path: string | undefined): Buffer | undefined {
-	if (path === undefined) {
-		return undefined;
-	}
-
-	try {
-		return readFileSync(path);
-	} catch (error) {
-		fail(`cannot read ${flag} ${path}: ${(error as Error).message}`);
-	}
-}
-
-const ca = readPem('--ca', flags.ca);
-const cert = readPem('--cert', flags.cert);
-const key = readPem('--key', flags.key);
-if ((ca || cert || key) && !flags.amqp.startsWith('amqps://')) {
-	fail('--ca, --cert and --key need an amqps:// broker URL');
-}
-
-if ((cert === undefined) !== (key === undefined)) {
-	fail('--cert and --key go together');
-}
-
+let tls: ReturnType<typeof tlsOptions>;
 try {
-	const urls = brokerUrls(flags.amqp);
-	if ((ca || cert || key) && urls.some(url => !url.startsWith('amqps://'))) {
-		fail('--ca, --cert and --key need amqps:// broker URLs, every one of the --amqp list');
-	}
+	brokerUrls(flags.amqp);
+	tls = tlsOptions(flags);
 } catch (error) {
-	fail(`--amqp: ${(error as Error).message}`);
+	fail(error instanceof UsageError ? error.message : `--amqp: ${(error as Error).message}`);
 }
 
 if (flags.netns !== undefined && !isNetnsName(flags.netns)) {
@@ -365,7 +342,7 @@ const config: AgentConfig = {
 	...(consoleLogMax.ok ? {consoleLogMaxBytes: consoleLogMax.bytes} : {}),
 	...(dnsmasqLogMax.ok ? {dnsmasqLogMaxBytes: dnsmasqLogMax.bytes} : {}),
 	...(flags.runas === undefined ? {} : {runAs: flags.runas}),
-	...(ca || cert || key ? {tls: {...(ca ? {ca: [ca]} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})}} : {}),
+	...(tls ? {tls} : {}),
 	networkDefault: flags.networkDefault as NetworkMode,
 	...(flags.migrationAddress === undefined ? {} : {migrationAddress: flags.migrationAddress}),
 	...(flags.cordoned ? {cordoned: true} : {}),

@@ -173,6 +173,21 @@ export class ConsoleHub {
 		return true;
 	}
 
+	/**
+	 * VM `vmId` was live-migrated to host `to` (its copy here is about to go): its sessions end
+	 * saying where it runs now, so their viewers attach there again.
+	 */
+	moved(vmId: string, to: string): void {
+		const line = this.#lines.get(vmId);
+		if (!line) {
+			return;
+		}
+
+		this.#lines.delete(vmId);
+		this.drop(line, `VM ${vmId} moved to host ${to}`, to);
+		this.#options.log.info({vm: vmId, to}, 'console sessions sent on to the VM\'s new host');
+	}
+
 	/** Lets go of every console: viewers hear why (the agent stops; VMs run on). */
 	close(reason: string): void {
 		clearInterval(this.#sweeper);
@@ -227,9 +242,10 @@ export class ConsoleHub {
 				});
 			};
 
+			// The first bytes after a quiet spell (a keystroke's echo) go in this turn of the event loop.
 			const since = performance.now() - line.flushedAt;
 			if (since >= FLUSH_MS) {
-				setImmediate(flush);
+				flush();
 			} else {
 				setTimeout(flush, FLUSH_MS - since);
 			}
@@ -272,14 +288,14 @@ export class ConsoleHub {
 		});
 	}
 
-	private drop(line: Line, reason: string): void {
+	private drop(line: Line, reason: string, movedTo?: string): void {
 		clearTimeout(line.timer);
 		this.closeLog(line);
 		line.state = 'closed';
 		const {socket} = line;
 		line.socket = undefined;
 		socket?.destroy();
-		line.console.endAll(reason);
+		line.console.endAll(reason, movedTo);
 	}
 
 	private sweep(): void {

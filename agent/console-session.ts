@@ -134,8 +134,8 @@ export class VmConsole {
 		return this.#sessions.get(id)?.user === user;
 	}
 
-	/** Ends one session; its viewer hears `reason` (when there is one to tell). */
-	end(id: string, reason: string): void {
+	/** Ends one session; its viewer hears `reason` (when there is one to tell), and where the VM went if it moved. */
+	end(id: string, reason: string, movedTo?: string): void {
 		const session = this.#sessions.get(id);
 		if (!session) {
 			return;
@@ -146,7 +146,7 @@ export class VmConsole {
 			this.#writer = undefined;
 		}
 
-		this.frame(session, {type: 'console.end', reason});
+		this.frame(session, {type: 'console.end', reason, ...(movedTo === undefined ? {} : {movedTo})});
 	}
 
 	/** Ends the sessions silent for longer than `idleMs`; returns their ids. */
@@ -159,10 +159,10 @@ export class VmConsole {
 		return expired;
 	}
 
-	/** Ends every session (the VM stopped, the agent shuts down). */
-	endAll(reason: string): void {
+	/** Ends every session (the VM stopped or moved to host `movedTo`, the agent shuts down). */
+	endAll(reason: string, movedTo?: string): void {
 		for (const id of [...this.#sessions.keys()]) {
-			this.end(id, reason);
+			this.end(id, reason, movedTo);
 		}
 	}
 

@@ -15,6 +15,7 @@ import {GroupStore} from '../source/broker/group-store.js';
 import {Leadership} from '../source/broker/leader.js';
 import {parseMemberToken, topology, type HostSnapshot, type StoredGroup, type Vm} from '../source/protocol/index.js';
 import {memberHealth, orphanActions, reconcileGroup, type GroupAction, type HostRoom, type ObservedMember} from './group-reconcile.js';
+import {decideScaling, sampleGroupLoad, type LoadSample} from './group-scaling.js';
 
 export type ControllerOptions = {
 	readonly url: string;
@@ -33,13 +34,21 @@ export type ControllerOptions = {
 
 /** Rounds while no group exists: only to find members of deleted groups. */
 const IDLE_ROUND_MS = 30_000;
+/** The pause before a round asked for by an event that came during the last one (events come in bursts). */
+const WOKEN_ROUND_MS = 100;
 /** A round that has not finished after this long means a stuck leader: it steps down. */
 const STUCK_ROUND_MS = 90_000;
 /** How often a member's console is read for its health check. */
 const CONSOLE_POLL_MS = 3000;
 const CONSOLE_BYTES = 8192;
+/** How often a member's `tcp:PORT` check connects, and how long a connect may take. */
+const PROBE_POLL_MS = 3000;
+const PROBE_CONNECT_MS = 2000;
+/** A member's load older than this (its host's sampler stalled) is not counted. */
+const STALE_LOAD_MS = 15_000;
 
-type ConsoleState = {size: number; lastMatchAt: number | undefined; polledAt: number};
+type ConsoleState = {size: number; lastOkAt: number | undefined; polledAt: number};
+type ProbeState = {lastOkAt: number | undefined; polledAt: number; error?: string};
 
 export class GroupController {
 	static async start(options: ControllerOptions): Promise<GroupController> {
@@ -82,6 +91,8 @@ export class GroupController {
 	#connection: BrokerConnection | undefined;
 	#syncedEpoch = -1;
 	#wake: (() => void) | undefined;
+	/** An event came while a round ran: the next round starts soon instead of after the full wait. */
+	#isWakePending = false;
 	#isStopped = false;
 	#loop: Promise<void> | undefined;
 	#roundStartedAt: number | undefined;
@@ -93,6 +104,14 @@ export class GroupController {
 	/** The last snapshot of each host and when it answered: a silent host's members are judged from it. */
 	readonly #hosts = new Map<string, {snapshot: HostSnapshot; seenAt: number}>();
 	readonly #consoles = new Map<string, ConsoleState>();
+	readonly #probes = new Map<string, ProbeState>();
+	/** Each scaling group's load samples (`name:uid`), one per round, and when this leader began watching. */
+	readonly #loadSamples = new Map<string, LoadSample[]>();
+	#electedAt = 0;
+	/** The version each group's last `group.scaled` was decided on: no second decision until it is read back. */
+	readonly #scaledFrom = new Map<string, number>();
+	/** The last reason each group held its size: logged again only when it changes. */
+	readonly #scalingHeld = new Map<string, string>();
 	/** Tokens whose start answered with a deleted VM (see `GroupReconcileInput.burned`). */
 	readonly #burned = new Set<string>();
 	readonly #options: ControllerOptions;
@@ -107,22 +126,25 @@ export class GroupController {
 		this.#client = client;
 		leadership.on('elected', () => {
 			options.log.info({controller: options.hostId}, 'elected group controller');
+			// A new leader measures afresh: no decision rests on samples from an earlier term.
+			this.#electedAt = Date.now();
+			this.#loadSamples.clear();
 			this.#loop ??= this.run().finally(() => {
 				this.#loop = undefined;
 			});
 		});
 		leadership.on('deposed', () => {
 			options.log.info({controller: options.hostId}, 'no longer the group controller');
-			this.#wake?.();
+			this.wakeUp();
 		});
-		store.onChange(() => this.#wake?.());
+		store.onChange(() => this.wakeUp());
 		client.onEvent(event => {
 			if (event.type === 'host.heartbeat') {
 				this.#heard.set(event.body.id, Date.now());
 			}
 
 			if (event.type === 'vm.crashed' || event.type === 'vm.deleted' || event.type === 'vm.stopped' || event.type === 'host.down' || event.type === 'vm.started') {
-				this.#wake?.();
+				this.wakeUp();
 			}
 		});
 		this.#watchdog = setInterval(() => {
@@ -143,7 +165,7 @@ export class GroupController {
 		this.#isStopped = true;
 		clearInterval(this.#watchdog);
 		this.#leadership.close();
-		this.#wake?.();
+		this.wakeUp();
 		await this.#connection?.close();
 		await this.#client.close();
 		await this.#loop?.catch(() => {});
@@ -152,14 +174,19 @@ export class GroupController {
 	private async run(): Promise<void> {
 		while (this.#leadership.isLeader && !this.#isStopped) {
 			this.#roundStartedAt = Date.now();
+			this.#isWakePending = false;
+			let isFailed = false;
 			try {
 				await this.round();
 			} catch (error) {
+				isFailed = true;
 				this.#options.log.warn({err: error}, 'group round failed');
 			}
 
 			this.#roundStartedAt = undefined;
-			const waitMs = this.#store.groups.size > 0 ? (this.#options.roundMs ?? 2000) : IDLE_ROUND_MS;
+			// A failed round (e.g. elected while its connection moved to another broker node) is tried
+			// again soon, not after the idle pause: it has not read the specs yet.
+			const waitMs = this.#isWakePending ? WOKEN_ROUND_MS : isFailed || this.#store.groups.size > 0 ? (this.#options.roundMs ?? 2000) : IDLE_ROUND_MS;
 			await new Promise<void>(resolve => {
 				const timer = setTimeout(resolve, waitMs);
 				this.#wake = () => {
@@ -168,6 +195,15 @@ export class GroupController {
 					resolve();
 				};
 			});
+		}
+	}
+
+	/** Starts the next round now, or, while one runs, soon after it (an event it may not have seen). */
+	private wakeUp(): void {
+		if (this.#wake) {
+			this.#wake();
+		} else {
+			this.#isWakePending = true;
 		}
 	}
 
@@ -199,7 +235,12 @@ export class GroupController {
 		}
 
 		const answered = new Set(round.replies.map(snapshot => snapshot.host.id));
-		const rooms: HostRoom[] = round.replies.map(snapshot => ({id: snapshot.host.id, free: Math.max(0, snapshot.host.maxVms - snapshot.host.vmCount), images: snapshot.host.images}));
+		const rooms: HostRoom[] = round.replies.map(snapshot => ({
+			id: snapshot.host.id,
+			free: Math.max(0, snapshot.host.maxVms - snapshot.host.vmCount),
+			images: snapshot.host.images,
+			isCordoned: snapshot.host.cordoned === true,
+		}));
 		const observed: Array<{vm: Vm; silentMs: number}> = [];
 		for (const [id, {snapshot, seenAt}] of this.#hosts) {
 			for (const vm of snapshot.vms) {
@@ -215,10 +256,14 @@ export class GroupController {
 		// Hosts heard from lately whose members this controller never saw (it was elected since they
 		// went silent) may hold members: empty slots wait for them, up to the host grace.
 		const unseen = [...this.#heard].filter(([id]) => !answered.has(id) && !this.#hosts.has(id));
+		const scalings: Array<{group: StoredGroup; members: ObservedMember[]}> = [];
 		for (const group of groups.values()) {
 			const members = await this.observeMembers(group, observed, now);
 			const unseenHosts = unseen.filter(([, heardAt]) => now - heardAt <= group.spec.hostGraceSeconds * 1000).map(([id]) => id);
 			actions.push(...reconcileGroup({group, members, hosts: rooms, burned: this.#burned, ...(unseenHosts.length > 0 ? {unseenHosts} : {})}));
+			if (group.spec.scaleOn) {
+				scalings.push({group, members});
+			}
 		}
 
 		// Deposed meanwhile, or the specs are being read again (a new connection): act on nothing.
@@ -227,31 +272,60 @@ export class GroupController {
 		}
 
 		await Promise.all(actions.map(async action => this.carryOut(action, groups)));
+		for (const {group, members} of scalings) {
+			await this.scaleOnLoad(group, members, now, connection);
+		}
+
+		this.forgetScaling(groups);
 		this.forgetGone(observed.map(entry => entry.vm.id));
 		this.#options.log.debug({groups: groups.size, vms: observed.length, hosts: answered.size, actions: actions.length}, 'group round');
 	}
 
 	private async observeMembers(group: StoredGroup, observed: ReadonlyArray<{vm: Vm; silentMs: number}>, now: number): Promise<ObservedMember[]> {
 		const {spec} = group;
-		const members: ObservedMember[] = [];
-		for (const {vm, silentMs} of observed) {
+		const mine = observed.filter(({vm}) => {
 			const tag = parseMemberToken(vm.clientToken);
-			if (!tag || tag.group !== spec.name || tag.uid !== spec.uid || vm.state === 'deleting') {
-				continue;
-			}
+			return tag?.group === spec.name && tag.uid === spec.uid && vm.state !== 'deleting';
+		});
+		// Checks run side by side: a round over many members costs one check's time.
+		return Promise.all(
+			mine.map(async ({vm, silentMs}) => {
+				const tag = parseMemberToken(vm.clientToken)!;
+				const isHostLost = silentMs > spec.hostGraceSeconds * 1000;
+				const isCheckable = silentMs === 0 && vm.state === 'running';
+				const {health: check} = spec;
+				const lastOkAt =
+					check.kind === 'console'
+						? (isCheckable ? await this.pollConsole(vm, check.pattern, now) : this.#consoles.get(vm.id))?.lastOkAt
+						: check.kind === 'tcp'
+							? (isCheckable ? await this.pollProbe(vm, check.port, now) : this.#probes.get(vm.id))?.lastOkAt
+							: undefined;
+				const health = memberHealth({vm, now, isHostLost, ...(check.kind === 'none' ? {} : {check: {lastOkAt, graceMs: spec.healthGraceSeconds * 1000}})});
+				return {vm, tag, health};
+			}),
+		);
+	}
 
-			const isHostLost = silentMs > spec.hostGraceSeconds * 1000;
-			const consoleState = spec.health.kind === 'console' && silentMs === 0 && vm.state === 'running' ? await this.pollConsole(vm, spec.health.pattern, now) : undefined;
-			const health = memberHealth({
-				vm,
-				now,
-				isHostLost,
-				...(spec.health.kind === 'console' ? {console: {lastMatchAt: consoleState?.lastMatchAt, graceMs: spec.healthGraceSeconds * 1000}} : {}),
-			});
-			members.push({vm, tag, health});
+	/** Connects to a member's address and port through its host; a connection taken is its latest sign of health. */
+	private async pollProbe(vm: Vm, port: number, now: number): Promise<ProbeState | undefined> {
+		const state = this.#probes.get(vm.id);
+		if (state && now - state.polledAt < PROBE_POLL_MS) {
+			return state;
 		}
 
-		return members;
+		try {
+			const result = await this.#client.probe(vm.id, port, {host: vm.host, connectTimeoutMs: PROBE_CONNECT_MS, timeoutMs: PROBE_CONNECT_MS + 2000});
+			const next: ProbeState = {lastOkAt: result.isOpen ? now : state?.lastOkAt, polledAt: now, ...(result.error === undefined ? {} : {error: result.error})};
+			if (!result.isOpen && result.error !== state?.error) {
+				this.#options.log.info({vm: vm.id, host: vm.host, port, error: result.error}, 'tcp health check failed');
+			}
+
+			this.#probes.set(vm.id, next);
+			return next;
+		} catch (error) {
+			this.#options.log.debug({err: error, vm: vm.id}, 'tcp health check could not ask the host');
+			return state;
+		}
 	}
 
 	/** Reads the new part of a member's console; a matching line there is its latest sign of health. */
@@ -267,7 +341,7 @@ export class GroupController {
 			// A shrunk log was rotated: all of the tail is new.
 			const fresh = grown < 0 ? tail.data : tail.data.slice(Math.max(0, tail.data.length - grown));
 			const isMatch = grown !== 0 && new RegExp(pattern, 'm').test(fresh);
-			const next = {size: tail.sizeBytes, lastMatchAt: isMatch ? now : state?.lastMatchAt, polledAt: now};
+			const next = {size: tail.sizeBytes, lastOkAt: isMatch ? now : state?.lastOkAt, polledAt: now};
 			this.#consoles.set(vm.id, next);
 			return next;
 		} catch (error) {
@@ -318,7 +392,7 @@ export class GroupController {
 			if (vm.state === 'deleted') {
 				// This token's VM was made and deleted before: the slot needs the next generation.
 				this.#burned.add(action.token);
-				this.#wake?.();
+				this.wakeUp();
 			}
 
 			log.info({group: action.group, vm: vm.id, host: vm.host, state: vm.state}, 'group member started');
@@ -327,11 +401,77 @@ export class GroupController {
 		}
 	}
 
+	/**
+	 * Samples a scaling group's load (its warm, healthy running members' CPU) and, when
+	 * `decideScaling` says so, writes the new size to the stream as a `group.scaled` record based on
+	 * the version it read: a spec an operator changed meanwhile wins.
+	 */
+	private async scaleOnLoad(group: StoredGroup, members: readonly ObservedMember[], now: number, connection: BrokerConnection): Promise<void> {
+		const {spec} = group;
+		const scaleOn = spec.scaleOn!;
+		const key = `${spec.name}:${spec.uid}`;
+		if (this.#scaledFrom.get(key) === group.version) {
+			return;
+		}
+
+		const sample = sampleGroupLoad(
+			members.map(({vm, health}) => ({
+				cpuPercent: vm.load && now - vm.load.sampledAt <= STALE_LOAD_MS ? vm.load.cpuPercent : undefined,
+				uptimeSeconds: vm.uptimeSeconds,
+				isCounted: vm.state === 'running' && health === 'healthy',
+			})),
+			{now, warmupSeconds: scaleOn.warmupSeconds},
+		);
+		const samples = [...(this.#loadSamples.get(key) ?? []), ...(sample ? [sample] : [])].filter(entry => now - entry.at <= 4 * scaleOn.windowSeconds * 1000);
+		this.#loadSamples.set(key, samples);
+		const decision = decideScaling({
+			scaleOn,
+			size: spec.size,
+			min: spec.min,
+			max: spec.max,
+			samples,
+			now,
+			since: Math.max(group.ts, this.#electedAt),
+			lastScaledAt: group.lastScaling?.at,
+		});
+		if (decision.kind === 'hold') {
+			if (this.#scalingHeld.get(key) !== decision.reason) {
+				this.#scalingHeld.set(key, decision.reason);
+				this.#options.log.debug({group: spec.name, reason: decision.reason}, 'group size held');
+			}
+
+			return;
+		}
+
+		this.#scalingHeld.delete(key);
+		const action = {from: spec.size, to: decision.to, cpuPercent: decision.cpuPercent, members: decision.members, windowSeconds: scaleOn.windowSeconds, reason: decision.reason};
+		this.#options.log.info({group: spec.name, ...action}, 'scaling a group on load');
+		try {
+			await this.#store.append(connection, {kind: 'group.scaled', name: spec.name, uid: spec.uid, basedOn: group.version, action});
+			this.#scaledFrom.set(key, group.version);
+		} catch (error) {
+			this.#options.log.warn({err: error, group: spec.name}, 'could not write a scaling action');
+		}
+	}
+
+	private forgetScaling(groups: ReadonlyMap<string, StoredGroup>): void {
+		const live = new Set([...groups.values()].filter(group => group.spec.scaleOn).map(group => `${group.spec.name}:${group.spec.uid}`));
+		for (const key of this.#loadSamples.keys()) {
+			if (!live.has(key)) {
+				this.#loadSamples.delete(key);
+				this.#scalingHeld.delete(key);
+				this.#scaledFrom.delete(key);
+			}
+		}
+	}
+
 	private forgetGone(liveIds: readonly string[]): void {
 		const live = new Set(liveIds);
-		for (const id of this.#consoles.keys()) {
-			if (!live.has(id)) {
-				this.#consoles.delete(id);
+		for (const checks of [this.#consoles, this.#probes]) {
+			for (const id of checks.keys()) {
+				if (!live.has(id)) {
+					checks.delete(id);
+				}
 			}
 		}
 	}

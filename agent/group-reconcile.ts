@@ -9,7 +9,10 @@
  * - Slots at or past the size (scaled down), duplicates in a slot (a lost host came back), and
  *   members of groups that no longer exist are deleted. Members on a lost host cannot be: they
  *   are left until the host answers again.
- * - Spread: a new member goes to the host with the fewest members of its group, then the most room.
+ * - Spread: a new member goes to the host with the fewest members of its group, then the most room;
+ *   never to a cordoned host (one being drained).
+ * - A VM id seen on two hosts is one VM that moved (live migration) between the snapshots read: one
+ *   member, never a duplicate to delete (a delete sent to its new host would lose it).
  */
 import {memberToken, parseMemberToken, type MemberTag, type StoredGroup, type Vm} from '../source/protocol/index.js';
 
@@ -21,8 +24,8 @@ export type MemberHealth = 'starting' | 'healthy' | 'unhealthy' | 'lost';
 
 export type ObservedMember = {readonly vm: Vm; readonly tag: MemberTag; readonly health: MemberHealth};
 
-/** A host that answered: how many more VMs it takes, and its images. */
-export type HostRoom = {readonly id: string; readonly free: number; readonly images: readonly string[]};
+/** A host that answered: how many more VMs it takes, and its images; a cordoned one takes none. */
+export type HostRoom = {readonly id: string; readonly free: number; readonly images: readonly string[]; readonly isCordoned?: boolean};
 
 export type GroupAction =
 	| {readonly kind: 'start'; readonly group: string; readonly slot: number; readonly token: string; readonly host: string; readonly reason: string}
@@ -55,18 +58,21 @@ export function reconcileGroup(input: GroupReconcileInput): GroupAction[] {
 	const {spec, version} = input.group;
 	const actions: GroupAction[] = [];
 	const bySlot = new Map<number, ObservedMember[]>();
-	for (const member of input.members) {
+	const observed = onePerVm(input.members);
+	for (const member of observed) {
 		bySlot.set(member.tag.slot, [...(bySlot.get(member.tag.slot) ?? []), member]);
 	}
 
 	// Members per host (lost ones too: their host may come back; not unhealthy ones, which are on
 	// their way out) and room, updated as starts are planned.
 	const perHost = new Map<string, number>();
-	for (const member of input.members.filter(member => member.health !== 'unhealthy')) {
+	for (const member of observed.filter(member => member.health !== 'unhealthy')) {
 		perHost.set(member.vm.host, (perHost.get(member.vm.host) ?? 0) + 1);
 	}
 
-	const room = new Map(input.hosts.filter(host => host.images.includes(spec.image)).map(host => [host.id, host.free]));
+	const withImage = input.hosts.filter(host => host.images.includes(spec.image));
+	const room = new Map(withImage.filter(host => !host.isCordoned).map(host => [host.id, host.free]));
+	const cordoned = withImage.filter(host => host.isCordoned).map(host => host.id);
 	const remove = (member: ObservedMember, reason: string) => {
 		actions.push({kind: 'delete', group: spec.name, vmId: member.vm.id, host: member.vm.host, reason});
 	};
@@ -118,7 +124,7 @@ export function reconcileGroup(input: GroupReconcileInput): GroupAction[] {
 		const host = pickHost(room, perHost);
 		const why = members.length === 0 ? 'missing' : `replacing ${members.map(member => `${member.vm.id} (${member.health})`).join(', ')}`;
 		if (host === undefined) {
-			actions.push({kind: 'blocked', group: spec.name, slot, reason: `slot ${slot} ${why}: no host has room for image ${spec.image}`});
+			actions.push({kind: 'blocked', group: spec.name, slot, reason: `slot ${slot} ${why}: no host has room for image ${spec.image}${cordoned.length > 0 ? ` (cordoned: ${cordoned.join(', ')})` : ''}`});
 			continue;
 		}
 
@@ -128,6 +134,19 @@ export function reconcileGroup(input: GroupReconcileInput): GroupAction[] {
 	}
 
 	return actions;
+}
+
+/** One entry per VM id: the healthiest sighting (a VM seen on two hosts moved between them). */
+function onePerVm(members: readonly ObservedMember[]): ObservedMember[] {
+	const best = new Map<string, ObservedMember>();
+	for (const member of members) {
+		const seen = best.get(member.vm.id);
+		if (!seen || HEALTH_RANK[member.health] < HEALTH_RANK[seen.health]) {
+			best.set(member.vm.id, member);
+		}
+	}
+
+	return [...best.values()];
 }
 
 /** The host with room that has the fewest of the group's members, then the most room, then by id. */
@@ -164,8 +183,11 @@ export type HealthInput = {
 	readonly now: number;
 	/** The member's host is silent past the host grace. */
 	readonly isHostLost: boolean;
-	/** With a console check: when the member's console last showed a matching line (undefined: never), and its grace. */
-	readonly console?: {readonly lastMatchAt: number | undefined; readonly graceMs: number};
+	/**
+	 * With a health check (`console:` or `tcp:`): when it last passed (a matching console line, a
+	 * TCP connect taken; undefined: never), and its grace.
+	 */
+	readonly check?: {readonly lastOkAt: number | undefined; readonly graceMs: number};
 };
 
 /** How healthy a member is (see `MemberHealth`). */
@@ -183,15 +205,15 @@ export function memberHealth(input: HealthInput): MemberHealth {
 		return 'starting';
 	}
 
-	if (input.console) {
-		const {lastMatchAt, graceMs} = input.console;
-		// Counted from the later of its creation and its last matching line.
-		const since = Math.max(vm.createdAt, lastMatchAt ?? 0);
+	if (input.check) {
+		const {lastOkAt, graceMs} = input.check;
+		// Counted from the later of its creation and the check's last pass.
+		const since = Math.max(vm.createdAt, lastOkAt ?? 0);
 		if (input.now - since > graceMs) {
 			return 'unhealthy';
 		}
 
-		return lastMatchAt === undefined ? 'starting' : 'healthy';
+		return lastOkAt === undefined ? 'starting' : 'healthy';
 	}
 
 	return 'healthy';

@@ -58,7 +58,9 @@ import {
 	tapOwnerMark,
 	VXLAN_OVERHEAD,
 	vxlanName,
+	withLease,
 	type HostCommand,
+	type Lease,
 	type LinkInfo,
 	type PrivateLayout,
 	type PrivateNetworkPaths,
@@ -232,7 +234,11 @@ export class HostNetwork {
 	 * guards it. A private VM gets its address reserved here (returned): dnsmasq hands out nothing
 	 * else, and the guard lets the VM send from nothing else.
 	 */
-	async attach(id: string, mode: 'private' | 'public', nic: {readonly mac: string; readonly owner?: string | null; readonly ip?: string}): Promise<{readonly ip?: string}> {
+	async attach(
+		id: string,
+		mode: 'private' | 'public',
+		nic: {readonly mac: string; readonly owner?: string | null; readonly ip?: string; readonly lease?: {readonly expires: number; readonly clientId?: string}},
+	): Promise<{readonly ip?: string}> {
 		return this.serial(async () => {
 			let net: PrivateNet | undefined;
 			if (mode === 'private') {
@@ -255,7 +261,7 @@ export class HostNetwork {
 			await this.exec(tapDeleteCommand(id, netns)).catch(() => {});
 			let ip: string | undefined;
 			try {
-				ip = net ? await this.reserveAddress(net, id, nic.mac, nic.ip) : undefined;
+				ip = net ? await this.reserveAddress(net, id, nic.mac, nic.ip, nic.lease) : undefined;
 				// Guarded before QEMU opens the TAP: no frame of the VM ever passes unchecked.
 				this.#guards.set(id, {tap: id, mac: nic.mac, network: mode, ...(ip === undefined ? {} : {ip})});
 				await this.applyGuard();
@@ -274,6 +280,17 @@ export class HostNetwork {
 
 			return ip === undefined ? {} : {ip};
 		});
+	}
+
+	/** The DHCP lease this host's dnsmasq holds for a private VM's NIC, if any (the one ending last). */
+	async leaseOf(vm: VmNic): Promise<Lease | undefined> {
+		if (vm.network !== 'private' || vm.mac === null) {
+			return undefined;
+		}
+
+		const net = this.privateNetFor(vm.owner);
+		const leases = parseLeases(await readFile(net.spec.paths.leases, 'utf8').catch(() => '')).filter(lease => lease.mac === vm.mac);
+		return leases.sort((a, b) => (a.expires === 0 ? Infinity : a.expires) - (b.expires === 0 ? Infinity : b.expires)).at(-1);
 	}
 
 	/** The private address reserved here for VM `id` (its guard's), if any. */
@@ -665,8 +682,12 @@ export class HostNetwork {
 		return found;
 	}
 
-	/** Reserves a free address of this host's slice for VM `id` (dnsmasq reads the new file as it appears). */
-	private async reserveAddress(net: PrivateNet, id: string, mac: string, preferred?: string): Promise<string> {
+	/**
+	 * Reserves a free address of this host's slice for VM `id` (dnsmasq reads the new file as it
+	 * appears). A VM migrated in asks for the address it has (`preferred`), with the lease its guest
+	 * holds: dnsmasq restarts knowing that lease.
+	 */
+	private async reserveAddress(net: PrivateNet, id: string, mac: string, preferred?: string, lease?: {readonly expires: number; readonly clientId?: string}): Promise<string> {
 		const reservations = await this.reservations(net);
 		const leases = await this.leasesOf(net);
 		const taken = new Set([...[...reservations.values()].map(entry => entry.ip), ...[...leases].filter(([leaseMac]) => leaseMac !== mac).map(([, address]) => address)]);
@@ -680,7 +701,7 @@ export class HostNetwork {
 		await mkdir(net.spec.paths.hosts, {recursive: true, mode: 0o700});
 		await writeFile(join(net.spec.paths.hosts, id), dhcpHostLine(mac, address));
 		net.lastAddress = address;
-		await this.ensureDnsmasq(net);
+		await this.ensureDnsmasq(net, address === preferred && lease !== undefined ? {mac, ip: address, ...lease} : undefined);
 		return address;
 	}
 
@@ -700,17 +721,20 @@ export class HostNetwork {
 	/**
 	 * Keeps a running dnsmasq that serves exactly this network's spec and reservations; replaces one
 	 * that serves another (a start or stop of a VM restarts it: a DHCP client in the middle of an
-	 * exchange then retries; the leases file keeps every lease).
+	 * exchange then retries; the leases file keeps every lease). With `lease` (a VM migrated in) it
+	 * restarts in any case, and the lease is written to the leases file while no dnsmasq runs (one
+	 * that runs keeps its leases in memory and would write over it).
 	 */
-	private async ensureDnsmasq(net: PrivateNet): Promise<void> {
+	private async ensureDnsmasq(net: PrivateNet, lease?: Lease): Promise<void> {
 		const {spec} = net;
 		await mkdir(spec.paths.hosts, {recursive: true, mode: 0o700});
 		const reservations = [...(await this.reservations(net)).values()];
 		const wanted = ['dnsmasq', ...dnsmasqArgs(spec, reservations)];
 		const pid = await this.dnsmasqPid(spec.paths);
+		let isStopped = true;
 		if (pid !== undefined) {
 			const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
-			if (cmdline.join('\n') === wanted.join('\n')) {
+			if (cmdline.join('\n') === wanted.join('\n') && lease === undefined) {
 				this.#log.debug({pid}, 'dnsmasq already serving');
 				return;
 			}
@@ -720,6 +744,16 @@ export class HostNetwork {
 			for (let waited = 0; this.#runtime.isAlive(pid) && waited < 3000; waited += 20) {
 				await new Promise(resolve => setTimeout(resolve, 20));
 			}
+
+			isStopped = !this.#runtime.isAlive(pid);
+		}
+
+		if (lease && isStopped) {
+			const text = await readFile(spec.paths.leases, 'utf8').catch(() => '');
+			await writeFile(spec.paths.leases, withLease(text, lease), {mode: 0o644});
+			this.#log.info({ip: lease.ip, mac: lease.mac}, 'dnsmasq takes over the lease of a VM migrated in');
+		} else if (lease) {
+			this.#log.warn({pid, ip: lease.ip}, 'dnsmasq did not stop: the lease of a VM migrated in is not carried over (its guest renews it)');
 		}
 
 		await this.exec(dnsmasqCommand(spec, reservations));

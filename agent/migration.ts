@@ -4,9 +4,10 @@
  * the same base image, TAP, seed, `-incoming defer`, and an NBD export of the new overlay. The
  * source's QEMU then mirrors its overlay there (`drive-mirror`, sync=top, write-blocking) and,
  * once the mirror is in step, sends its RAM (`migrate`); both streams go straight from QEMU to
- * QEMU over the hosts' migration addresses, never over the broker. On completion the destination
- * guest runs on (QEMU's autostart), the source ends the mirror, tells the destination to keep the
- * VM (`vm.migrate.commit`) and removes its own copy. Before completion any failure leaves the VM
+ * QEMU over the hosts' migration addresses, never over the broker. On completion both copies are
+ * paused (the destination's QEMU runs with `-S`); the source ends the mirror and tells the
+ * destination to keep the VM (`vm.migrate.commit`), whose agent resumes it there, then removes its
+ * own copy. Only one copy ever runs: a destination whose agent is gone never resumes its copy. Before completion any failure leaves the VM
  * running on the source and the destination removes all it made (`vm.migrate.abort`, or its own
  * timer when the source went silent).
  */
@@ -14,9 +15,10 @@ import {readFile, stat, writeFile} from 'node:fs/promises';
 import {resolve} from 'node:path';
 import {gunzipSync, gzipSync} from 'node:zlib';
 import type {Logger} from 'pino';
-import type {ErrorCode, HostStatus, MigrationResult, MigrationTarget, MigrationVm, Reply, RequestDraft, Vm} from '../source/protocol/index.js';
+import type {ErrorCode, HostStatus, MigrationPhase, MigrationResult, MigrationTarget, MigrationVm, Reply, RequestDraft, Vm, VmMigration} from '../source/protocol/index.js';
 import {parseReplyValue} from '../source/protocol/index.js';
 import {arrivalProblem, departureProblem, pickDestination, randomPort} from './migration-plan.js';
+import {nextProgress, percentOf} from './migration-progress.js';
 import {qmpExecute, QmpError} from './qmp.js';
 import type {VmRecord} from './record.js';
 import type {Runtime} from './runtime.js';
@@ -24,6 +26,8 @@ import type {StateStore} from './store.js';
 import type {HostNetwork} from './host-network.js';
 import {ManagedVm, type VmTable} from './vm-table.js';
 import type {VmLifecycle, VmOutcome} from './vm-lifecycle.js';
+import {BaseMismatchError, type AcquiredBase, type BaseStore} from './base-store.js';
+import {backingSha} from './bases.js';
 
 type Failure = {readonly ok: false; readonly code: ErrorCode; readonly reason: string};
 type Outcome<T> = {readonly ok: true; readonly value: T} | Failure;
@@ -46,6 +50,8 @@ const PORT_TRIES = 8;
 export type MigrationDeps = {
 	readonly hostId: string;
 	readonly imagesDir: string;
+	/** The content-addressed bases: a VM is taken in on the very base content it left. */
+	readonly bases: BaseStore;
 	/** Where this host's QEMUs listen for incoming disks and RAM (undefined: this host takes none in). */
 	readonly migrationAddress: string | undefined;
 	readonly runtime: Runtime;
@@ -61,10 +67,16 @@ export type MigrationDeps = {
 	/** The live hosts but this one, from their heartbeats. */
 	peers(): HostStatus[];
 	imageNames(): Promise<string[]>;
+	/** Removes the bases no VM uses any more (after a VM left this host). */
+	collectBases(): Promise<unknown>;
 	capacityProblem(ask: {readonly memoryMb: number; readonly cpus: number}): string | undefined;
 	askHost(hostId: string, draft: RequestDraft, timeoutMs: number): Promise<Reply>;
 	toVm(vm: ManagedVm<VmOutcome>): Vm;
+	/** Re-reads the VMs' addresses (a VM taken in is answered with the one it keeps). */
+	refreshAddresses(): Promise<void>;
 	publish(type: 'vm.started', vm: Vm): void;
+	/** VM `vmId` runs on host `to` now: its console sessions here end, telling their viewers where to attach again. */
+	consoleMoved(vmId: string, to: string): void;
 };
 
 /** A VM being taken in; `startedAt` is the source's (the spawn here sets its own). */
@@ -75,6 +87,10 @@ export class Migrations {
 	readonly #log: Logger;
 	/** VMs prepared here for a migration in, by id: not in the VM table until committed. */
 	readonly #incoming = new Map<string, Incoming>();
+	/** VMs this agent process is migrating out (not cut short by a restart: `settleInterrupted` leaves them be). */
+	readonly #outgoing = new Set<string>();
+	/** How far each migration out is, as the VM lists show it (`Vm.migration`): set once the destination is picked, gone when it ends. */
+	readonly #progress = new Map<string, VmMigration>();
 
 	constructor(deps: MigrationDeps) {
 		this.#deps = deps;
@@ -91,6 +107,11 @@ export class Migrations {
 		return this.#incoming.has(vmId);
 	}
 
+	/** VM `vmId`'s migration out of this host while it runs (for its list entry). */
+	progressOf(vmId: string): VmMigration | undefined {
+		return this.#progress.get(vmId);
+	}
+
 	// ---- source ----
 
 	/** Migrates a VM of this host live to `to` (or the host with the most room). */
@@ -103,7 +124,14 @@ export class Migrations {
 
 		let result: Outcome<MigrationResult> | undefined;
 		const outcome = await vm.serialize('migrate', async () => {
-			result = await this.migrateNow(vm, to);
+			this.#outgoing.add(vmId);
+			try {
+				result = await this.migrateNow(vm, to);
+			} finally {
+				this.#outgoing.delete(vmId);
+				this.#progress.delete(vmId);
+			}
+
 			return result.ok ? {ok: true, value: result.value.vm} : {ok: false, code: 'invalid_state', reason: result.reason};
 		});
 		// A repeat joined the migration under way: it answers with the VM where it went.
@@ -126,10 +154,23 @@ export class Migrations {
 		}
 
 		const destination = picked.host;
+		this.#progress.set(vm.id, {to: destination, phase: 'disk', percent: 0, startedAt: started});
+		const report = (phase: MigrationPhase, percent: number) => {
+			const held = this.#progress.get(vm.id);
+			if (held) {
+				this.#progress.set(vm.id, nextProgress(held, phase, percent));
+			}
+		};
+
 		const paths = this.#deps.store.paths(vm.id);
 		const log = this.#log.child({vm: vm.id, to: destination});
-		const diskBytes = (await this.#deps.runtime.imageInfo(paths.disk)).virtualBytes;
+		const disk = await this.#deps.runtime.imageInfo(paths.disk);
+		const diskBytes = disk.virtualBytes;
+		// The base's content goes by name: the destination takes the VM in on the same or refuses.
+		const baseSha256 = backingSha(disk.backingFile);
 		const seed = gzipSync(await readFile(paths.seed)).toString('base64');
+		const ip = this.#deps.network.reservedAddress(vm.id);
+		const lease = ip === undefined ? undefined : await this.#deps.network.leaseOf(record).catch(() => undefined);
 		const moving: MigrationVm = {
 			id: vm.id,
 			image: record.image,
@@ -143,7 +184,10 @@ export class Migrations {
 			mac: record.mac,
 			restart: vm.life.policy,
 			diskBytes,
-			...(this.#deps.network.reservedAddress(vm.id) === undefined ? {} : {ip: this.#deps.network.reservedAddress(vm.id)}),
+			...(baseSha256 === undefined ? {} : {baseSha256}),
+			...(ip === undefined ? {} : {ip}),
+			// The guest's lease goes along: the destination lists the VM with its address at once.
+			...(lease?.ip === ip && lease !== undefined ? {lease: {expires: lease.expires, ...(lease.clientId === undefined ? {} : {clientId: lease.clientId})}} : {}),
 		};
 		log.info({memoryMb: record.memoryMb, diskBytes}, 'migration: asking the destination to prepare');
 		const prepared = await this.call(destination, {type: 'vm.migrate.prepare', body: {from: hostId, vm: moving, seed}}, 120_000, 'vm.migrate.prepare');
@@ -169,15 +213,18 @@ export class Migrations {
 					'copy-mode': 'write-blocking',
 				},
 			});
-			await waitForMirror(paths.qmp, MIRROR_READY_MS);
+			await waitForMirror(paths.qmp, MIRROR_READY_MS, percent => report('disk', percent));
 			log.info({ms: Date.now() - started}, 'migration: disk in step, moving RAM');
 			phase = 'ram';
+			report('ram', 0);
 			// Set every time: QEMU keeps the parameter from an earlier migration (of an older agent's).
 			await qmpExecute(paths.qmp, 'migrate-set-parameters', {arguments: {'max-bandwidth': Math.round((this.#deps.bandwidthMiBps ?? DEFAULT_BANDWIDTH_MIBPS) * 1024 * 1024)}});
 
 			await qmpExecute(paths.qmp, 'migrate', {arguments: {uri: `tcp:${target.address}:${target.migrationPort}`}});
-			figures = await waitForRam(paths.qmp, RAM_MS);
+			figures = await waitForRam(paths.qmp, RAM_MS, percent => report('ram', percent));
 			phase = 'done';
+			// Both copies paused: from here until the copy here is gone, the destination may list the VM too.
+			report('switching', 100);
 		} catch (error) {
 			const reason = (error as Error).message;
 			log.warn({err: error, phase}, 'migration failed: the VM stays here');
@@ -190,22 +237,42 @@ export class Migrations {
 			return {ok: false, code: 'migrate_failed', reason: `migration of VM ${vm.id} to host ${destination} failed (${phase === 'mirror' ? 'copying its disk' : 'moving its RAM'}): ${reason}; it keeps running on host ${hostId}`};
 		}
 
-		// The guest runs on the destination now. End the mirror without switching to its target.
+		// The RAM is there, both copies paused. End the mirror without switching to its target.
+		const ramDoneAt = Date.now();
 		await qmpExecute(paths.qmp, 'block-job-cancel', {arguments: {device: JOB_ID}}).catch((error: unknown) => log.debug({err: error}, 'mirror already ended'));
 		const committed = await this.call(destination, {type: 'vm.migrate.commit', body: {vmId: vm.id, from: hostId}}, 60_000, 'vm.migrate.commit');
-		if (!committed.ok) {
-			// Not taken in: the copy here (paused, its disk as the guest left it) runs on, and the
-			// destination removes its own (now, or when its agent comes back: a VM it never took is removed).
+		const arrived = committed.ok ? committed.value : await this.takenInAfterAll(destination, vm.id);
+		const commitMs = Date.now() - ramDoneAt;
+		if (!arrived) {
+			const why = committed.ok ? 'no answer' : committed.reason;
 			await qmpExecute(paths.qmp, 'cont').catch((error: unknown) => log.error({err: error}, 'migration: could not resume the VM here'));
-			await this.call(destination, {type: 'vm.migrate.abort', body: {vmId: vm.id, from: hostId}}, 10_000, 'vm.migrate.abort');
-			log.error({reason: committed.reason}, 'migration: the destination did not take the VM; it runs on here');
-			return {ok: false, code: 'migrate_failed', reason: `host ${destination} did not take VM ${vm.id} in (${committed.reason}): it keeps running on host ${hostId}`};
+			log.error({reason: why}, 'migration: the destination did not take the VM; it runs on here');
+			return {ok: false, code: 'migrate_failed', reason: `host ${destination} did not take VM ${vm.id} in (${why}): it keeps running on host ${hostId}`};
 		}
 
-		await this.removeHere(vm);
-		log.info({ms: Date.now() - started, ...figures}, 'migration done');
+		await this.removeHere(vm, destination);
+		void this.#deps.collectBases();
+		// commitMs: from the RAM's arrival to the destination's answer (its guest resumed), beyond QEMU's downtime.
+		log.info({ms: Date.now() - started, ...figures, commitMs}, 'migration done');
 
-		return {ok: true, value: {vm: committed.value, from: hostId, totalMs: Date.now() - started, ramMs: figures.totalMs, downtimeMs: figures.downtimeMs}};
+		return {ok: true, value: {vm: arrived, from: hostId, totalMs: Date.now() - started, ramMs: figures.totalMs, downtimeMs: figures.downtimeMs}};
+	}
+
+	/**
+	 * A commit that failed, with both copies paused: the destination drops its own, or says it took
+	 * the VM in (the commit's answer was lost), and then answers the commit again. Undefined: the copy
+	 * here is the one to run on (a destination whose agent is gone never resumes its copy, and
+	 * removes it when its agent comes back).
+	 */
+	private async takenInAfterAll(destination: string, vmId: string): Promise<Vm | undefined> {
+		const body = {vmId, from: this.#deps.hostId};
+		const aborted = await this.call(destination, {type: 'vm.migrate.abort', body}, 10_000, 'vm.migrate.abort');
+		if (aborted.ok || aborted.code !== 'invalid_state') {
+			return undefined;
+		}
+
+		const again = await this.call(destination, {type: 'vm.migrate.commit', body}, 10_000, 'vm.migrate.commit');
+		return again.ok ? again.value : undefined;
 	}
 
 	/** Cancels what was started (RAM, mirror) and makes sure the guest runs on here. */
@@ -231,12 +298,19 @@ export class Migrations {
 		}
 	}
 
-	/** The VM left: its QEMU (paused, its state gone) ends and its files and TAP go, without events or restarts. */
-	private async removeHere(vm: ManagedVm<VmOutcome>): Promise<void> {
+	/**
+	 * The VM left (for host `movedTo`, when known): its QEMU (paused, its state gone) ends and its
+	 * files and TAP go, without events or restarts; its console viewers are sent on.
+	 */
+	private async removeHere(vm: ManagedVm<VmOutcome>, movedTo?: string): Promise<void> {
 		const {table, runtime, lifecycle, network, store} = this.#deps;
 		const running = vm.process;
 		// Out of the table first: its process's end is then nobody's to act on (no restart, no crash).
 		table.delete(vm.id);
+		if (movedTo !== undefined) {
+			this.#deps.consoleMoved(vm.id, movedTo);
+		}
+
 		clearTimeout(vm.restartTimer);
 		vm.process = undefined;
 		if (running) {
@@ -289,7 +363,8 @@ export class Migrations {
 			const info = (await qmpExecute(qmp, 'query-migrate').catch(() => ({}))) as {status?: string};
 			const isMirroring = jobs.some(job => job.device === JOB_ID);
 			const status = info.status ?? 'none';
-			if (!isMirroring && !['setup', 'active', 'device', 'pre-switchover', 'completed'].includes(status)) {
+			// A migration this agent started since it came up is under way, not cut short.
+			if (this.#outgoing.has(vm.id) || (!isMirroring && !['setup', 'active', 'device', 'pre-switchover', 'completed'].includes(status))) {
 				continue;
 			}
 
@@ -308,6 +383,8 @@ export class Migrations {
 			await qmpExecute(qmp, 'migrate_cancel').catch(() => {});
 			await Promise.all(this.#deps.peers().map(async peer => this.call(peer.id, {type: 'vm.migrate.abort', body: {vmId: vm.id, from: this.#deps.hostId}}, 10_000, 'vm.migrate.abort')));
 		}
+
+		this.#log.info('migration: checked for migrations out cut short by a restart');
 	}
 
 	/** Whether a live peer lists VM `vmId` as its own. */
@@ -368,12 +445,23 @@ export class Migrations {
 		const timer = setTimeout(() => void this.expire(vm.id), this.#deps.incomingTtlMs ?? DEFAULT_INCOMING_TTL_MS);
 		timer.unref();
 		this.#incoming.set(vm.id, {vm, from, timer, startedAt: moving.startedAt});
+		let base: AcquiredBase;
 		try {
-			const paths = await store.create(record);
-			await this.#deps.runtime.createOverlay(basePath, paths.disk, {sizeBytes: moving.diskBytes});
+			base = await this.#deps.bases.acquire(moving.image, moving.id, moving.baseSha256 === undefined ? {} : {sha256: moving.baseSha256});
+		} catch (error) {
+			log.warn({err: error}, 'migration: no base to take the VM in on');
+			await this.discardIncoming(vm.id);
+			return error instanceof BaseMismatchError
+				? {ok: false, code: 'unknown_image', reason: error.message}
+				: {ok: false, code: 'migrate_failed', reason: `host ${hostId} could not prepare VM ${vm.id}: ${(error as Error).message}`};
+		}
+
+		try {
+			const paths = await store.create(record).finally(() => base.release());
+			await this.#deps.runtime.createOverlay(base.path, paths.disk, {sizeBytes: moving.diskBytes});
 			await writeFile(paths.seed, gunzipSync(Buffer.from(seedBase64, 'base64'), {maxOutputLength: 64 * 1024 * 1024}), {mode: 0o600});
 			if ((moving.network === 'private' || moving.network === 'public') && moving.mac !== null) {
-				await this.#deps.network.attach(vm.id, moving.network, {mac: moving.mac, owner: moving.owner, ...(moving.ip === undefined ? {} : {ip: moving.ip})});
+				await this.#deps.network.attach(vm.id, moving.network, {mac: moving.mac, owner: moving.owner, ...(moving.ip === undefined ? {} : {ip: moving.ip}), ...(moving.lease === undefined ? {} : {lease: moving.lease})});
 			}
 
 			const spawned = await this.#deps.lifecycle.spawn(vm, {isIncoming: true, isAttached: true});
@@ -425,6 +513,14 @@ export class Migrations {
 			await sleep(POLL_MS);
 		}
 
+		// The guest arrived paused (`-S`): it runs from here on, the source's copy stays paused.
+		try {
+			await qmpExecute(qmp, 'cont');
+		} catch (error) {
+			await this.discardIncoming(vmId);
+			return {ok: false, code: 'migrate_failed', reason: `VM ${vmId} arrived on host ${this.#deps.hostId} but did not resume there: ${(error as Error).message}`};
+		}
+
 		clearTimeout(entry.timer);
 		this.#incoming.delete(vmId);
 		await qmpExecute(qmp, 'block-export-del', {arguments: {id: EXPORT_ID}}).catch(() => {});
@@ -434,6 +530,7 @@ export class Migrations {
 		vm.record = {...vm.record, startedAt: entry.startedAt};
 		this.#deps.table.add(vm);
 		await this.#deps.lifecycle.persist(vm);
+		await this.#deps.refreshAddresses();
 		const value = this.#deps.toVm(vm);
 		this.#deps.publish('vm.started', value);
 		this.#log.info({vm: vmId, from}, 'migration: VM taken in');
@@ -445,6 +542,11 @@ export class Migrations {
 		const entry = this.#incoming.get(vmId);
 		if (entry && entry.from !== from) {
 			return {ok: false, code: 'forbidden', reason: `VM ${vmId} is migrating from host ${entry.from}, not ${from}`};
+		}
+
+		if (!entry && this.#deps.table.has(vmId)) {
+			// Committed already (the source lost the answer): the VM lives here now, and stays.
+			return {ok: false, code: 'invalid_state', reason: `VM ${vmId} was taken in by host ${this.#deps.hostId} already`};
 		}
 
 		await this.discardIncoming(vmId);
@@ -483,6 +585,7 @@ export class Migrations {
 		await this.#deps.network.detach(vm.record).catch((error: unknown) => this.#log.warn({err: error, vm: vmId}, 'migration: could not remove the prepared TAP'));
 		await this.#deps.store.remove(vmId);
 		this.#incoming.delete(vmId);
+		void this.#deps.collectBases();
 	}
 }
 
@@ -550,10 +653,11 @@ async function onFreePort(listen: (port: number) => Promise<unknown>): Promise<n
 	throw lastError as Error;
 }
 
-async function waitForMirror(qmp: string, timeoutMs: number): Promise<void> {
+/** Polls the mirror job until it is in step, telling `onPercent` how much of the disk it copied. */
+async function waitForMirror(qmp: string, timeoutMs: number, onPercent: (percent: number) => void): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
-		const jobs = (await qmpExecute(qmp, 'query-block-jobs')) as Array<{device?: string; ready?: boolean; status?: string; error?: string}>;
+		const jobs = (await qmpExecute(qmp, 'query-block-jobs')) as Array<{device?: string; ready?: boolean; status?: string; error?: string; offset?: number; len?: number}>;
 		const job = jobs.find(entry => entry.device === JOB_ID);
 		if (!job) {
 			throw new Error('the disk mirror ended before it was in step (the destination\'s NBD export went away?)');
@@ -564,8 +668,11 @@ async function waitForMirror(qmp: string, timeoutMs: number): Promise<void> {
 		}
 
 		if (job.ready) {
+			onPercent(100);
 			return;
 		}
+
+		onPercent(percentOf(job.offset ?? 0, job.len ?? 0));
 
 		if (Date.now() > deadline) {
 			throw new Error(`the disk mirror was not in step within ${timeoutMs / 1000} s`);
@@ -575,16 +682,27 @@ async function waitForMirror(qmp: string, timeoutMs: number): Promise<void> {
 	}
 }
 
-async function waitForRam(qmp: string, timeoutMs: number): Promise<{totalMs: number; downtimeMs: number}> {
+/** Polls QEMU's migration until the RAM is there, telling `onPercent` how much of it was sent (dirtied pages sent again can take it back). */
+async function waitForRam(qmp: string, timeoutMs: number, onPercent: (percent: number) => void): Promise<{totalMs: number; downtimeMs: number}> {
 	const deadline = Date.now() + timeoutMs;
 	for (;;) {
-		const info = (await qmpExecute(qmp, 'query-migrate')) as {status?: string; 'total-time'?: number; downtime?: number; 'error-desc'?: string};
+		const info = (await qmpExecute(qmp, 'query-migrate')) as {
+			status?: string;
+			'total-time'?: number;
+			downtime?: number;
+			'error-desc'?: string;
+			ram?: {total?: number; remaining?: number};
+		};
 		if (info.status === 'completed') {
 			return {totalMs: info['total-time'] ?? 0, downtimeMs: info.downtime ?? 0};
 		}
 
 		if (info.status === 'failed' || info.status === 'cancelled') {
 			throw new Error(`QEMU's migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+		}
+
+		if (info.ram?.total !== undefined && info.ram.remaining !== undefined) {
+			onPercent(percentOf(info.ram.total - info.ram.remaining, info.ram.total));
 		}
 
 		if (Date.now() > deadline) {

@@ -653,20 +653,38 @@ export function parseFloodPeers(json: string): string[] {
 		.map(row => row.dst as string);
 }
 
-/** A DHCP lease: which address the server gave to which MAC, and until when (epoch seconds; 0 = never ends). */
-export type Lease = {readonly mac: string; readonly ip: string; readonly expires: number};
+/**
+ * A DHCP lease: which address the server gave to which MAC, and until when (epoch seconds; 0 =
+ * never ends); dnsmasq's leases file also has the client id the guest asked with.
+ */
+export type Lease = {readonly mac: string; readonly ip: string; readonly expires: number; readonly clientId?: string};
+
+const CLIENT_ID_PATTERN = /^[\da-f]{2}(?::[\da-f]{2}){0,63}$/;
 
 /** Parses a dnsmasq leases file (`<expiry> <mac> <ip> <hostname> <client-id>` per line). */
 export function parseLeases(text: string): Lease[] {
 	const leases: Lease[] = [];
 	for (const line of text.split('\n')) {
-		const [expiry = '', mac = '', address = ''] = line.trim().split(/\s+/);
+		const [expiry = '', mac = '', address = '', , clientId = '*'] = line.trim().split(/\s+/);
 		if (/^\d+$/.test(expiry) && MAC_PATTERN.test(mac.toLowerCase()) && parseIpv4(address) !== undefined) {
-			leases.push({mac: mac.toLowerCase(), ip: address, expires: Number(expiry)});
+			const id = clientId.toLowerCase();
+			leases.push({mac: mac.toLowerCase(), ip: address, expires: Number(expiry), ...(CLIENT_ID_PATTERN.test(id) ? {clientId: id} : {})});
 		}
 	}
 
 	return leases;
+}
+
+/**
+ * A dnsmasq leases file with `lease` in it (for a VM migrated in: dnsmasq, started on this file,
+ * knows the lease the guest holds): lines for the same MAC or address go, the rest is kept as is.
+ */
+export function withLease(text: string, lease: Lease): string {
+	const kept = text.split('\n').filter(line => {
+		const [, mac = '', address = ''] = line.trim().split(/\s+/);
+		return line.trim() !== '' && mac.toLowerCase() !== lease.mac && address !== lease.ip;
+	});
+	return [...kept, `${lease.expires} ${lease.mac} ${lease.ip} * ${lease.clientId ?? '*'}`].join('\n') + '\n';
 }
 
 /** The address leased to each MAC; with several leases for one MAC the one ending last wins. */

@@ -1,5 +1,6 @@
 /**
- * Pure parsing of `/proc/<pid>/stat`: the process's name, state and start time. The start time
+ * Pure parsing of `/proc/<pid>/stat` (the process's name, state, CPU time and start time) and of
+ * the resident memory in `/proc/<pid>/status`. The start time
  * (field 22, clock ticks since boot) never changes for a process and differs for a later process
  * given the same pid, so pid + start time names one process for good.
  */
@@ -12,6 +13,8 @@ export type ProcStat = {
 	readonly state: string;
 	/** Clock ticks after boot when the process started (field 22). */
 	readonly startTime: number;
+	/** Clock ticks the process spent in user and kernel mode (fields 14 and 15, `utime` + `stime`). */
+	readonly cpuTicks: number;
 };
 
 /** Parses one `/proc/<pid>/stat` line; undefined when it is not one. */
@@ -27,9 +30,17 @@ export function parseProcStat(text: string): ProcStat | undefined {
 	const rest = text.slice(close + 2).trim().split(' ');
 	const state = rest[0];
 	const startTime = Number(rest[19]);
-	if (state === undefined || !/^[A-Za-z]$/.test(state) || !Number.isSafeInteger(startTime) || startTime < 0) {
+	const utime = Number(rest[11]);
+	const stime = Number(rest[12]);
+	if (state === undefined || !/^[A-Za-z]$/.test(state) || ![startTime, utime, stime].every(value => Number.isSafeInteger(value) && value >= 0)) {
 		return undefined;
 	}
 
-	return {comm: text.slice(open + 1, close), state, startTime};
+	return {comm: text.slice(open + 1, close), state, startTime, cpuTicks: utime + stime};
+}
+
+/** The resident set size in bytes from `/proc/<pid>/status` (`VmRSS:  12345 kB`); undefined when absent (a zombie, a kernel thread). */
+export function parseRssBytes(status: string): number | undefined {
+	const match = /^VmRSS:\s+(\d+)\s+kB\s*$/m.exec(status);
+	return match ? Number(match[1]) * 1024 : undefined;
 }

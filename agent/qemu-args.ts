@@ -97,6 +97,10 @@ export function qemuArgs(spec: QemuSpec): string[] {
 		'none',
 		'-vga',
 		'none',
+		// A virtio RNG fed by QEMU's own getrandom(): without it a TCG guest's kernel waits seconds for
+		// its random pool (measured with the demo guest: its SSH server's key waited ≈ 6 s for it).
+		'-device',
+		'virtio-rng-pci',
 		...(spec.hasSeed ? seedArgs(paths.seed) : []),
 		...nicArgs(spec.nic),
 		...(spec.isPaused ? ['-S'] : []),

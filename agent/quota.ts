@@ -3,7 +3,7 @@
  * start made a VM) may hold across the whole fleet. Pure: parsing the flags, adding up a tenant's
  * usage from VM lists, and the decision with a message that names the limit.
  */
-import type {Vm} from '../source/protocol/index.js';
+import {oneCopyPerVm, type Vm} from '../source/protocol/index.js';
 
 export type QuotaLimits = {
 	readonly vms?: number;
@@ -104,6 +104,14 @@ export function usageOf(vms: readonly Vm[], tenant: string): Usage {
 	}
 
 	return usage;
+}
+
+/**
+ * What a tenant holds on the other hosts, from their lists: a VM this host holds (`isHere`; counted
+ * by the local side) is left out, and a VM two hosts list (a live migration's handover) counts once.
+ */
+export function othersUsageOf(otherHostsVms: readonly Vm[], isHere: (vmId: string) => boolean, tenant: string): Usage {
+	return usageOf(oneCopyPerVm(otherHostsVms).filter(vm => !isHere(vm.id)), tenant);
 }
 
 export function addUsage(a: Usage, b: Usage): Usage {

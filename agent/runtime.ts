@@ -8,7 +8,8 @@ import {freemem, totalmem} from 'node:os';
 import {basename, dirname, join, resolve} from 'node:path';
 import {execa} from 'execa';
 import psList from 'ps-list';
-import {parseProcStat} from './proc-stat.js';
+import {connect} from 'node:net';
+import {parseProcStat, parseRssBytes} from './proc-stat.js';
 import {QEMU_BINARY} from './qemu-args.js';
 import {qemuCommand, type QemuNetns} from './qemu-netns.js';
 
@@ -62,6 +63,9 @@ export type OverlayOptions = {
 	readonly signal?: AbortSignal;
 };
 
+/** What `imageInfo` reads. */
+export type ImageInfo = {readonly virtualBytes: number; readonly backingFile?: string};
+
 /** What a command printed. */
 export type CommandOutput = {
 	readonly stdout: string;
@@ -77,6 +81,12 @@ export type RunOptions = {
 	readonly timeoutMs?: number;
 };
 
+/** A process's CPU time so far and its resident memory now (`/proc/<pid>/stat` and `status`). */
+export type ProcessUsage = {readonly startTime: number; readonly cpuTicks: number; readonly rssBytes: number};
+
+/** What a TCP connect found: open (the connection was taken, and closed at once), or why not. */
+export type TcpProbe = {readonly isOpen: boolean; readonly ms: number; readonly error?: string};
+
 /** The host operations the agent needs; `createRuntime()` gives the real one. */
 export type Runtime = {
 	/**
@@ -84,8 +94,11 @@ export type Runtime = {
 	 * given, else the base's); refuses to overwrite an existing disk.
 	 */
 	createOverlay(basePath: string, diskPath: string, options?: OverlayOptions): Promise<void>;
-	/** A qcow2 or raw image's virtual size (`qemu-img info`), read even while a QEMU has it open. */
-	imageInfo(path: string): Promise<{readonly virtualBytes: number}>;
+	/**
+	 * A qcow2 or raw image's virtual size and, for an overlay, the backing file it names as written
+	 * (`qemu-img info`), read even while a QEMU has it open.
+	 */
+	imageInfo(path: string): Promise<ImageInfo>;
 	/**
 	 * Writes `files` (name → content, e.g. `user-data`, `meta-data`) into a NoCloud seed ISO at
 	 * `isoPath`: volume label `cidata`, Joliet and Rock Ridge, made with genisoimage (xorriso if
@@ -102,6 +115,13 @@ export type Runtime = {
 	signal(process: number | ProcessRef, signal: 'SIGTERM' | 'SIGKILL'): boolean;
 	/** Host memory in MiB; `freeMb` is what the kernel reports as available. */
 	memoryInfo(): {totalMb: number; freeMb: number};
+	/** The process's CPU time and RSS; undefined when it is gone (or, with a start time, is a later process). */
+	processUsage(process: ProcessRef): Promise<ProcessUsage | undefined>;
+	/**
+	 * Connects to `address:port` over TCP and closes at once: from the agent's own network
+	 * namespace, or from `netns` (`ip netns exec NAME`, where the agent's bridges are).
+	 */
+	probeTcp(address: string, port: number, options: {readonly netns?: string; readonly timeoutMs: number}): Promise<TcpProbe>;
 	/**
 	 * Runs a host tool (`ip`, `bridge`, `nft`, `dnsmasq`, …) with an argument array, never a shell,
 	 * and resolves with its output once it exits 0; otherwise rejects with a `CommandError`.
@@ -147,7 +167,7 @@ const MIB = 1024 * 1024;
 
 /** The real runtime: spawns processes and reads `/proc` on this host. */
 export function createRuntime(): Runtime {
-	return {createOverlay, imageInfo, createSeedIso, spawnQemu, listProcesses, isAlive, signal, memoryInfo, run};
+	return {createOverlay, imageInfo, createSeedIso, spawnQemu, listProcesses, isAlive, signal, memoryInfo, processUsage, probeTcp, run};
 }
 
 async function createOverlay(basePath: string, diskPath: string, options: OverlayOptions = {}): Promise<void> {
@@ -169,7 +189,7 @@ async function createOverlay(basePath: string, diskPath: string, options: Overla
 	}
 }
 
-async function imageInfo(path: string): Promise<{readonly virtualBytes: number}> {
+async function imageInfo(path: string): Promise<ImageInfo> {
 	// -U: a base image that running VMs hold open is still readable.
 	const args = ['info', '-U', '--output=json', path];
 	try {
@@ -180,7 +200,8 @@ async function imageInfo(path: string): Promise<{readonly virtualBytes: number}>
 			throw new TypeError(`no virtual-size in ${result.stdout.slice(0, 200)}`);
 		}
 
-		return {virtualBytes};
+		const backingFile = isRecord(info) ? info['backing-filename'] : undefined;
+		return {virtualBytes, ...(typeof backingFile === 'string' ? {backingFile} : {})};
 	} catch (error) {
 		throw new OverlayError(`cannot read the size of image ${path}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 	}
@@ -344,6 +365,50 @@ async function run(command: string, args: readonly string[], options: RunOptions
 		const exitCode = isRecord(error) && typeof error.exitCode === 'number' ? error.exitCode : undefined;
 		throw new CommandError(command, args, {exitCode, stderr}, {cause: error});
 	}
+}
+
+async function processUsage(ref: ProcessRef): Promise<ProcessUsage | undefined> {
+	const [statText, statusText] = await Promise.all([readFile(`/proc/${ref.pid}/stat`, 'utf8').catch(() => ''), readFile(`/proc/${ref.pid}/status`, 'utf8').catch(() => '')]);
+	const stat = parseProcStat(statText);
+	const rssBytes = parseRssBytes(statusText);
+	if (!stat || rssBytes === undefined || (ref.startTime !== undefined && stat.startTime !== ref.startTime)) {
+		return undefined;
+	}
+
+	return {startTime: stat.startTime, cpuTicks: stat.cpuTicks, rssBytes};
+}
+
+async function probeTcp(address: string, port: number, options: {readonly netns?: string; readonly timeoutMs: number}): Promise<TcpProbe> {
+	const started = performance.now();
+	const elapsed = () => Math.round(performance.now() - started);
+	if (options.netns !== undefined) {
+		// Node cannot enter a namespace: bash's /dev/tcp connects from inside it (address and port
+		// are arguments, never spliced into the script), `timeout` bounds it.
+		const seconds = (options.timeoutMs / 1000).toFixed(1);
+		const result = await execa('ip', ['netns', 'exec', options.netns, 'timeout', seconds, 'bash', '-c', 'exec 3<>"/dev/tcp/$0/$1"', address, String(port)], {
+			stdin: 'ignore',
+			reject: false,
+			timeout: options.timeoutMs + 2000,
+		});
+		if (result.exitCode === 0) {
+			return {isOpen: true, ms: elapsed()};
+		}
+
+		const said = typeof result.stderr === 'string' ? result.stderr.trim().split('\n').at(-1)?.replace(/^bash: (line \d+: )?/, '') : undefined;
+		return {isOpen: false, ms: elapsed(), error: result.exitCode === 124 ? `no answer within ${options.timeoutMs} ms` : said || `exit ${result.exitCode ?? result.signal}`};
+	}
+
+	return new Promise(resolve => {
+		const socket = connect({host: address, port, timeout: options.timeoutMs});
+		const finish = (probe: TcpProbe) => {
+			socket.destroy();
+			resolve(probe);
+		};
+
+		socket.once('connect', () => finish({isOpen: true, ms: elapsed()}));
+		socket.once('timeout', () => finish({isOpen: false, ms: elapsed(), error: `no answer within ${options.timeoutMs} ms`}));
+		socket.once('error', error => finish({isOpen: false, ms: elapsed(), error: error.message}));
+	});
 }
 
 function memoryInfo(): {totalMb: number; freeMb: number} {

@@ -161,7 +161,9 @@ export class VmLifecycle {
 
 			const nic: NicSpec | undefined =
 				record.mac === null ? undefined : network === 'user' ? {kind: 'user', mac: record.mac} : {kind: 'tap', ifname: id, mac: record.mac};
-			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: !options.isIncoming && (this.config.startPaused ?? false), isIncoming: options.isIncoming ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
+			// An incoming guest stays paused when its RAM has arrived, until the migration is committed
+			// (`cont`): a destination whose agent is gone never runs a second copy beside the source's.
+			const args = qemuArgs({id, paths, memoryMb: record.memoryMb, cpus: record.cpus, accel: this.config.accel, ...(nic ? {nic} : {}), isPaused: options.isIncoming === true || (this.config.startPaused ?? false), isIncoming: options.isIncoming ?? false, hasSeed: true, ...(this.config.runAs === undefined ? {} : {runAs: this.config.runAs})});
 			const {netns} = this.#network.config;
 			// A user-mode guest's connections are QEMU's own: they leave from an empty namespace (qemu-netns.ts).
 			const where = qemuNetns(network, {...(netns === undefined ? {} : {netns}), canUnshare: process.getuid?.() === 0});
@@ -270,12 +272,14 @@ export class VmLifecycle {
 		}
 
 		// A reboot seen again (resent after a lost connection, or redelivered) must not reboot twice:
-		// a VM (re)started since within the requester's patience answers as it is.
-		if (options.isRepeat && vm.life.phase === 'running' && vm.record.startedAt !== null && Date.now() - vm.record.startedAt < REPEATED_REBOOT_WINDOW_MS) {
+		// while the first is under way it joins it (`operate`), and a VM (re)started since within the
+		// requester's patience answers as it is.
+		const kind = options.isHard ? 'reboot-hard' : 'reboot';
+		if (options.isRepeat && vm.pending?.kind !== kind && vm.life.phase === 'running' && vm.record.startedAt !== null && Date.now() - vm.record.startedAt < REPEATED_REBOOT_WINDOW_MS) {
 			return {ok: true, value: this.toVm(vm)};
 		}
 
-		return this.operate(vm, options.isHard ? 'reboot-hard' : 'reboot', async () => {
+		return this.operate(vm, kind, async () => {
 			const outcome = await this.request(vm, {type: 'reboot', isHard: options.isHard}, {graceSeconds: this.config.graceSeconds});
 			if (outcome.ok && !options.isHard && vm.life.phase === 'running') {
 				this.publishVm('vm.rebooted', outcome.value);
@@ -507,7 +511,6 @@ export class VmLifecycle {
 				return;
 			}
 
-			vm.process = undefined;
 			const paths = this.store.paths(vm.id);
 			const log = await readLogTail(paths.qemuLog, 4096)
 				.then(tail => tail.data.toString('utf8'))
@@ -516,6 +519,13 @@ export class VmLifecycle {
 				info => log.slice(Math.max(0, log.length - (info.size - process_.logOffset))),
 				() => '',
 			);
+			if (vm.process !== process_ || this.#vms.get(vm.id) !== vm) {
+				return;
+			}
+
+			// From here to the new phase (carryOut sets it before its first await) nothing yields: a list
+			// never sees the VM as running without its process.
+			vm.process = undefined;
 			const {kind, description} = classifyExit(exit, since);
 			const ranSteadily = vm.record.startedAt !== null && Date.now() - vm.record.startedAt >= (this.config.steadyMs ?? DEFAULT_STEADY_MS);
 			const wasRunning = vm.life.phase === 'running';

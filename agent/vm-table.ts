@@ -3,9 +3,11 @@
  * exit signal, the operation under way, a restart timer), in one table. Everything the agent knows
  * about a VM lives here, so nothing about it can disagree with itself.
  */
+import type {VmLoad} from '../source/protocol/index.js';
 import type {LifeState, Phase} from './lifecycle.js';
 import type {RecordPhase, VmRecord} from './record.js';
 import type {ProcessExit, ProcessRef} from './runtime.js';
+import type {UsageSample} from './vm-load.js';
 
 /** How a VM process ended, as seen by its exit signal: an adopted VM's status cannot be read (null). */
 export type ObservedExit = ProcessExit | null;
@@ -78,8 +80,12 @@ export class ManagedVm<T = unknown> {
 	process: VmProcess | undefined;
 	pending: PendingOperation<T> | undefined;
 	restartTimer: NodeJS.Timeout | undefined;
-	/** The overlay's allocated bytes, refreshed when a list is taken. */
+	/** The overlay's allocated bytes, read when a list is taken at most every `DISK_USE_MAX_AGE_MS`, and when (`Date.now()`). */
 	diskUsedBytes: number | undefined;
+	diskUsedAt: number | undefined;
+	/** The last sample of its process's CPU time and RSS, and the load measured up to it (`vm-load.ts`). */
+	usage: UsageSample | undefined;
+	load: VmLoad | undefined;
 	#tail: Promise<unknown> = Promise.resolve();
 
 	constructor(record: VmRecord) {

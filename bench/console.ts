@@ -1,11 +1,13 @@
 /**
  * The interactive console against its floor (`BENCH_ONLY=console npm run bench`): keystroke → echo
  * round trips and guest output throughput through the broker and the agent, against a twin guest
- * (same demo image, same QEMU argv) whose serial socket chardev this process reads directly. Both
- * guests boot at once and are measured one after the other, in the same run.
+ * (same demo image, a copy of its seed, same QEMU argv) whose serial socket chardev this process reads directly. Both
+ * guests boot at once; their round trips are taken in turns (one keystroke each, alternately), so
+ * both see the same load on a shared machine, and their throughput one after the other. Then 20
+ * viewers attach to the guest through the agent: its RSS and CPU, idle and while the guest floods.
  */
 import {execFile} from 'node:child_process';
-import {symlink} from 'node:fs/promises';
+import {copyFile, readFile, symlink} from 'node:fs/promises';
 import {createConnection, type Socket} from 'node:net';
 import {join} from 'node:path';
 import {promisify} from 'node:util';
@@ -14,6 +16,7 @@ import {qemuArgs, QEMU_BINARY} from '../agent/qemu-args.js';
 import {vmPaths} from '../agent/vm-paths.js';
 import {ConsoleStream} from '../source/broker/console-stream.js';
 import {createBenchCloud} from './lib/cloud.js';
+import {openEchoFloor} from './lib/floor.js';
 import {markdownTable, median, ms, p90, ratioRow, type Row} from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -22,6 +25,14 @@ const run = promisify(execFile);
 type Line = {send(data: string): void; onOutput(listener: (data: Buffer) => void): void};
 
 const PROMPT = /# (?:\u001B\[6n)?$/;
+
+/** Keys in a burst. */
+const BURST = 20;
+
+/** Viewers attached at once for the agent's memory and CPU. */
+const VIEWERS = 20;
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 async function waitForText(line: {text(): string}, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
@@ -57,30 +68,82 @@ function recorder(line: Line): {text(): string; clear(): void; waitForOutput(): 
 	};
 }
 
-/** Round trips of one typed character to its echo; the line is killed (ctrl-U) every 40 characters. */
-async function roundTrips(line: Line, samples: number): Promise<number[]> {
-	const said = recorder(line);
-	const times: number[] = [];
+/**
+ * Round trips of one typed character to its echo, on each line in turn (a keystroke on the first,
+ * then on the second, …), so a load that comes and goes weighs on every line alike; each line is
+ * killed (ctrl-U) every 40 characters.
+ */
+async function roundTrips(lines: readonly Line[], samples: number): Promise<number[][]> {
+	const said = lines.map(line => recorder(line));
+	const times: number[][] = lines.map(() => []);
 	for (let index = 0; index < samples + 5; index++) {
-		if (index % 40 === 39) {
+		for (const [which, line] of lines.entries()) {
+			if (index % 40 === 39) {
+				line.send('\u0015');
+				await new Promise(resolve => setTimeout(resolve, 150));
+			}
+
+			const echoed = said[which]!.waitForOutput();
+			const started = performance.now();
+			line.send('a');
+			await echoed;
+			// The first few warm the path up.
+			if (index >= 5) {
+				times[which]!.push(performance.now() - started);
+			}
+
+			await new Promise(resolve => setTimeout(resolve, 5));
+		}
+	}
+
+	for (const line of lines) {
+		line.send('\u0015');
+	}
+
+	return times;
+}
+
+/**
+ * A burst of BURST keys sent one by one in the same instant (fast typing, a paste from a terminal
+ * that sends a key per write) until the last one's echo, on each line in turn, `rounds` times.
+ */
+async function bursts(lines: readonly Line[], rounds: number): Promise<number[][]> {
+	const said = lines.map(line => recorder(line));
+	const times: number[][] = lines.map(() => []);
+	for (let round = 0; round < rounds; round++) {
+		for (const [which, line] of lines.entries()) {
+			said[which]!.clear();
+			const started = performance.now();
+			for (let key = 0; key < BURST; key++) {
+				line.send('b');
+			}
+
+			await waitForText({text: () => said[which]!.text().replaceAll(/[^b]/g, '')}, new RegExp(`b{${BURST}}`), 30_000, 'a burst\'s echo');
+			times[which]!.push(performance.now() - started);
 			line.send('\u0015');
 			await new Promise(resolve => setTimeout(resolve, 150));
 		}
-
-		const echoed = said.waitForOutput();
-		const started = performance.now();
-		line.send('a');
-		await echoed;
-		// The first few warm the path up.
-		if (index >= 5) {
-			times.push(performance.now() - started);
-		}
-
-		await new Promise(resolve => setTimeout(resolve, 5));
 	}
 
-	line.send('\u0015');
 	return times;
+}
+
+/** A process's resident memory (bytes) and CPU time so far (ms), from /proc. */
+async function processUsage(pid: number): Promise<{rssBytes: number; cpuMs: number}> {
+	const [status, stat] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), readFile(`/proc/${pid}/stat`, 'utf8')]);
+	const rssKib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
+	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+	// utime and stime, in clock ticks (100 a second here).
+	return {rssBytes: rssKib * 1024, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10};
+}
+
+/** The agent's CPU (% of a core) over `ms`, and its RSS at the end. */
+async function agentLoad(pid: number, ms: number, during?: () => Promise<void>): Promise<{cpuPercent: number; rssBytes: number}> {
+	const before = await processUsage(pid);
+	const started = performance.now();
+	await Promise.all([new Promise(resolve => setTimeout(resolve, ms)), during?.()]);
+	const after = await processUsage(pid);
+	return {cpuPercent: ((after.cpuMs - before.cpuMs) / (performance.now() - started)) * 100, rssBytes: after.rssBytes};
 }
 
 /** Guest output bytes per second reaching the reader: `head -c BYTES` of `yes` to the console. */
@@ -111,13 +174,15 @@ export async function measureConsole(options: {readonly samples: number; readonl
 		await symlink(image.path, join(cloud.dir, 'img', 'demo.qcow2'));
 		await cloud.addAgents(1);
 		await cloud.settle();
-		// The twin: the same argv the agent would use, but its serial socket held by this process.
+		const vm = await cloud.client.start({image: 'demo'}, {timeoutMs: 60_000});
+		// The twin: the same argv the agent used, with a copy of the VM's seed (the same guest: the
+		// seed decides what it runs), but its serial socket held by this process.
 		const paths = vmPaths(join(cloud.dir, 'twin'), 'vm-twinfast');
 		await run('mkdir', ['-p', paths.dir]);
 		await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', 'qcow2', paths.disk]);
-		const twinProcess = execFile(QEMU_BINARY, qemuArgs({id: 'vm-twinfast', paths, memoryMb: 128, cpus: 1, accel: 'tcg'}));
+		await copyFile(vmPaths(join(cloud.dir, vm.host), vm.id).seed, paths.seed);
+		const twinProcess = execFile(QEMU_BINARY, qemuArgs({id: 'vm-twinfast', paths, memoryMb: 128, cpus: 1, accel: 'tcg', hasSeed: true}));
 		twinProcess.on('error', () => {});
-		const vm = await cloud.client.start({image: 'demo'}, {timeoutMs: 60_000});
 		log(`booting ${vm.id} (through the agent) and its twin (direct)`);
 
 		for (let attempt = 0; !twin; attempt++) {
@@ -160,12 +225,40 @@ export async function measureConsole(options: {readonly samples: number; readonl
 			await waitForText(said, PROMPT, 30_000, 'a prompt');
 		}
 
-		log(`round trips: ${options.samples} each`);
-		const floorTimes = await roundTrips(direct, options.samples);
-		const kloudTimes = await roundTrips(broker, options.samples);
+		log(`round trips: ${options.samples} each, in turns (with the broker's own two hops)`);
+		const hops = await openEchoFloor();
+		const [floorTimes = [], kloudTimes = [], hopTimes = []] = await roundTrips([direct, broker, hops], options.samples).finally(async () => hops.close());
+		const [floorBursts = [], kloudBursts = []] = await bursts([direct, broker], 10);
 		log(`throughput: ${options.bytes} bytes each`);
 		const floorRate = await throughput(direct, options.bytes);
 		const kloudRate = await throughput(broker, options.bytes);
+
+		// 20 viewers (read-only) beside the writer: the agent's memory and CPU, idle and in a flood.
+		const agentPid = cloud.agents[0]!.process.pid!;
+		const alone = await agentLoad(agentPid, 5000);
+		const viewers: ConsoleStream[] = [];
+		let viewerBytes = 0;
+		for (let index = 0; index < VIEWERS; index++) {
+			viewers.push(
+				await ConsoleStream.open(cloud.client, vm.id, {
+					write: false,
+					timeoutMs: 10_000,
+					onEvent(event) {
+						if (event.type === 'output') {
+							viewerBytes += event.data.length;
+						}
+					},
+				}),
+			);
+		}
+
+		const idle = await agentLoad(agentPid, 5000);
+		log(`${VIEWERS} viewers attached: flooding ${options.bytes} bytes`);
+		viewerBytes = 0;
+		const flood = await agentLoad(agentPid, 0, async () => {
+			await throughput(broker, options.bytes);
+		});
+		await Promise.all(viewers.map(async viewer => viewer.detach()));
 		await stream.detach();
 
 		const rows: Row[] = [ratioRow('keystroke → echo round trip', floorTimes, kloudTimes, Number.POSITIVE_INFINITY, 'p50 ≤ floor + 2 ms')];
@@ -178,7 +271,10 @@ export async function measureConsole(options: {readonly samples: number; readonl
 			markdownTable(rows),
 			'',
 			`Round trip: floor p50 ${ms(median(floorTimes))} / p90 ${ms(p90(floorTimes))}; through the broker and the agent p50 ${ms(median(kloudTimes))} / p90 ${ms(p90(kloudTimes))}: **p50 ${ms(overhead)} over the floor**.`,
+			`Of that, the broker's own two hops (a plain amqplib echo process reached as an agent is, answering as it does, in the same turns; no kloud code): p50 ${ms(median(hopTimes))} / p90 ${ms(p90(hopTimes))}; what is left (kloud's code at both ends, the agent's second wake-up for the echo, their share of the cores beside the guest): ${ms(overhead - median(hopTimes))}.`,
+			`A burst of ${BURST} keys to the last one's echo: floor p50 ${ms(median(floorBursts))} / p90 ${ms(p90(floorBursts))}; through kloud p50 ${ms(median(kloudBursts))} / p90 ${ms(p90(kloudBursts))}.`,
 			`Guest output (\`yes | head -c ${options.bytes}\`) reaching the reader: floor ${kib(floorRate)}, through kloud ${kib(kloudRate)} (${(kloudRate / floorRate).toFixed(2)}× the floor; the emulated UART sets the floor).`,
+			`The agent with one session: RSS ${mib(alone.rssBytes)}, CPU ${alone.cpuPercent.toFixed(1)} % of a core (guest idle, 5 s); with ${VIEWERS} more viewers attached: RSS ${mib(idle.rssBytes)}, CPU ${idle.cpuPercent.toFixed(1)} % idle; while the guest floods ${options.bytes} bytes to all ${VIEWERS + 1}: CPU ${flood.cpuPercent.toFixed(1)} %, RSS ${mib(flood.rssBytes)} (the viewers got ${(viewerBytes / VIEWERS / 1024).toFixed(0)} KiB each).`,
 			'',
 		].join('\n');
 	} finally {

@@ -29,7 +29,14 @@ const LIST_SIZES = [5, 50] as const;
 
 export type PeerResult = {readonly libvirtVersion: string; readonly cli: PeerRow[]; readonly clients: PeerRow[]; readonly startup: Row[]; readonly notes: string[]};
 
-type Options = {readonly iterations: number; readonly listIterations: number; readonly frameIterations: number; readonly log: (line: string) => void};
+type Options = {
+	readonly iterations: number;
+	readonly listIterations: number;
+	readonly frameIterations: number;
+	/** The CLI rows and start-up floors alone (`BENCH_PEER_CLI_ONLY=1`): no client-library rows, no lifecycle rows, lists with 5 VMs only. */
+	readonly cliOnly?: boolean;
+	readonly log: (line: string) => void;
+};
 
 async function timed(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ms: number; stdout: string}> {
 	const started = performance.now();
@@ -172,11 +179,11 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 		);
 	}
 
-	log(`peer: client library vs Python binding, start and stop × ${options.iterations}`);
+	log(options.cliOnly ? 'peer: CLI rows only' : `peer: client library vs Python binding, start and stop × ${options.iterations}`);
 	const clientStart = sides();
 	const clientStop = sides();
 	const createXmlOnly: number[] = [];
-	for (let index = 0; index < options.iterations; index++) {
+	for (let index = 0; index < (options.cliOnly ? 0 : options.iterations); index++) {
 		let kloudVm = '';
 		const domain = nextDomain();
 		await alternate(
@@ -207,7 +214,8 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 		);
 	}
 
-	const lifecycle = await measureLifecyclePeers({cloud, python, host, kloud, virsh, nextDomain, pool: `${prefix}pool`, iterations: options.iterations, log});
+	const lifecycle = options.cliOnly ? {cli: [], clients: []} : await measureLifecyclePeers({cloud, python, host, kloud, virsh, nextDomain, pool: `${prefix}pool`, iterations: options.iterations, log});
+	const listSizes = options.cliOnly ? LIST_SIZES.slice(0, 1) : LIST_SIZES;
 
 	const cliList: Record<number, Sides> = {};
 	const clientList: Record<number, Sides> = {};
@@ -218,7 +226,7 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	const listNoCache: number[] = [];
 	let frame;
 	let running = 0;
-	for (const size of LIST_SIZES) {
+	for (const size of listSizes) {
 		log(`peer: ${size} VMs on each side`);
 		// Not measured: both sides grow at once, each one VM at a time.
 		const grow = size - running;
@@ -273,12 +281,18 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 			await alternate(
 				index,
 				async () => {
+					if (options.cliOnly) {
+						return;
+					}
+
 					const started = performance.now();
 					await cloud.client.list({timeoutMs: 5000});
 					client.kloud.push(performance.now() - started);
 				},
 				async () => {
-					client.peer.push((await python.list()).ms);
+					if (!options.cliOnly) {
+						client.peer.push((await python.list()).ms);
+					}
 				},
 			);
 		}
@@ -292,13 +306,13 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 	const cli: PeerRow[] = [
 		{measure: 'floor: `node -e 0` vs `virsh --version`', kloud: nodeFloor, peer: virshVersion},
 		{measure: 'create + start (`kloud-tui start` vs `qemu-img create` + `virsh create --paused`)', kloud: cliStart.kloud, peer: cliStart.peer, goal: 1, goalText: '≤ 1×'},
-		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`kloud-tui list --json\` vs \`virsh list --all\`)`, kloud: cliList[size]!.kloud, peer: cliList[size]!.peer, goal: 3, goalText: '≤ 3×'})),
+		...listSizes.map(size => ({measure: `list, ${size} VMs (\`kloud-tui list --json\` vs \`virsh list --all\`)`, kloud: cliList[size]!.kloud, peer: cliList[size]!.peer, goal: 3, goalText: '≤ 3×'})),
 		{measure: 'hard stop (`kloud-tui stop --kill --host` vs `virsh destroy`)', kloud: cliStop.kloud, peer: cliStop.peer, goal: 1, goalText: '≤ 1×'},
 		...lifecycle.cli,
 	];
-	const clients: PeerRow[] = [
+	const clients: PeerRow[] = options.cliOnly ? [] : [
 		{measure: 'create + start (`start` vs overlay + `createXML`)', kloud: clientStart.kloud, peer: clientStart.peer, goal: 1, goalText: '≤ 1×'},
-		...LIST_SIZES.map(size => ({measure: `list, ${size} VMs (\`list\` vs \`listAllDomains\`)`, kloud: clientList[size]!.kloud, peer: clientList[size]!.peer})),
+		...listSizes.map(size => ({measure: `list, ${size} VMs (\`list\` vs \`listAllDomains\`)`, kloud: clientList[size]!.kloud, peer: clientList[size]!.peer})),
 		{measure: 'hard stop (`stop` kill vs `destroy`)', kloud: clientStop.kloud, peer: clientStop.peer, goal: 1, goalText: '≤ 1×'},
 		...lifecycle.clients,
 	];
@@ -324,7 +338,7 @@ async function measure(cloud: BenchCloud, python: PythonLibvirt, prefix: string,
 				: `so a Node CLI meets that goal only if everything it does past starting Node fits in ${ms(3 * virshList - median(nodeFloor))}`
 		}; kloud's list took ${ms(median(listOneHost) - median(nodeFloor))} past it (loading its code, connecting, the round, closing).`,
 		`Minimums (the least disturbed of each series): \`node -e 0\` ${minimum(nodeFloor)}, \`kloud-tui --help\` ${minimum(help)}, \`kloud-tui list\` ${minimum(listOneHost)} (without its code cache ${minimum(listNoCache)}), \`virsh list\` ${minimum(cliList[LIST_SIZES[0]]!.peer)}, hard stop kloud ${minimum(cliStop.kloud)} / virsh ${minimum(cliStop.peer)}${frame ? `, TUI first line ${minimum(frame.frame)}, Ink's first frame ${minimum(frame.inkFrame)} (floor ${minimum(frame.floor)})` : ''}.`,
-		`The libvirt start figure includes \`qemu-img create\` for the overlay, as kloud's includes its own; \`virsh create\` alone took ${ms(median(virshCreateOnly))} (median), \`createXML\` alone ${ms(median(createXmlOnly))}.`,
+		`The libvirt start figure includes \`qemu-img create\` for the overlay, as kloud's includes its own; \`virsh create\` alone took ${ms(median(virshCreateOnly))} (median)${createXmlOnly.length > 0 ? `, \`createXML\` alone ${ms(median(createXmlOnly))}` : ''}.`,
 	];
 	const libvirtVersion = (await virsh('--version')).stdout.trim();
 	return {libvirtVersion, cli, clients, startup, notes};
@@ -445,10 +459,14 @@ Through the CLIs a user runs (each a new process: \`kloud-tui …\` against \`vi
 
 ${peerTable(result.cli, names)}
 
-Through long-lived clients (kloud's client library in the benchmark's process against the libvirt
+${
+	result.clients.length === 0
+		? 'Through long-lived clients: not measured in this run (`BENCH_PEER_CLI_ONLY=1`).'
+		: `Through long-lived clients (kloud's client library in the benchmark's process against the libvirt
 Python binding in a helper process, timed inside Python around the binding's calls):
 
-${peerTable(result.clients, names)}
+${peerTable(result.clients, names)}`
+}
 
 What starting a CLI costs against its floor, and the TUI (\`kloud-tui\`, no subcommand) in a real
 terminal (tmux, 120×30): time until its first frame is on screen, against a \`node -e\` that prints a

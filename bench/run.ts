@@ -14,17 +14,20 @@ import {markSection, spliceSection} from './lib/report.js';
 import {describeList, measureList, type ListPoint} from './list.js';
 import {describeLifecycle, measureLifecycle} from './lifecycle.js';
 import {measureCluster} from './cluster.js';
+import {measureGroups} from './groups.js';
 import {describePeer, measurePeer} from './peer.js';
 import {measureConcurrentStarts, measureGrowth, measureStart} from './start.js';
 
 const run = promisify(execFile);
 const QUICK = process.env.BENCH_QUICK === '1';
 /**
- * `BENCH_ONLY=peer` (kloud against libvirt), `BENCH_ONLY=lifecycle`, or `BENCH_ONLY=cluster` (the 3-node
- * cluster against the single broker): only that section of BENCHMARKS.md is replaced, the rest kept.
+ * `BENCH_ONLY=peer` (kloud against libvirt), `BENCH_ONLY=lifecycle`, `BENCH_ONLY=groups`, `BENCH_ONLY=cluster` (the 3-node
+ * cluster against the single broker), `BENCH_ONLY=migrate` (live migration) or `BENCH_ONLY=console` (keystroke round trips,
+ * output throughput, 20 viewers): only that section of
+ * BENCHMARKS.md is replaced, the rest kept.
  */
 const ONLY = process.env.BENCH_ONLY;
-const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10};
+const PEER = {iterations: QUICK ? 3 : 15, listIterations: QUICK ? 5 : 20, frameIterations: QUICK ? 3 : 10, cliOnly: process.env.BENCH_PEER_CLI_ONLY === '1'};
 const BENCHMARKS = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 const HOST_COUNTS = QUICK ? [1, 10] : [1, 10, 50];
 const CONCURRENT = QUICK ? 20 : 100;
@@ -52,15 +55,22 @@ async function lifecycleSection(): Promise<string> {
 	}
 }
 
-/** `BENCH_ONLY=peer` or `BENCH_ONLY=lifecycle`: that section alone, spliced into the BENCHMARKS.md already there. */
-async function onlySection(name: 'peer' | 'lifecycle'): Promise<void> {
+async function groupsSection(): Promise<string> {
+	log('groups: replacement, controller failover, a group of 50 after a failover');
+	return measureGroups({replacements: QUICK ? 2 : 5, bigGroup: 50, log});
+}
+
+const SECTION_TITLES = {peer: 'Peer', lifecycle: 'Lifecycle', groups: 'Groups'} as const;
+
+/** `BENCH_ONLY=peer`, `lifecycle` or `groups`: that section alone, spliced into the BENCHMARKS.md already there. */
+async function onlySection(name: 'peer' | 'lifecycle' | 'groups'): Promise<void> {
 	const machine = await describeMachine();
 	log(machine);
 	// The machine is shared: how busy it was says how far these figures are from a quiet box's.
 	const loadBefore = loadavg()[0]!;
-	const body = name === 'peer' ? await peerSection() : await lifecycleSection();
+	const body = name === 'peer' ? await peerSection() : name === 'groups' ? await groupsSection() : await lifecycleSection();
 	const load = `load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores)`;
-	const section = `${body}\n${name === 'peer' ? 'Peer' : 'Lifecycle'} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}; ${load}.\n`;
+	const section = `${body}\n${SECTION_TITLES[name]} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name}${name === 'peer' && PEER.cliOnly ? ' BENCH_PEER_CLI_ONLY=1' : ''} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}; ${load}.\n`;
 	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
 	await writeFile(BENCHMARKS, spliceSection(current, name, section, '## Reading these numbers'));
 	process.stdout.write(`\n${section}\n`);
@@ -76,37 +86,50 @@ async function clusterSection(): Promise<string> {
 	}
 }
 
-/** `BENCH_ONLY=cluster`: the cluster section alone, spliced into the BENCHMARKS.md already there. */
-async function onlyCluster(): Promise<void> {
+async function migrateSection(): Promise<string> {
+	const {measureMigration} = await import('./migrate.js');
+	return measureMigration({rounds: QUICK ? 1 : 3, log});
+}
+
+async function consoleSection(): Promise<string> {
+	const {measureConsole} = await import('./console.js');
+	return measureConsole({samples: QUICK ? 30 : 200, bytes: QUICK ? 256 * 1024 : 2 * 1024 * 1024, log});
+}
+
+/** Measured alone (`BENCH_ONLY=NAME`), each spliced into the BENCHMARKS.md already there. */
+const SPLICED = {
+	cluster: {title: 'Cluster', measure: clusterSection},
+	migrate: {title: 'Migration', measure: migrateSection},
+	console: {title: 'Console', measure: consoleSection},
+} as const;
+
+/** `BENCH_ONLY=cluster`, `migrate` (live migration against direct QEMU-to-QEMU) or `console` (against the guest's socket read directly). */
+async function onlySpliced(name: keyof typeof SPLICED): Promise<void> {
 	const machine = await describeMachine();
 	log(machine);
-	const section = `${await clusterSection()}\nCluster run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=cluster npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}.\n`;
+	const loadBefore = loadavg()[0]!;
+	const body = await SPLICED[name].measure();
+	const load = `load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores)`;
+	const section = `${body}\n${SPLICED[name].title} run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`BENCH_ONLY=${name} npm run bench\`${QUICK ? ' (BENCH_QUICK=1)' : ''}, on ${machine}; ${load}.\n`;
 	const current = await readFile(BENCHMARKS, 'utf8').catch(() => '# Benchmarks\n');
-	await writeFile(BENCHMARKS, spliceSection(current, 'cluster', section, '## Reading these numbers'));
+	await writeFile(BENCHMARKS, spliceSection(current, name, section, '## Reading these numbers'));
 	process.stdout.write(`\n${section}\n`);
-	log(`wrote the cluster section of ${BENCHMARKS}`);
+	log(`wrote the ${name} section of ${BENCHMARKS}`);
 }
 
 async function main(): Promise<void> {
-	if (ONLY === 'peer' || ONLY === 'lifecycle') {
+	if (ONLY === 'peer' || ONLY === 'lifecycle' || ONLY === 'groups') {
 		await onlySection(ONLY);
 		return;
 	}
 
-	if (ONLY === 'cluster') {
-		await onlyCluster();
-		return;
-	}
-
-	if (ONLY === 'console') {
-		// Printed only (BENCHMARKS.md is left as it is): `BENCH_QUICK=1` for 30 samples and 256 KiB.
-		const {measureConsole} = await import('./console.js');
-		process.stdout.write(`\n${await measureConsole({samples: QUICK ? 30 : 200, bytes: QUICK ? 256 * 1024 : 2 * 1024 * 1024, log})}\n`);
+	if (ONLY === 'cluster' || ONLY === 'migrate' || ONLY === 'console') {
+		await onlySpliced(ONLY);
 		return;
 	}
 
 	if (ONLY !== undefined) {
-		throw new Error(`BENCH_ONLY=${ONLY}: only "peer", "lifecycle", "cluster" or "console" run alone`);
+		throw new Error(`BENCH_ONLY=${ONLY}: only "peer", "lifecycle", "groups", "cluster", "migrate" or "console" run alone`);
 	}
 
 	const machine = await describeMachine();
@@ -250,12 +273,17 @@ ${listByVms.join('\n')}
 `;
 	const lifecycle = markSection('lifecycle', await lifecycleSection());
 	const peer = markSection('peer', await peerSection());
+	const groups = markSection('groups', await groupsSection());
 	log('the 3-node cluster against the single broker');
 	const clustered = markSection('cluster', await clusterSection());
+	log('live migration against direct QEMU-to-QEMU');
+	const migrated = markSection('migrate', await migrateSection());
+	log('the interactive console against its floor');
+	const consoled = markSection('console', await consoleSection());
 	// Hand-written reading of the figures (bench/analysis.md) follows the generated tables.
 	const analysis = await readFile(fileURLToPath(new URL('../../bench/analysis.md', import.meta.url)), 'utf8').catch(() => '');
-	await writeFile(BENCHMARKS, [report, lifecycle, peer, clustered, analysis].filter(Boolean).join('\n'));
-	process.stdout.write(`\n${report}\n${lifecycle}\n${peer}\n${clustered}\n`);
+	await writeFile(BENCHMARKS, [report, lifecycle, peer, groups, clustered, migrated, consoled, analysis].filter(Boolean).join('\n'));
+	process.stdout.write(`\n${report}\n${lifecycle}\n${peer}\n${groups}\n${clustered}\n${migrated}\n${consoled}\n`);
 	log(`wrote ${BENCHMARKS}`);
 }
 

@@ -154,7 +154,7 @@ async function idleCpu(seconds: number, nextRound: () => void): Promise<number> 
 const noop = async () => {
 	throw new Error('not in the benchmark');
 };
-const actions: FleetActions = {refresh() {}, images: noop, start: noop, stop: noop, boot: noop, reboot: noop, delete: noop, consoleTail: noop};
+const actions: FleetActions = {refresh() {}, images: noop, start: noop, stop: noop, boot: noop, reboot: noop, delete: noop, consoleTail: noop, migrate: noop, cordon: noop, drain: noop};
 
 async function main() {
 	const store = new FleetStore(Date.now());

@@ -63,6 +63,12 @@ start_node() {
 		# A hung node blocks the others' metadata writes (declaring a queue) until it is deemed down:
 		# after ≈ net_ticktime. 60 s by default; 10 s here, so a hung node costs seconds, not a minute.
 		echo 'net_ticktime = 10'
+		# Nodes 2… join node 1 as they first boot (a node already clustered ignores this): no second
+		# boot for a stop_app / join_cluster / start_app, which on a loaded machine was most of `up`.
+		if [ "$i" -gt 1 ]; then
+			echo 'cluster_formation.peer_discovery_backend = classic_config'
+			echo "cluster_formation.classic_config.nodes.1 = $(node_name 1)"
+		fi
 		if [ -n "$TLS" ]; then
 			echo "listeners.ssl.1 = 127.0.0.1:$(tls_port "$i")"
 			echo "ssl_options.cacertfile = $TLS/ca.pem"
@@ -105,13 +111,18 @@ cmd_up() {
 	mkdir -p "$DIR"
 	[ -s "$DIR/cookie" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$DIR/cookie")
 	local i
-	for i in $(seq 1 "$COUNT"); do
+	# Node 1 first: the others find it running when they boot, and join it then.
+	if ! node_pid 1 >/dev/null; then
+		start_node 1
+	fi
+	await_node 1 || return 1
+	for i in $(seq 2 "$COUNT"); do
 		if ! node_pid "$i" >/dev/null; then
 			start_node "$i"
 		fi
 	done
 	local waits=() failed=0
-	for i in $(seq 1 "$COUNT"); do
+	for i in $(seq 2 "$COUNT"); do
 		await_node "$i" &
 		waits+=($!)
 	done

@@ -129,6 +129,9 @@ cleanup() {
 			fi
 		done
 		node scripts/demo-broker.mjs clean "$AMQP" "$NS" || step "could not remove the broker's $NS.* exchanges and queue"
+		# The demo's VMs go with their state dirs: so do their marks on the image's base copies (each
+		# names its agent's state dir), else the copies they used would be kept for good (README, "Base images").
+		grep -lsF " $WORK/" "$IMAGES"/.bases/users/*/* 2>/dev/null | xargs -r rm -f
 		rm -rf "$WORK"
 	fi
 	if [ ${#users[@]} -gt 0 ]; then

@@ -24,6 +24,8 @@ declare -A probe=(
 	[nftables]=/usr/sbin/nft
 	[iputils-ping]=/usr/bin/ping
 	[curl]=/usr/bin/curl
+	# SSH into demo guests (test/e2e/ssh.test.ts)
+	[openssh-client]=/usr/bin/ssh
 	# the demo image builder (a FAT superfloppy with syslinux) and NoCloud seed ISOs
 	[syslinux]=/usr/bin/syslinux
 	[mtools]=/usr/bin/mcopy

@@ -32,14 +32,7 @@ async function main(): Promise<void> {
 	}
 
 	const {runCli, onDone} = await loadRunner();
-	const output = await runCli(args);
-	if (output) {
-		process.stdout.write(`${output.stdout}\n`);
-		if (output.stderr) {
-			process.stderr.write(`${output.stderr}\n`);
-		}
-	}
-
+	await runCli(args);
 	onDone();
 }
 
@@ -59,9 +52,8 @@ async function loadRunner(): Promise<{runCli: typeof RunCli; onDone: () => void}
 	return {runCli, onDone: () => {}};
 }
 
-try {
-	await main();
-} catch (error) {
+// A promise, not a top-level await: the bundle is CommonJS (scripts/bundle.mjs).
+main().catch((error: unknown) => {
 	// By name, not instanceof: a subcommand's UsageError comes from the CommonJS bundle's own copy of the class.
 	const isUsage = (error as Error).name === 'UsageError';
 	process.stderr.write(`kloud-tui: ${(error as Error).message}\n`);
@@ -70,4 +62,4 @@ try {
 	if (!isUsage && (error as Error).name !== 'KloudRequestError') {
 		process.stderr.write(`${(error as Error).stack ?? ''}\n`.replace(/^.*\n/, ''));
 	}
-}
+});

@@ -2,7 +2,7 @@
 import type {KloudClient} from './broker/client.js';
 import {KloudRequestError} from './broker/client.js';
 import {describeDisk, describeState, formatHosts, formatImages, formatVms, hostRows, imageRows, sortVms} from './format.js';
-import type {StartBody, Vm} from './protocol/index.js';
+import {oneCopyPerVm, type StartBody, type Vm} from './protocol/index.js';
 
 export type Output = {readonly stdout: string; readonly stderr?: string};
 
@@ -22,7 +22,8 @@ function requireAnswers(count: number, missing: readonly string[], timeoutMs: nu
 export async function listCommand(client: KloudClient, options: CommonOptions): Promise<Output> {
 	const round = await client.list({timeoutMs: options.timeoutMs});
 	requireAnswers(round.replies.length, round.missing, options.timeoutMs);
-	const vms = sortVms(round.replies.flatMap(snapshot => snapshot.vms));
+	// A VM mid-handover is listed by both hosts: one row, the destination's.
+	const vms = sortVms(oneCopyPerVm(round.replies.flatMap(snapshot => snapshot.vms)));
 	const hosts = hostRows(round.replies, round.missing);
 	return options.json
 		? {stdout: JSON.stringify({vms, hosts, durationMs: Math.round(round.durationMs * 10) / 10})}

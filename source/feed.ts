@@ -5,6 +5,7 @@
  */
 import type {KloudClient} from './broker/client.js';
 import {VmListCache} from './broker/list-cache.js';
+import {drainCommand} from './commands.js';
 import {imageRows} from './format.js';
 import type {Vm} from './protocol/index.js';
 import type {FleetStore} from './state/store.js';
@@ -96,6 +97,24 @@ export function startFeed(client: KloudClient, store: FleetStore, options: {read
 		async consoleTail(target: Target) {
 			const tail = await client.console(target.id, {host: target.host, bytes: 16 * 1024, timeoutMs});
 			return tail.data;
+		},
+		async migrate(target: Target, to: string) {
+			// A migration copies the disk and the RAM: minutes for a big guest on a slow link.
+			const result = await client.migrate(target.id, {host: target.host, to, timeoutMs: 600_000});
+			showLocally('vm.started', result.vm);
+			void round();
+			return result;
+		},
+		async cordon(host: string, options: {readonly cordoned: boolean}) {
+			const status = await client.cordon(host, {cordoned: options.cordoned, timeoutMs});
+			const at = Date.now();
+			store.dispatch({type: 'kloud', at, event: {v: 1, id: 'local', from: host, ts: at, type: 'host.heartbeat', body: status}});
+			return status;
+		},
+		async drain(host: string, onProgress: (line: string) => void) {
+			const output = await drainCommand(client, host, {json: false, timeoutMs: 600_000, onProgress});
+			void round();
+			return output.stdout;
 		},
 		close() {
 			isStopped = true;

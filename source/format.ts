@@ -1,6 +1,7 @@
 /** Pure text formatting for the scriptable CLI's human output. */
 import {compareNames} from './compare-names.js';
-import {groupOfVm, type HostImages, type HostSnapshot, type Vm} from './protocol/index.js';
+import {groupOfVm} from './protocol/member-token.js';
+import type {HostImages, HostSnapshot, Vm} from './protocol/index.js';
 
 export function formatDuration(seconds: number | null): string {
 	if (seconds === null) {
@@ -52,9 +53,14 @@ export function formatBytes(bytes: number): string {
 
 /**
  * A VM's state with why, as the CLI's list and the TUI's STATE column show it: `crashed (restarts
- * 5/5, exit 1)`, `running (restarts 2/5)` while a restart policy is at work, `stopped (powered off)`.
+ * 5/5, exit 1)`, `running (restarts 2/5)` while a restart policy is at work, `stopped (powered off)`,
+ * `migrating→host-b 42%` while its host migrates it out.
  */
 export function describeState(vm: Vm): string {
+	if (vm.migration) {
+		return `migrating→${vm.migration.to} ${Math.round(vm.migration.percent)}%`;
+	}
+
 	const restarts = vm.restarts && vm.restarts.count > 0 ? `restarts ${vm.restarts.count}/${vm.restarts.limit}` : undefined;
 	switch (vm.state) {
 		case 'crashed':

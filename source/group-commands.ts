@@ -7,13 +7,59 @@ import type {KloudClient} from './broker/client.js';
 import {KloudRequestError} from './broker/client.js';
 import type {GroupStoreClient} from './broker/group-store.js';
 import {formatTable, formatVms, sortVms} from './format.js';
-import {parseMemberToken, type GroupSpec, type StoredGroup, type Vm} from './protocol/index.js';
+import {
+	DEFAULT_SCALE_COOLDOWN_SECONDS,
+	DEFAULT_SCALE_WARMUP_SECONDS,
+	DEFAULT_SCALE_WINDOW_SECONDS,
+	formatHealthCheck,
+	formatScaleOn,
+	groupSpecSchema,
+	oneCopyPerVm,
+	parseMemberToken,
+	scaleOnSchema,
+	type GroupSpec,
+	type ScaleOn,
+	type StoredGroup,
+	type Vm,
+} from './protocol/index.js';
 import type {Output} from './commands.js';
 
 export type GroupOptions = {readonly json: boolean; readonly timeoutMs: number};
 
 /** What `group create` asks for; the uid is drawn here. */
 export type GroupDraft = Omit<GroupSpec, 'uid'>;
+
+/** Scaling fields given on the command line; the rest come from the group's current rule, or the defaults. */
+export type ScaleOnPatch = Partial<Omit<ScaleOn, 'metric'>>;
+
+/**
+ * What `group update` changes: spec fields, and the scaling rule (`null`: off). Unset fields keep
+ * their value; the size, unless given, is kept within the new min … max.
+ */
+export type GroupPatch = Partial<Omit<GroupSpec, 'uid' | 'name' | 'scaleOn'>> & {readonly scaleOn?: ScaleOnPatch | null};
+
+/**
+ * A scaling rule from `patch` over `current` (or the defaults: low mark half the high mark, step 1,
+ * window 60 s, cooldown 120 s, warm-up 60 s). A new high mark without a low one takes half of it.
+ */
+export function mergeScaleOn(current: ScaleOn | undefined, patch: ScaleOnPatch): {ok: true; value: ScaleOn} | {ok: false; error: string} {
+	const highPercent = patch.highPercent ?? current?.highPercent;
+	if (highPercent === undefined) {
+		return {ok: false, error: '--scale-low, --scale-step, --scale-window, --scale-cooldown and --scale-warmup go with --scale-on cpu>PERCENT'};
+	}
+
+	const merged = {
+		metric: 'cpu',
+		highPercent,
+		lowPercent: patch.lowPercent ?? (patch.highPercent === undefined && current ? current.lowPercent : highPercent / 2),
+		step: patch.step ?? current?.step ?? 1,
+		windowSeconds: patch.windowSeconds ?? current?.windowSeconds ?? DEFAULT_SCALE_WINDOW_SECONDS,
+		cooldownSeconds: patch.cooldownSeconds ?? current?.cooldownSeconds ?? DEFAULT_SCALE_COOLDOWN_SECONDS,
+		warmupSeconds: patch.warmupSeconds ?? current?.warmupSeconds ?? DEFAULT_SCALE_WARMUP_SECONDS,
+	};
+	const parsed = scaleOnSchema.safeParse(merged);
+	return parsed.success ? {ok: true, value: parsed.data} : {ok: false, error: `--scale-low ${merged.lowPercent} must be below the high mark ${highPercent}%`};
+}
 
 function newUid(): string {
 	const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -50,6 +96,53 @@ export async function groupScaleCommand(store: GroupStoreClient, name: string, s
 	return options.json ? {stdout: JSON.stringify(next)} : {stdout: `scaled group ${name} from ${spec.size} to ${size}`};
 }
 
+/**
+ * Changes a group's spec. New members (replacements, growth) are started from the new spec;
+ * members running now are kept as they are (no rolling replacement: replace one with `kloud-tui
+ * delete VM`, and the group starts its successor from the new spec).
+ */
+export async function groupUpdateCommand(store: GroupStoreClient, name: string, patch: GroupPatch, options: GroupOptions): Promise<Output> {
+	const group = await existing(store, name);
+	const {spec} = group;
+	const {scaleOn: scalePatch, ...fields} = patch;
+	let scaleOn = spec.scaleOn;
+	if (scalePatch === null) {
+		scaleOn = undefined;
+	} else if (scalePatch !== undefined) {
+		const merged = mergeScaleOn(spec.scaleOn, scalePatch);
+		if (!merged.ok) {
+			throw new KloudRequestError('bad_request', `group ${name}: ${merged.error}`);
+		}
+
+		scaleOn = merged.value;
+	}
+
+	const min = fields.min ?? spec.min;
+	const max = fields.max ?? spec.max;
+	const size = fields.size ?? Math.min(max, Math.max(min, spec.size));
+	const {scaleOn: _old, ...rest} = spec;
+	const next = {...rest, ...fields, min, max, size, ...(scaleOn ? {scaleOn} : {})};
+	const parsed = groupSpecSchema.safeParse(next);
+	if (!parsed.success) {
+		throw new KloudRequestError('bad_request', `group ${name} cannot be updated so: ${parsed.error.issues[0]?.message ?? 'invalid spec'}`);
+	}
+
+	await store.append({kind: 'group.put', spec: parsed.data});
+	const changed = Object.keys(next).filter(key => JSON.stringify((next as Record<string, unknown>)[key]) !== JSON.stringify((spec as Record<string, unknown>)[key]));
+	if (spec.scaleOn && !scaleOn) {
+		changed.push('scaleOn');
+	}
+
+	return options.json
+		? {stdout: JSON.stringify(parsed.data)}
+		: {
+				stdout:
+					changed.length === 0
+						? `group ${name} unchanged`
+						: `updated group ${name}: ${changed.join(', ')}${size === spec.size ? '' : ` (size ${spec.size} → ${size})`}; members running now are kept, new members get the new spec`,
+			};
+}
+
 export async function groupDeleteCommand(store: GroupStoreClient, name: string, options: GroupOptions): Promise<Output> {
 	const {spec} = await existing(store, name);
 	await store.append({kind: 'group.delete', name, uid: spec.uid});
@@ -64,6 +157,10 @@ export type GroupStatus = {
 	readonly min: number;
 	readonly max: number;
 	readonly health: string;
+	/** `cpu>N%`, or `none`. */
+	readonly scaleOn: string;
+	/** The controller's last scaling action on load, and why. */
+	readonly lastScaling?: StoredGroup['lastScaling'];
 	readonly version: number;
 	readonly by: string | null;
 	readonly members: number;
@@ -83,7 +180,9 @@ export function groupStatus(group: StoredGroup, vms: readonly Vm[]): GroupStatus
 		size: spec.size,
 		min: spec.min,
 		max: spec.max,
-		health: spec.health.kind === 'console' ? `console:${spec.health.pattern}` : 'none',
+		health: formatHealthCheck(spec.health),
+		scaleOn: spec.scaleOn ? `cpu>${spec.scaleOn.highPercent}%` : 'none',
+		...(group.lastScaling ? {lastScaling: group.lastScaling} : {}),
 		version: group.version,
 		by: group.by,
 		members: members.length,
@@ -95,7 +194,7 @@ export function groupStatus(group: StoredGroup, vms: readonly Vm[]): GroupStatus
 
 async function fleetVms(client: KloudClient, timeoutMs: number): Promise<{vms: Vm[]; missing: readonly string[]}> {
 	const round = await client.list({timeoutMs});
-	return {vms: round.replies.flatMap(snapshot => snapshot.vms), missing: round.missing};
+	return {vms: oneCopyPerVm(round.replies.flatMap(snapshot => snapshot.vms)), missing: round.missing};
 }
 
 export async function groupListCommand(store: GroupStoreClient, client: KloudClient, options: GroupOptions): Promise<Output> {
@@ -114,8 +213,8 @@ export async function groupListCommand(store: GroupStoreClient, client: KloudCli
 			rows.length === 0
 				? 'No groups.'
 				: formatTable(
-						['NAME', 'IMAGE', 'DESIRED', 'RUNNING', 'MEMBERS', 'HOSTS', 'MIN', 'MAX', 'HEALTH'],
-						rows.map(row => [row.name, row.image, String(row.size), String(row.running), String(row.members), String(row.hosts), String(row.min), String(row.max), row.health]),
+						['NAME', 'IMAGE', 'DESIRED', 'RUNNING', 'MEMBERS', 'HOSTS', 'MIN', 'MAX', 'HEALTH', 'SCALE-ON'],
+						rows.map(row => [row.name, row.image, String(row.size), String(row.running), String(row.members), String(row.hosts), String(row.min), String(row.max), row.health, row.scaleOn]),
 					),
 		...(missing.length > 0 ? {stderr: `warning: no answer from ${missing.join(', ')}`} : {}),
 	};
@@ -136,6 +235,8 @@ export async function groupShowCommand(store: GroupStoreClient, client: KloudCli
 			`  image ${spec.image}, ${spec.memoryMb ?? 'default'} MB, ${spec.cpus ?? 'default'} cpu, network ${spec.network ?? 'default'}, restart ${spec.restart ?? 'on-failure'}`,
 			`  desired ${spec.size} (min ${spec.min}, max ${spec.max}), running ${status.running} of ${status.members} members on ${status.hosts} hosts`,
 			`  health ${status.health} (boot grace ${spec.healthGraceSeconds} s), host grace ${spec.hostGraceSeconds} s`,
+			`  scale on ${spec.scaleOn ? formatScaleOn(spec.scaleOn) : 'none'}`,
+			...(group.lastScaling ? [`  last scaling ${new Date(group.lastScaling.at).toISOString().replace('T', ' ').slice(0, 19)} UTC: ${group.lastScaling.from} → ${group.lastScaling.to}, ${group.lastScaling.reason}`] : []),
 			'',
 			formatVms(status.vms),
 		].join('\n'),

@@ -17,21 +17,32 @@ export type TuiOptions = {
 	readonly refreshMs: number;
 	readonly tls?: TlsOptions;
 	readonly agentUsers?: readonly string[];
+	/**
+	 * Loads the broker's side (tui-broker.ts), called once the first frame is out. Handed in, not
+	 * imported: the TUI runs as a `vm.Script` (cli/run-tui.ts), where `import()` throws.
+	 */
+	readonly loadBroker: () => Promise<TuiBroker>;
+	/** Called once, when the first connection is made and the feed started (cli/run-tui.ts writes its code caches then). */
+	readonly onConnected?: () => void;
 };
+
+export type TuiBroker = typeof import('./tui-broker.js');
 
 /** Back to the line's start, the line erased. */
 const CLEAR_LINE = '\r\u001B[2K';
 
 /** Connects and starts the feed; the broker's modules are loaded only now, after the first frame. */
-async function connect(options: TuiOptions, store: FleetStore): Promise<{client: KloudClient; feed: Feed}> {
-	const [{connectOperator}, {startFeed}] = await Promise.all([import('./operator.js'), import('./feed.js')]);
+async function connect(options: TuiOptions, store: FleetStore): Promise<{client: KloudClient; feed: Feed; groups: Promise<{close(): Promise<void>} | undefined>}> {
+	const {connectOperator, startFeed, watchGroups} = await options.loadBroker();
 	const client = await connectOperator({url: options.url, namespace: options.namespace, watchEvents: true, ...(options.agentUsers === undefined ? {} : {agentUsers: options.agentUsers}), ...(options.tls === undefined ? {} : {tls: options.tls})});
-	return {client, feed: startFeed(client, store, {refreshMs: options.refreshMs})};
+	// The groups view: read beside the fleet; a broker that refuses the stream leaves it empty.
+	const groups = watchGroups({url: options.url, namespace: options.namespace, connectionName: `kloud-tui-groups:${process.pid}`, ...(options.tls === undefined ? {} : {tls: options.tls})}, store).catch(() => undefined);
+	return {client, feed: startFeed(client, store, {refreshMs: options.refreshMs}), groups};
 }
 
 /** VM `vmId`'s live console on the whole screen, until ctrl-] (or its end: then a key returns). */
-async function runConsole(client: KloudClient, vmId: string): Promise<void> {
-	const {attachConsole} = await import('./cli/console-attach.js');
+async function runConsole(client: KloudClient, vmId: string, broker: TuiBroker): Promise<void> {
+	const {attachConsole} = broker;
 	process.stdout.write(CLEAR_SCREEN);
 	const code = await attachConsole(client, vmId, {write: true, timeoutMs: 5000}).catch((error: unknown) => {
 		process.stderr.write(`\r\n[kloud: ${(error as Error).message}]\r\n`);
@@ -59,7 +70,7 @@ const CLEAR_SCREEN = '\u001B[2J\u001B[H';
 export async function runTui(options: TuiOptions): Promise<void> {
 	const store = new FleetStore(Date.now());
 	let feed: Feed | undefined;
-	let connecting: Promise<{client: KloudClient; feed: Feed}> | undefined;
+	let connecting: Promise<{client: KloudClient; feed: Feed; groups: Promise<{close(): Promise<void>} | undefined>}> | undefined;
 	// What the operator asks for before the connection is made waits for it (a key pressed on the first frame).
 	const ready = async () => (await connecting!).feed;
 	const actions: FleetActions = {
@@ -71,6 +82,9 @@ export async function runTui(options: TuiOptions): Promise<void> {
 		reboot: async (target, rebootOptions) => (await ready()).reboot(target, rebootOptions),
 		delete: async target => (await ready()).delete(target),
 		consoleTail: async target => (await ready()).consoleTail(target),
+		migrate: async (target, to) => (await ready()).migrate(target, to),
+		cordon: async (host, cordonOptions) => (await ready()).cordon(host, cordonOptions),
+		drain: async (host, onProgress) => (await ready()).drain(host, onProgress),
 	};
 	try {
 		// The first frame goes out before anything connects: the header says "connecting" and where to.
@@ -101,6 +115,7 @@ export async function runTui(options: TuiOptions): Promise<void> {
 				connecting.then(
 					connected => {
 						feed = connected.feed;
+						options.onConnected?.();
 					},
 					// Nothing to show without a client (a reconnecting client is made even while the broker is down).
 					(error: unknown) => instance.unmount(error as Error),
@@ -113,13 +128,14 @@ export async function runTui(options: TuiOptions): Promise<void> {
 				break;
 			}
 
-			await runConsole((await connecting).client, consoleOf);
+			await runConsole((await connecting).client, consoleOf, await options.loadBroker());
 		}
 	} finally {
 		// At most one connection attempt in flight: closed as soon as it is made.
 		await connecting?.then(
 			async connected => {
 				connected.feed.close();
+				await (await connected.groups)?.close();
 				await connected.client.close();
 			},
 			() => {},

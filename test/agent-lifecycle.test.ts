@@ -146,6 +146,15 @@ describe('the lifecycle', () => {
 		expect(runtime.spawns).toHaveLength(3);
 	});
 
+	it('a reboot repeated while the first is still under way does not reboot a second time', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		const [first, repeated] = await Promise.all([send(agent, 'vm.reboot', {vmId: vm.id}), send(agent, 'vm.reboot', {vmId: vm.id}, {isRepeat: true})]);
+		expect(first).toMatchObject({ok: true});
+		expect(repeated).toMatchObject({ok: true, value: {pid: (first as {value: Vm}).value.pid}});
+		expect(runtime.spawns).toHaveLength(2);
+	});
+
 	it('a delete of a running VM kills it (grace 0) and the id is remembered; a start retried with its token gets the deleted VM, not a new one', async () => {
 		const {agent, runtime} = await setup();
 		const vm = await ok(agent, 'vm.start', {image: 'demo', clientToken: 'tok-1'});
@@ -194,6 +203,32 @@ describe('restart policies', () => {
 		await waitFor(() => vmOf(agent, vm.id)?.state === 'stopped', 5000, 'stopped after the guest powered off');
 		expect(vmOf(agent, vm.id)).toMatchObject({desired: 'stopped', exit: 'guest powered off'});
 		expect(runtime.spawns.filter(id => id === vm.id)).toHaveLength(3);
+	});
+
+	it('on-failure: a SIGKILLed QEMU right after a soft and a hard reboot is restarted and counted, not taken for a power-off', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		const soft = await ok(agent, 'vm.reboot', {vmId: vm.id});
+		const hard = await ok(agent, 'vm.reboot', {vmId: vm.id, hard: true});
+		expect(hard).toMatchObject({state: 'running', pid: soft.pid});
+		runtime.live(vm.id)!.end({code: null, signal: 'SIGKILL'});
+		await waitFor(() => vmOf(agent, vm.id)?.state === 'running' && runtime.live(vm.id) !== undefined && runtime.live(vm.id)!.pid !== hard.pid, 5000, 'the VM restarted');
+		expect(vmOf(agent, vm.id)).toMatchObject({restarts: {count: 1, limit: 3}, exit: 'killed by SIGKILL', desired: 'running'});
+	});
+
+	it('while the agent takes in a process end, a list never shows the VM running without a process', async () => {
+		const {agent, runtime} = await setup();
+		const vm = await ok(agent, 'vm.start', {image: 'demo'});
+		runtime.live(vm.id)!.end({code: null, signal: 'SIGKILL'});
+		const seen: Array<Pick<Vm, 'state' | 'pid'>> = [];
+		while (vmOf(agent, vm.id)?.state === 'running' && seen.length < 10_000) {
+			const {state, pid} = vmOf(agent, vm.id)!;
+			seen.push({state, pid});
+			await new Promise(resolve => setImmediate(resolve));
+		}
+
+		expect(seen.filter(entry => entry.pid === null)).toEqual([]);
+		expect(vmOf(agent, vm.id)).toMatchObject({state: 'starting', pid: null, exit: 'killed by SIGKILL', restarts: {count: 1}});
 	});
 
 	it('always: a guest power-off is restarted too', async () => {
@@ -379,5 +414,48 @@ describe('races', () => {
 		const kill = await send(agent, 'vm.kill', {vmId: vm.id});
 		expect(kill).toMatchObject({ok: true, value: {state: 'stopped'}});
 		expect(await stop).toMatchObject({ok: true, value: {state: 'stopped'}});
+	});
+});
+
+describe('load', () => {
+	it("a running VM's load is measured between two samples of its process, sent in lists and unchanged replies, and gone once it stops", async () => {
+		const {agent, runtime} = await setup();
+		const started = await ok(agent, 'vm.start', {image: 'demo', cpus: 2});
+		await agent.sampleLoads();
+		expect(vmOf(agent, started.id)?.load).toBeUndefined();
+		const pid = runtime.live(started.id)!.pid;
+		runtime.cpuTicks.set(pid, 100);
+		const before = Date.now();
+		// 250 ms: at least 200 between the samples even when the timer fires a millisecond early
+		// (CI once measured 199 ms of a 200 ms wait: 251 %).
+		await new Promise(resolve => setTimeout(resolve, 250));
+		await agent.sampleLoads();
+		const {load} = vmOf(agent, started.id)!;
+		// 1 s of CPU over ≥ 200 ms on 2 vCPUs: at most 250 %, and well over 50 %.
+		expect(load).toMatchObject({rssBytes: 100 * 1024 * 1024});
+		expect(load!.cpuPercent).toBeGreaterThan(50);
+		expect(load!.cpuPercent).toBeLessThanOrEqual(250);
+		expect(load!.sampledAt).toBeGreaterThanOrEqual(before);
+
+		const full = (await send(agent, 'vm.list', {})) as {ok: true; value: {vmsVersion: string; vms: Vm[]}};
+		expect(full.value.vms[0]?.load).toEqual(load);
+		runtime.cpuTicks.set(pid, 100);
+		await agent.sampleLoads();
+		const unchanged = (await send(agent, 'vm.list', {known: {'host-a': full.value.vmsVersion}})) as {ok: true; value: {vmsUnchanged?: true; loads?: Record<string, unknown>}};
+		expect(unchanged.value).toMatchObject({vmsUnchanged: true, loads: {[started.id]: {cpuPercent: 0}}});
+
+		await ok(agent, 'vm.stop', {vmId: started.id});
+		await agent.sampleLoads();
+		expect(vmOf(agent, started.id)?.load).toBeUndefined();
+	});
+
+	it('vm.probe answers not open, saying why, for a VM the host cannot reach; unknown VMs are unknown_vm', async () => {
+		const {agent} = await setup();
+		const started = await ok(agent, 'vm.start', {image: 'demo', network: 'none'});
+		expect(await send(agent, 'vm.probe', {vmId: started.id, port: 22})).toEqual({
+			ok: true,
+			value: {vmId: started.id, host: 'host-a', port: 22, address: null, isOpen: false, ms: 0, error: `VM ${started.id} has network none: the host cannot reach it (use private or public)`},
+		});
+		expect(await send(agent, 'vm.probe', {vmId: 'vm-zzzzzzzz', port: 22})).toMatchObject({ok: false, code: 'unknown_vm'});
 	});
 });

@@ -1,10 +1,14 @@
 /** The demo image builder's pure parts: module order, the guest's scripts, syslinux.cfg, apt output, cpio, modinfo. */
 import {execFileSync} from 'node:child_process';
+import {readFileSync} from 'node:fs';
 import {describe, expect, it, vi} from 'vitest';
 import {findMissingPackages} from '../agent/image/build-runner.js';
 import {runImageCommand} from '../agent/image/cli-image.js';
 import {createCpioArchive, CpioEntryError, type CpioEntry} from '../agent/image/cpio.js';
+import {ElfFormatError, neededClosure, readElfDynamic, type ElfDynamicInfo} from '../agent/image/elf-dynamic.js';
+import {seedFiles} from '../agent/seed.js';
 import {
+	AUTHORIZED_KEYS_AWK,
 	DEMO_KERNEL_CMDLINE,
 	findReadyMarker,
 	formatModulesDep,
@@ -169,7 +173,7 @@ describe('the guest /init', () => {
 			return index;
 		};
 
-		const steps = ['insmod ', 'acpid -c /etc/acpi', 'findfs "LABEL=$label"', 'udhcpc -i eth0 -s /etc/udhcpc.script -t 3 -T 1', 'httpd -p 80 -h /www', 'echo "KLOUD-READY hostname=$(hostname) ip=$ip"', '/run/user-data'];
+		const steps = ['insmod ', 'acpid -c /etc/acpi', 'findfs "LABEL=$label"', 'udhcpc -i eth0 -s /etc/udhcpc.script -t 3 -T 1', 'httpd -p 80 -h /www', 'dropbear -r "$hostkey" -s', 'echo "KLOUD-READY hostname=$(hostname) ip=$ip"', '/run/user-data'];
 		const positions = steps.map(step => position(step));
 		expect(positions).toEqual([...positions].sort((a, b) => a - b));
 		expect(init).toContain('ip=none');
@@ -205,9 +209,9 @@ describe('the guest /init', () => {
 describe('syslinux.cfg', () => {
 	it('boots the kernel with the initramfs at once, console on the serial port', () => {
 		expect(renderSyslinuxConfig()).toBe(
-			'DEFAULT kloud\nPROMPT 0\nTIMEOUT 0\nLABEL kloud\n\tLINUX /vmlinuz\n\tINITRD /initrd.gz\n\tAPPEND console=ttyS0 quiet\n',
+			'DEFAULT kloud\nPROMPT 0\nTIMEOUT 0\nLABEL kloud\n\tLINUX /vmlinuz\n\tINITRD /initrd.gz\n\tAPPEND console=ttyS0,115200 quiet\n',
 		);
-		expect(DEMO_KERNEL_CMDLINE).toContain('console=ttyS0');
+		expect(DEMO_KERNEL_CMDLINE).toContain('console=ttyS0,115200');
 	});
 
 	it('takes another command line, on one line only', () => {
@@ -257,6 +261,9 @@ describe('findReadyMarker', () => {
 		['KLOUD-READY hostname=vm-abc ip=10.0.2.15\r\n', {hostname: 'vm-abc', ip: '10.0.2.15'}],
 		['boot noise\r\n~ # KLOUD-READY hostname=kloud ip=none\r\n', {hostname: 'kloud', ip: undefined}],
 		['KLOUD-READY hostname=kloud', undefined],
+		// Read while the guest was still writing the line.
+		['KLOUD-READY hostname=vm-abc ip=10.', undefined],
+		['KLOUD-READY hostname=vm-abc ip=10.0.2.15', undefined],
 		['', undefined],
 	])('%j', (text, expected) => {
 		expect(findReadyMarker(text)).toEqual(expected);
@@ -425,5 +432,76 @@ describe('kloud-agent image', () => {
 		expect(result.stdout).toBe('');
 		expect(result.stderr).toContain(problem);
 		expect(result.stderr).toContain('Usage');
+	});
+});
+
+describe('the guest\'s SSH keys', () => {
+	// The same program the guest's busybox awk runs, here under the host's awk (POSIX awk both).
+	const authorizedKeys = (metaData: string): string => execFileSync('awk', [AUTHORIZED_KEYS_AWK], {input: metaData, encoding: 'utf8'});
+
+	it('takes every key of the seed\'s public-keys, unquoted, one a line', () => {
+		const keys = ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vb2 alice@laptop', 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ a "quoted" \\ comment', 'ecdsa-sha2-nistp256 AAAAE2VjZHNh'];
+		expect(authorizedKeys(seedFiles({vmId: 'vm-abcdefgh', sshKeys: keys})['meta-data'])).toBe(`${keys.join('\n')}\n`);
+	});
+
+	it('gives nothing without keys, and stops at the list\'s end', () => {
+		expect(authorizedKeys(seedFiles({vmId: 'vm-abcdefgh'})['meta-data'])).toBe('');
+		expect(authorizedKeys('public-keys:\n  - "ssh-ed25519 AAAA one"\nlocal-hostname: x\n  - "not a key"\n')).toBe('ssh-ed25519 AAAA one\n');
+	});
+
+	it('starts dropbear keys only, with a host key kept on the boot disk', () => {
+		const init = renderInitScript({modules: []});
+		expect(init).toContain('dropbear -r "$hostkey" -s -P /run/dropbear.pid');
+		expect(init).toContain('findfs LABEL=KLOUD');
+		expect(init).toContain('umount /mnt/boot');
+	});
+});
+
+describe('readElfDynamic', () => {
+	it('reads a real program\'s loader and libraries (this Node binary)', () => {
+		const info = readElfDynamic(readFileSync(process.execPath), 'node');
+		expect(info.interpreter).toMatch(/^\/lib.*\/ld-linux-x86-64\.so\.2$/);
+		expect(info.needed).toContain('libc.so.6');
+		expect(execFileSync('readelf', ['-d', process.execPath], {encoding: 'utf8'}).match(/\(NEEDED\).*\[(.+)\]/g)?.map(line => /\[(.+)\]/.exec(line)![1])).toEqual(info.needed);
+	});
+
+	it('refuses what is not a 64-bit little-endian ELF file, naming it', () => {
+		expect(() => readElfDynamic(Buffer.from('#!/bin/sh\n'.padEnd(64, ' ')), 'script')).toThrow(new ElfFormatError('script: not an ELF file'));
+		const elf32 = Buffer.alloc(64);
+		elf32.set([0x7f, 0x45, 0x4c, 0x46, 1, 1]);
+		expect(() => readElfDynamic(elf32, 'old')).toThrow('old: not a 64-bit little-endian ELF file');
+		const truncated = readFileSync(process.execPath).subarray(0, 100);
+		expect(() => readElfDynamic(truncated, 'cut')).toThrow(ElfFormatError);
+	});
+});
+
+describe('neededClosure', () => {
+	const info = (needed: string[], interpreter?: string): ElfDynamicInfo => ({interpreter, needed});
+	const libraries: Record<string, ElfDynamicInfo> = {
+		'libtomcrypt.so.1': info(['libgmp.so.10', 'libtommath.so.1', 'libc.so.6']),
+		'libtommath.so.1': info(['libc.so.6']),
+		'libgmp.so.10': info(['libc.so.6']),
+		'libc.so.6': info(['ld-linux-x86-64.so.2'], '/lib64/ld-linux-x86-64.so.2'),
+	};
+	const lookup = (soname: string) => libraries[soname];
+	const dropbear = info(['libtomcrypt.so.1', 'libtommath.so.1', 'libc.so.6'], '/lib64/ld-linux-x86-64.so.2');
+
+	it.each([
+		{name: 'a static program needs nothing', programs: [info([])], libraries: [], missing: []},
+		{name: 'libraries of libraries, each once, the loader left out', programs: [dropbear], libraries: ['libtomcrypt.so.1', 'libtommath.so.1', 'libc.so.6', 'libgmp.so.10'], missing: []},
+		{name: 'what is not to be had is named', programs: [info(['libz.so.1', 'libc.so.6', 'libcrypt.so.1'], '/lib64/ld-linux-x86-64.so.2')], libraries: ['libc.so.6'], missing: ['libcrypt.so.1', 'libz.so.1']},
+	])('$name', ({programs, libraries: expected, missing}) => {
+		expect(neededClosure(programs, lookup)).toEqual({libraries: expected, missing});
+	});
+});
+
+describe('the image stamp', () => {
+	it('hashes the builder\'s TypeScript from the tests and from the built agent alike, so neither rebuilds the image under the other\'s VMs', async () => {
+		const {builderSources} = await import('../agent/image/build-runner.js');
+		// @ts-expect-error: dist has no type declarations the test config sees
+		const built = (await import('../dist/agent/image/build-runner.js')) as {builderSources: typeof builderSources};
+		const [fromTests, fromDist] = await Promise.all([builderSources(), built.builderSources()]);
+		expect(fromTests.names).toContain('build-runner.ts');
+		expect(fromDist).toEqual(fromTests);
 	});
 });

@@ -55,7 +55,8 @@ describe('fleetReducer', () => {
 	it('returns the same state object for events that change nothing', () => {
 		const state = round(initialFleet(NOW), NOW, [snapshot('a', [])]);
 		expect(fleetReducer(state, {type: 'tick', now: NOW})).toBe(state);
-		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'a', ts: NOW, type: 'vm.deleted', body: {vm: makeVm('vm-zzzzzzzz', 'a')}}})).toBe(state);
+		// The TUI's own echo of a reply (id `local`) for a VM it no longer shows: nothing (the agent's event goes into the timeline).
+		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'local', from: 'a', ts: NOW, type: 'vm.deleted', body: {vm: makeVm('vm-zzzzzzzz', 'a')}}})).toBe(state);
 		expect(fleetReducer(state, {type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: 'x', ts: NOW, type: 'host.hello', body: {id: 'x'}}})).toBe(state);
 		const connected = fleetReducer(state, {type: 'connection', connection: {status: 'connected'}});
 		expect(fleetReducer(connected, {type: 'connection', connection: {status: 'connected'}})).toBe(connected);
@@ -66,5 +67,21 @@ describe('fleetReducer', () => {
 		expect(fleetReducer(onFirst, {type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5701'}})).toBe(onFirst);
 		const onSecond = fleetReducer(onFirst, {type: 'connection', connection: {status: 'connected', broker: '127.0.0.1:5702'}});
 		expect(onSecond.connection).toEqual({status: 'connected', broker: '127.0.0.1:5702'});
+	});
+});
+
+describe('a VM two hosts list at once (mid-migration)', () => {
+	const onSource = makeVm('vm-mmmmmmmm', 'a', {migration: {to: 'b', phase: 'switching', percent: 100, startedAt: NOW}});
+	const onDestination = makeVm('vm-mmmmmmmm', 'b', {pid: 200});
+
+	it('is one row, the destination\'s, whichever host answers first, and when the source went silent with its copy marked', () => {
+		for (const snapshots of [[snapshot('b', [onDestination]), snapshot('a', [onSource])], [snapshot('a', [onSource]), snapshot('b', [onDestination])]]) {
+			expect([...round(initialFleet(NOW), NOW, snapshots).vms.values()]).toEqual([onDestination]);
+		}
+
+		let state = round(initialFleet(NOW), NOW, [snapshot('a', [onSource]), snapshot('b', [])]);
+		expect(state.vms.get('vm-mmmmmmmm')?.host).toBe('a');
+		state = round(state, NOW + 1000, [snapshot('b', [onDestination])], ['a']);
+		expect([...state.vms.values()]).toEqual([onDestination]);
 	});
 });

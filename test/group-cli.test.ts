@@ -49,6 +49,23 @@ describe('kloud-tui group: arguments to a plan', () => {
 		});
 	});
 
+	it('create with a tcp health check and scaling on CPU: defaults (low mark half the high, step 1, 60 s window, 120 s cooldown, 60 s warm-up) and every option', () => {
+		expect(planOf('group create web --image demo --size 1 --max 3 --network private --health tcp:8080 --scale-on cpu>70%')).toMatchObject({
+			draft: {health: {kind: 'tcp', port: 8080}, scaleOn: {metric: 'cpu', highPercent: 70, lowPercent: 35, step: 1, windowSeconds: 60, cooldownSeconds: 120, warmupSeconds: 60}},
+		});
+		expect(planOf('group create web --image demo --size 1 --max 3 --scale-on cpu>40 --scale-low 10 --scale-step 2 --scale-window 6 --scale-cooldown 8 --scale-warmup 5')).toMatchObject({
+			draft: {scaleOn: {metric: 'cpu', highPercent: 40, lowPercent: 10, step: 2, windowSeconds: 6, cooldownSeconds: 8, warmupSeconds: 5}},
+		});
+	});
+
+	it('update: only what is given, scaling fields as a patch (merged with the current rule by the command), --scale-on none turns it off', () => {
+		expect(planOf('group update web --image demo2 --memory 256 --max 6')).toEqual({kind: 'update', name: 'web', patch: {image: 'demo2', memoryMb: 256, max: 6}});
+		expect(planOf('group update web --scale-cooldown 30')).toEqual({kind: 'update', name: 'web', patch: {scaleOn: {cooldownSeconds: 30}}});
+		expect(planOf('group update web --scale-on cpu>50%')).toEqual({kind: 'update', name: 'web', patch: {scaleOn: {highPercent: 50}}});
+		expect(planOf('group update web --scale-on none')).toEqual({kind: 'update', name: 'web', patch: {scaleOn: null}});
+		expect(planOf('group update web --health none --size 2')).toEqual({kind: 'update', name: 'web', patch: {health: {kind: 'none'}, size: 2}});
+	});
+
 	it.each([
 		['group', /needs a command/],
 		['group grow web', /unknown group command "grow"/],
@@ -59,7 +76,17 @@ describe('kloud-tui group: arguments to a plan', () => {
 		['group create web --image demo --size 6 --max 5', /within --min 0 and --max 5/],
 		['group create web --image demo --size 1 --min 2', /within --min 2/],
 		['group create web --image demo --size 1.5', /invalid --size 1.5/],
-		['group create web --image demo --size 1 --health tcp:22', /expected none or console:REGEX/],
+		['group create web --image demo --size 1 --health tcp:22', /tcp:PORT health check needs network private or public/],
+		['group create web --image demo --size 1 --health tcp:99999', /tcp:PORT needs a port from 1 to 65535/],
+		['group create web --image demo --size 1 --health http:80', /expected none, console:REGEX or tcp:PORT/],
+		['group create web --image demo --size 1 --scale-on mem>70%', /expected cpu>PERCENT/],
+		['group create web --image demo --size 1 --scale-on cpu>70% --scale-low 80', /must be below the high mark 70%/],
+		['group create web --image demo --size 1 --scale-window 10', /go with --scale-on cpu>PERCENT/],
+		['group create web --image demo --size 1 --scale-on cpu>70% --scale-cooldown 1.5', /invalid --scale-cooldown 1.5/],
+		['group create web --image demo --size 1 --scale-on cpu>70% --scale-step 0', /invalid --scale-step 0/],
+		['group update web', /needs something to change/],
+		['group update web --scale-on none --scale-low 5', /--scale-on none turns scaling off/],
+		['group update web --health tcp:0', /tcp:PORT needs a port/],
 		['group create web --image demo --size 1 --health console:(', /invalid health check/],
 		['group create web --image ../etc --size 1', /invalid image name/],
 		['group create web --image demo --size 1 --restart sometimes', /invalid restart policy/],

@@ -52,6 +52,24 @@ const summary = (actions: readonly GroupAction[]) =>
 	actions.map(action => (action.kind === 'start' ? `start ${action.slot}@${action.host} ${action.token}` : action.kind === 'delete' ? `delete ${action.vmId}@${action.host}` : `blocked ${action.slot}`));
 
 describe('reconcileGroup', () => {
+	it('a member listed on two hosts (live-migrated between the snapshots read) is one member: nothing is deleted', () => {
+		const moving = member('a', 0);
+		const arrived: ObservedMember = {...moving, vm: {...moving.vm, host: 'b'}};
+		for (const members of [
+			[moving, arrived, member('c', 1), member('c', 2)],
+			[arrived, moving, member('c', 1), member('c', 2)],
+		]) {
+			expect(reconcileGroup({group: stored(), members, hosts: hosts(['a', 4], ['b', 4], ['c', 4])})).toEqual([]);
+		}
+	});
+
+	it('places no member on a cordoned host (a drained one), however much room it has', () => {
+		const rooms: HostRoom[] = [{id: 'a', free: 10, images: ['demo'], isCordoned: true}, ...hosts(['b', 2])];
+		expect(summary(reconcileGroup({group: stored({size: 2}), members: [], hosts: rooms}))).toEqual(['start 0@b grp:web:abcdefgh:7:0:0', 'start 1@b grp:web:abcdefgh:7:1:0']);
+		const blocked = reconcileGroup({group: stored({size: 1}), members: [], hosts: [{id: 'a', free: 10, images: ['demo'], isCordoned: true}]});
+		expect(blocked).toEqual([{kind: 'blocked', group: 'web', slot: 0, reason: 'slot 0 missing: no host has room for image demo (cordoned: a)'}]);
+	});
+
 	it('starts a new group one member per host, with tokens per (group, uid, version, slot, gen)', () => {
 		expect(summary(reconcileGroup({group: stored(), members: [], hosts: hosts(['a', 4], ['b', 4], ['c', 4])}))).toEqual([
 			'start 0@a grp:web:abcdefgh:7:0:0',
@@ -163,10 +181,10 @@ describe('memberHealth', () => {
 		['crashed (its restart policy gave up)', {vm: vm('crashed'), now: 5000, isHostLost: false}, 'unhealthy'],
 		['stopped', {vm: vm('stopped'), now: 5000, isHostLost: false}, 'unhealthy'],
 		['host silent past the grace', {vm: vm('running'), now: 5000, isHostLost: true}, 'lost'],
-		['console check, no line yet, within the boot grace', {vm: vm('running'), now: 5000, isHostLost: false, console: {lastMatchAt: undefined, graceMs: 10_000}}, 'starting'],
-		['console check, no line past the boot grace', {vm: vm('running'), now: 12_000, isHostLost: false, console: {lastMatchAt: undefined, graceMs: 10_000}}, 'unhealthy'],
-		['console check, recent line', {vm: vm('running'), now: 12_000, isHostLost: false, console: {lastMatchAt: 11_000, graceMs: 10_000}}, 'healthy'],
-		['console check, lines stopped', {vm: vm('running'), now: 30_000, isHostLost: false, console: {lastMatchAt: 11_000, graceMs: 10_000}}, 'unhealthy'],
+		['console check, no line yet, within the boot grace', {vm: vm('running'), now: 5000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 10_000}}, 'starting'],
+		['console check, no line past the boot grace', {vm: vm('running'), now: 12_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 10_000}}, 'unhealthy'],
+		['console check, recent line', {vm: vm('running'), now: 12_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 10_000}}, 'healthy'],
+		['console check, lines stopped', {vm: vm('running'), now: 30_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 10_000}}, 'unhealthy'],
 	] as const)('%s → %s', (_name, input, expected) => {
 		expect(memberHealth(input)).toBe(expected);
 	});
@@ -193,12 +211,37 @@ describe('group records and member tokens', () => {
 		expect(applyGroupRecord(groups, {v: PROTOCOL_VERSION, kind: 'group.delete', ts: 3, name: 'web', uid: 'abcdefgh'}, 6, null).has('web')).toBe(false);
 	});
 
+	it('a scaling record sets the size only on the spec it was decided on (compare-and-set), within min … max; a later put keeps it as the last action', () => {
+		const action = {from: 3, to: 4, cpuPercent: 84, members: 3, windowSeconds: 60, reason: 'average CPU 84% …: grow 3 → 4'};
+		const scaled = (basedOn: number, patch: Partial<typeof action> = {}, uid = 'abcdefgh') => ({v: PROTOCOL_VERSION, kind: 'group.scaled', ts: 50, name: 'web', uid, basedOn, action: {...action, ...patch}}) as const;
+		let groups: ReadonlyMap<string, StoredGroup> = applyGroupRecord(new Map(), {v: PROTOCOL_VERSION, kind: 'group.put', ts: 1, spec: spec({size: 3})}, 7, 'ops');
+		// Decided on an older version (an operator's put came between): every reader ignores it.
+		expect(applyGroupRecord(groups, scaled(6), 8, 'agent')).toBe(groups);
+		expect(applyGroupRecord(groups, scaled(7, {}, 'zzzzzzzz'), 8, 'agent')).toBe(groups);
+		expect(applyGroupRecord(groups, scaled(7, {from: 2}), 8, 'agent')).toBe(groups);
+		expect(applyGroupRecord(groups, scaled(7, {to: 11}), 8, 'agent')).toBe(groups);
+		groups = applyGroupRecord(groups, scaled(7), 8, 'agent');
+		expect(groups.get('web')).toEqual({spec: spec({size: 4}), version: 8, by: 'agent', ts: 50, lastScaling: {...action, at: 50}});
+		// The same record read again (a second controller's, decided on version 7 too) changes nothing.
+		expect(applyGroupRecord(groups, scaled(7), 9, 'agent')).toBe(groups);
+		groups = applyGroupRecord(groups, {v: PROTOCOL_VERSION, kind: 'group.put', ts: 60, spec: spec({size: 4, image: 'other'})}, 10, 'ops');
+		expect(groups.get('web')?.lastScaling).toEqual({...action, at: 50});
+		// A group made anew under the name starts without one.
+		groups = applyGroupRecord(groups, {v: PROTOCOL_VERSION, kind: 'group.put', ts: 70, spec: spec({uid: 'newuid00'})}, 11, 'ops');
+		expect(groups.get('web')?.lastScaling).toBeUndefined();
+	});
+
 	it('refuses a size outside min … max, a bad name and a bad health check', () => {
 		expect(groupSpecSchema.safeParse(spec({size: 11})).success).toBe(false);
 		expect(groupSpecSchema.safeParse(spec({name: 'Web'})).success).toBe(false);
 		expect(groupSpecSchema.safeParse(spec()).success).toBe(true);
 		expect(parseHealthCheck('console:ok (')).toMatchObject({ok: false});
-		expect(parseHealthCheck('tcp:22')).toMatchObject({ok: false});
+		expect(parseHealthCheck('tcp:22')).toEqual({ok: true, value: {kind: 'tcp', port: 22}});
+		for (const bad of ['tcp:0', 'tcp:65536', 'tcp:', 'tcp:http', 'tcp:-1']) {
+			expect(parseHealthCheck(bad)).toMatchObject({ok: false, error: expect.stringMatching(/tcp:PORT needs a port/)});
+		}
+
+		expect(parseHealthCheck('http:80')).toMatchObject({ok: false, error: expect.stringMatching(/expected none, console:REGEX or tcp:PORT/)});
 		expect(parseHealthCheck('console:^tick \\d+')).toEqual({ok: true, value: {kind: 'console', pattern: '^tick \\d+'}});
 	});
 });

@@ -35,6 +35,16 @@ describe('the agent\'s VM list version', () => {
 		expect(parseReplyValue('vm.list', unchanged).ok).toBe(true);
 	});
 
+	it('leaves load out of the version: an unchanged reply carries each VM\'s load instead', () => {
+		const load = {cpuPercent: 12.5, rssBytes: 100, sampledAt: 5};
+		const full = snapshot([vm('vm-aaaaaaaa', {load}), vm('vm-bbbbbbbb', {state: 'stopped', uptimeSeconds: null})]);
+		const version = vmsVersion(full.vms);
+		expect(vmsVersion([vm('vm-aaaaaaaa', {load: {...load, cpuPercent: 99}}), vm('vm-bbbbbbbb', {state: 'stopped', uptimeSeconds: null})])).toBe(version);
+		const unchanged = listReply(full, 'host-a', {known: {'host-a': version}});
+		expect(unchanged).toEqual({...full, vms: [], vmsVersion: version, vmsUnchanged: true, loads: {'vm-aaaaaaaa': load}});
+		expect(parseReplyValue('vm.list', unchanged).ok).toBe(true);
+	});
+
 	it('refuses, on the wire, an "unchanged" list that carries VMs or no version', () => {
 		expect(parseReplyValue('vm.list', {...snapshot([vm('vm-aaaaaaaa')]), vmsVersion: 'v1', vmsUnchanged: true})).toMatchObject({ok: false});
 		expect(parseReplyValue('vm.list', {...snapshot([]), vmsUnchanged: true})).toMatchObject({ok: false});
@@ -57,6 +67,16 @@ describe('the requester\'s VM list cache', () => {
 		expect(filled?.vmsUnchanged).toBeUndefined();
 		// Aged from when the list came, not from the last fill: no drift over many rounds.
 		expect(cache.resolve(snapshot([], {vmsVersion: 'v1', vmsUnchanged: true}), 61_000)?.vms[0]?.uptimeSeconds).toBe(70);
+	});
+
+	it('fills unchanged replies in with the fresh load they carry, and drops a load no longer sent', () => {
+		const cache = new VmListCache();
+		const old = {cpuPercent: 90, rssBytes: 100, sampledAt: 1};
+		cache.resolve(snapshot([vm('vm-aaaaaaaa', {load: old}), vm('vm-bbbbbbbb', {load: old})], {vmsVersion: 'v1'}), 0);
+		const fresh = {cpuPercent: 3, rssBytes: 120, sampledAt: 2};
+		const filled = cache.resolve(snapshot([], {vmsVersion: 'v1', vmsUnchanged: true, loads: {'vm-aaaaaaaa': fresh}}), 2000);
+		expect(filled?.vms.map(entry => entry.load)).toEqual([fresh, undefined]);
+		expect(filled).not.toHaveProperty('loads');
 	});
 
 	it('refuses an unchanged reply for a list it does not hold, and forgets that host so the next round asks for all', () => {

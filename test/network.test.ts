@@ -12,6 +12,7 @@ import {
 	parseCidr,
 	parseFloodPeers,
 	parseLeases,
+	withLease,
 	parseLinks,
 	parseNeighbours,
 	parseRoutes,
@@ -358,6 +359,16 @@ describe('parsers', () => {
 				['02:aa:bb:cc:dd:03', '10.77.0.36'],
 			]),
 		);
+	});
+
+	it('parseLeases keeps the client id; withLease puts a migrated VM\'s lease in, replacing any for its MAC or address', () => {
+		const text = ['1795500000 02:aa:bb:cc:dd:01 10.77.0.34 vm-one 01:02:aa:bb:cc:dd:01', '1795500100 02:aa:bb:cc:dd:02 10.77.0.35 * *', '1795400000 02:aa:bb:cc:dd:09 10.77.0.40 * *', 'duid 00:01:00:01:2c:aa:bb:cc', ''].join('\n');
+		expect(parseLeases(text)[0]).toEqual({mac: '02:aa:bb:cc:dd:01', ip: '10.77.0.34', expires: 1_795_500_000, clientId: '01:02:aa:bb:cc:dd:01'});
+		expect(parseLeases(text)[1]).toEqual({mac: '02:aa:bb:cc:dd:02', ip: '10.77.0.35', expires: 1_795_500_100});
+		const moved = withLease(text, {mac: '02:aa:bb:cc:dd:09', ip: '10.77.0.35', expires: 1_795_600_000, clientId: '01:02:aa:bb:cc:dd:09'});
+		expect(moved.split('\n')).toEqual(['1795500000 02:aa:bb:cc:dd:01 10.77.0.34 vm-one 01:02:aa:bb:cc:dd:01', 'duid 00:01:00:01:2c:aa:bb:cc', '1795600000 02:aa:bb:cc:dd:09 10.77.0.35 * 01:02:aa:bb:cc:dd:09', '']);
+		expect(leasesByMac(parseLeases(moved)).get('02:aa:bb:cc:dd:09')).toBe('10.77.0.35');
+		expect(withLease('', {mac: '02:aa:bb:cc:dd:09', ip: '10.77.0.35', expires: 0})).toBe('0 02:aa:bb:cc:dd:09 10.77.0.35 * *\n');
 	});
 
 	it('parseSnoopedLeases: nft -j list set (integers for chaddr . yiaddr)', () => {

@@ -5,7 +5,7 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {readFile} from 'node:fs/promises';
 import {afterEach, describe, expect, it} from 'vitest';
-import {parseProcStat} from '../agent/proc-stat.js';
+import {parseProcStat, parseRssBytes} from '../agent/proc-stat.js';
 import {createRuntime} from '../agent/runtime.js';
 
 const FIELDS_4_TO_21 = '1 1 1 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0';
@@ -13,10 +13,16 @@ const TAIL = '3133440 378 18446744073709551615 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0'
 
 describe('parseProcStat', () => {
 	const cases = [
-		{what: 'a plain process', text: `42 (sleep) S ${FIELDS_4_TO_21} 104928 ${TAIL}\n`, expected: {comm: 'sleep', state: 'S', startTime: 104_928}},
-		{what: 'a VM: comm is its id', text: `7 (vm-abcdefgh) R ${FIELDS_4_TO_21} 5 ${TAIL}`, expected: {comm: 'vm-abcdefgh', state: 'R', startTime: 5}},
-		{what: 'a comm holding ") " and spaces', text: `7 (a) S (b c) Z ${FIELDS_4_TO_21} 99 ${TAIL}`, expected: {comm: 'a) S (b c', state: 'Z', startTime: 99}},
-		{what: 'a comm holding "(("', text: `7 ((x) X ${FIELDS_4_TO_21} 1 ${TAIL}`, expected: {comm: '(x', state: 'X', startTime: 1}},
+		{what: 'a plain process', text: `42 (sleep) S ${FIELDS_4_TO_21} 104928 ${TAIL}\n`, expected: {comm: 'sleep', state: 'S', startTime: 104_928, cpuTicks: 0}},
+		{what: 'a VM: comm is its id', text: `7 (vm-abcdefgh) R ${FIELDS_4_TO_21} 5 ${TAIL}`, expected: {comm: 'vm-abcdefgh', state: 'R', startTime: 5, cpuTicks: 0}},
+		{what: 'a comm holding ") " and spaces', text: `7 (a) S (b c) Z ${FIELDS_4_TO_21} 99 ${TAIL}`, expected: {comm: 'a) S (b c', state: 'Z', startTime: 99, cpuTicks: 0}},
+		{what: 'a comm holding "(("', text: `7 ((x) X ${FIELDS_4_TO_21} 1 ${TAIL}`, expected: {comm: '(x', state: 'X', startTime: 1, cpuTicks: 0}},
+		{
+			what: 'CPU time: utime (14) + stime (15)',
+			text: `7 (vm-abcdefgh) R 1 1 1 0 -1 4194560 100 0 0 0 1234 56 7 8 20 0 1 0 42 ${TAIL}`,
+			expected: {comm: 'vm-abcdefgh', state: 'R', startTime: 42, cpuTicks: 1290},
+		},
+		{what: 'a CPU time that is not a number', text: `7 (sleep) S 1 1 1 0 -1 4194560 100 0 0 0 x 0 0 0 20 0 1 0 1 ${TAIL}`, expected: undefined},
 		{what: 'empty', text: '', expected: undefined},
 		{what: 'no parentheses', text: `7 sleep S ${FIELDS_4_TO_21} 1 ${TAIL}`, expected: undefined},
 		{what: 'cut short before field 22', text: '7 (sleep) S 1 1 1', expected: undefined},
@@ -32,6 +38,24 @@ describe('parseProcStat', () => {
 		const stat = parseProcStat(await readFile('/proc/self/stat', 'utf8'));
 		expect(stat?.state).toMatch(/^[RS]$/);
 		expect(stat?.startTime).toBeGreaterThan(0);
+	});
+});
+
+describe('parseRssBytes', () => {
+	const cases = [
+		{what: 'a QEMU status', text: 'Name:\tqemu-system-x86\nVmPeak:\t 1000 kB\nVmRSS:\t  215040 kB\nRssAnon:\t 1 kB\n', expected: 215_040 * 1024},
+		{what: 'a zombie: no VmRSS', text: 'Name:\tx\nState:\tZ (zombie)\n', expected: undefined},
+		{what: 'not kB', text: 'VmRSS:\t 12 MB\n', expected: undefined},
+		{what: 'empty', text: '', expected: undefined},
+	] as const;
+	for (const {what, text, expected} of cases) {
+		it(what, () => {
+			expect(parseRssBytes(text)).toBe(expected);
+		});
+	}
+
+	it('reads this process', async () => {
+		expect(parseRssBytes(await readFile('/proc/self/status', 'utf8'))).toBeGreaterThan(10 * 1024 * 1024);
 	});
 });
 

@@ -105,3 +105,19 @@ describe('replies and events', () => {
 		expect(parseReplyValue('vm.start', {...vm, network: 'wifi'}).ok).toBe(false);
 	});
 });
+
+describe('vm.migrate.prepare names the base content', () => {
+	const vm = {id: 'vm-abcdefgh', image: 'demo', memoryMb: 128, cpus: 1, createdAt: 1, startedAt: 2, clientToken: null, owner: null, network: 'none', mac: null, restart: 'no', diskBytes: 67_108_864};
+	const prepare = (extra: object) => wire({type: 'vm.migrate.prepare', body: {from: 'host-a', vm: {...vm, ...extra}, seed: 'H4sI'}});
+
+	it('with a sha256 (a source with content-addressed bases) and without (an older one)', () => {
+		const sha = 'ab'.repeat(32);
+		const parsed = parseRequest(prepare({baseSha256: sha}));
+		expect(parsed.ok && parsed.value.type === 'vm.migrate.prepare' && parsed.value.body.vm.baseSha256).toBe(sha);
+		expect(parseRequest(prepare({})).ok).toBe(true);
+	});
+
+	it.each([['upper case', 'AB'.repeat(32)], ['too short', 'ab'.repeat(31)], ['a path', '../../etc/passwd']])('refuses a base hash that is %s', (_name, baseSha256) => {
+		expect(parseRequest(prepare({baseSha256}))).toMatchObject({ok: false, error: {code: 'bad_request', reason: expect.stringMatching(/baseSha256/)}});
+	});
+});

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest';
 import {capacityProblem, cpuBudget, type HostLoad} from '../agent/capacity.js';
 import {QuotaGuard} from '../agent/quota-guard.js';
-import {limitsFor, parseQuotaLimits, quotaConfig, quotaProblem, usageOf, type QuotaLimits, type Usage} from '../agent/quota.js';
+import {limitsFor, othersUsageOf, parseQuotaLimits, quotaConfig, quotaProblem, usageOf, type QuotaLimits, type Usage} from '../agent/quota.js';
 import type {Vm} from '../source/protocol/index.js';
 
 describe('quota flags', () => {
@@ -51,6 +51,18 @@ describe('usage', () => {
 		['a deleted one counts for nothing', [vm('alice', 'deleted')], {vms: 0, cpus: 0, memoryMb: 0}],
 	])('%s', (_name, vms, usage) => {
 		expect(usageOf(vms, 'alice')).toEqual(usage);
+	});
+});
+
+describe("the other hosts' usage during a live migration's handover", () => {
+	const vm = (id: string, extra: Partial<Vm> = {}) => ({id, owner: 'alice', state: 'running', cpus: 1, memoryMb: 128, ...extra}) as Vm;
+	const moving = vm('vm-moving', {migration: {to: 'host-b', phase: 'switching', percent: 100, startedAt: 1}});
+	it('a VM migrating out of this host, already listed by its destination, is counted here only', () => {
+		expect(othersUsageOf([vm('vm-moving'), vm('vm-other')], id => id === 'vm-moving', 'alice')).toEqual({vms: 1, cpus: 1, memoryMb: 128});
+	});
+
+	it('a VM two other hosts list at once counts once', () => {
+		expect(othersUsageOf([moving, vm('vm-moving')], () => false, 'alice')).toEqual({vms: 1, cpus: 1, memoryMb: 128});
 	});
 });
 

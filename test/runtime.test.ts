@@ -87,6 +87,9 @@ describe('createOverlay', () => {
 		const {stdout} = await execFileAsync('qemu-img', ['info', '--output=json', paths.disk]);
 		const info = JSON.parse(stdout) as Record<string, unknown>;
 		expect(info).toMatchObject({'format': 'qcow2', 'backing-filename': base, 'backing-filename-format': 'qcow2'});
+		// imageInfo names the backing file as the overlay holds it (a migration sends its base's hash from it).
+		expect(await runtime.imageInfo(paths.disk)).toEqual({virtualBytes: info['virtual-size'], backingFile: base});
+		expect((await runtime.imageInfo(base)).backingFile).toBeUndefined();
 	});
 
 	it('refuses to overwrite an existing disk', async () => {

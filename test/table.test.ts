@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest';
-import {fitColumns, tableRows, windowStart} from '../source/state/table.js';
+import {cellText, fitColumns, tableRows, windowStart} from '../source/state/table.js';
 import {initialView, viewReducer} from '../source/state/view.js';
 import {makeVm} from './helpers/tui.js';
 
@@ -16,9 +16,20 @@ describe('table model', () => {
 
 	it('gives the STATE column the space left over, up to 30 characters, to say why', () => {
 		const stateWidth = (width: number) => fitColumns(width).find(column => column.id === 'state')?.width;
-		expect(stateWidth(80)).toBe(10);
-		expect(stateWidth(90)).toBe(20);
+		expect(stateWidth(80)).toBe(9);
+		expect(stateWidth(90)).toBe(19);
 		expect(stateWidth(200)).toBe(30);
+	});
+
+	it('CPU% and MEM show the measured load when the agent sends it, else the configured size', () => {
+		const idle = makeVm('vm-aaaaaaaa', 'host-a', {cpus: 2, memoryMb: 2048});
+		const busy = makeVm('vm-bbbbbbbb', 'host-a', {cpus: 2, memoryMb: 2048, load: {cpuPercent: 73.4, rssBytes: 215 * 1024 * 1024, sampledAt: 1}});
+		const big = makeVm('vm-cccccccc', 'host-a', {load: {cpuPercent: 0.2, rssBytes: 1536 * 1024 * 1024, sampledAt: 1}});
+		expect([cellText(idle, 'cpu'), cellText(idle, 'mem')]).toEqual(['2cpu', '2G']);
+		expect([cellText(busy, 'cpu'), cellText(busy, 'mem')]).toEqual(['73%', '215M']);
+		expect([cellText(big, 'cpu'), cellText(big, 'mem')]).toEqual(['0%', '1.5G']);
+		expect(tableRows([busy, idle, big], '', {column: 'cpu', isDescending: true}).map(vm => vm.id)).toEqual(['vm-bbbbbbbb', 'vm-cccccccc', 'vm-aaaaaaaa']);
+		expect(tableRows([busy, idle, big], '', {column: 'mem', isDescending: true}).map(vm => vm.id)).toEqual(['vm-cccccccc', 'vm-bbbbbbbb', 'vm-aaaaaaaa']);
 	});
 
 	it('filters by substring over every column, case-insensitively', () => {

@@ -19,12 +19,14 @@ import {gzipSync} from 'node:zlib';
 import {execa} from 'execa';
 import {createCpioArchive, type CpioEntry} from './cpio.js';
 import {
+	BOOT_VOLUME_LABEL,
 	BUSYBOX_PACKAGE,
 	DEMO_IMAGE_FILE,
 	DEMO_MODULES,
 	formatModulesDep,
 	kernelPackageFromDepends,
 	KERNEL_META_PACKAGE,
+	LIBRARY_DIR,
 	ModuleResolutionError,
 	moduleName,
 	parseModuleIndex,
@@ -33,9 +35,12 @@ import {
 	renderInitScript,
 	renderSyslinuxConfig,
 	resolveModules,
+	SSH_PACKAGES,
+	SSH_PROGRAMS,
 	UDHCPC_SCRIPT,
 	type DebDownload,
 } from './demo-image.js';
+import {ElfFormatError, neededClosure, readElfDynamic, type ElfDynamicInfo} from './elf-dynamic.js';
 import {moduleDependencies} from './modinfo.js';
 
 /** Options of `buildDemoImage`. */
@@ -124,14 +129,20 @@ export async function buildDemoImage(options: BuildDemoImageOptions): Promise<Bu
 	await mkdir(debsDir, {recursive: true});
 	progress('resolving packages with apt');
 	const kernelPackage = await resolveKernelPackage();
-	const downloads = await printUris([kernelPackage, BUSYBOX_PACKAGE]);
-	const kernelDeb = downloads.find(download => download.package === kernelPackage);
-	const busyboxDeb = downloads.find(download => download.package === BUSYBOX_PACKAGE);
-	if (!kernelDeb || !busyboxDeb) {
-		throw new ImageBuildError(`apt has no download for ${kernelDeb ? BUSYBOX_PACKAGE : kernelPackage}: run apt-get update`);
-	}
+	const downloads = await printUris([kernelPackage, BUSYBOX_PACKAGE, ...SSH_PACKAGES]);
+	const wanted = (name: string): DebDownload => {
+		const download = downloads.find(entry => entry.package === name);
+		if (!download) {
+			throw new ImageBuildError(`apt has no download for ${name}: run apt-get update`);
+		}
 
-	const digest = await inputsDigest([kernelDeb, busyboxDeb]);
+		return download;
+	};
+
+	const kernelDeb = wanted(kernelPackage);
+	const busyboxDeb = wanted(BUSYBOX_PACKAGE);
+	const sshDebs = SSH_PACKAGES.map(wanted);
+	const digest = await inputsDigest([kernelDeb, busyboxDeb, ...sshDebs]);
 	if (!options.force) {
 		const [stamp, image] = await Promise.all([readFile(stampPath, 'utf8').catch(() => ''), stat(imagePath).catch(() => undefined)]);
 		if (image?.isFile() && stamp.trim() === digest) {
@@ -141,6 +152,11 @@ export async function buildDemoImage(options: BuildDemoImageOptions): Promise<Bu
 	}
 
 	const [kernelFile, busyboxFile] = [await fetchDeb(kernelDeb, debsDir, progress), await fetchDeb(busyboxDeb, debsDir, progress)];
+	const sshFiles: string[] = [];
+	for (const deb of sshDebs) {
+		sshFiles.push(await fetchDeb(deb, debsDir, progress));
+	}
+
 	const work = await mkdtemp(join(tmpdir(), 'kloud-image-'));
 	const temporaryImage = join(outDir, `.${DEMO_IMAGE_FILE}.${randomBytes(4).toString('hex')}.tmp`);
 	try {
@@ -150,8 +166,9 @@ export async function buildDemoImage(options: BuildDemoImageOptions): Promise<Bu
 		await run('unpack the busybox package', 'dpkg-deb', ['-x', busyboxFile, busyboxRoot]);
 		const busybox = join(busyboxRoot, 'bin', 'busybox');
 		const applets = (await run('list the busybox applets', busybox, ['--list-full'])).stdout.split('\n').filter(line => line.trim() !== '');
-		const initramfs = gzipSync(createCpioArchive(await initramfsEntries({busybox, applets, modules})), {level: 9});
-		progress(`initramfs: ${modules.length} modules, ${applets.length} busybox applets, ${formatMib(initramfs.length)} gzipped`);
+		const ssh = await sshServerFiles(sshFiles, join(work, 'ssh'));
+		const initramfs = gzipSync(createCpioArchive(await initramfsEntries({busybox, applets, modules, ssh})), {level: 9});
+		progress(`initramfs: ${modules.length} modules, ${applets.length} busybox applets, dropbear with ${ssh.length - SSH_PROGRAMS.length - 1} libraries, ${formatMib(initramfs.length)} gzipped`);
 
 		const staging = join(work, 'fat');
 		await mkdir(staging);
@@ -167,7 +184,7 @@ export async function buildDemoImage(options: BuildDemoImageOptions): Promise<Bu
 		await writeFile(fatImage, '');
 		await truncate(fatImage, fatMib * MIB);
 		// 64 heads × 32 sectors: one MiB per cylinder, so the size is a whole number of cylinders.
-		await run('format the FAT image', 'mformat', ['-i', fatImage, '-v', 'KLOUD', '-h', '64', '-s', '32', '-T', String(fatMib * 2048), '::']);
+		await run('format the FAT image', 'mformat', ['-i', fatImage, '-v', BOOT_VOLUME_LABEL, '-h', '64', '-s', '32', '-T', String(fatMib * 2048), '::']);
 		await run('install syslinux', 'syslinux', ['--install', fatImage]);
 		await run('copy the kernel and initramfs', 'mcopy', ['-i', fatImage, join(staging, 'vmlinuz'), join(staging, 'initrd.gz'), join(staging, 'syslinux.cfg'), '::/']);
 
@@ -233,12 +250,30 @@ async function hasDigest(path: string, download: DebDownload): Promise<boolean> 
 	return download.sha256 === '' || createHash('sha256').update(bytes).digest('hex') === download.sha256;
 }
 
-/** The package files and the builder's own sources (this directory): what the image is made of. */
-async function inputsDigest(debs: readonly DebDownload[]): Promise<string> {
+/**
+ * The builder's own sources: its TypeScript where this checkout has it (run by vitest from
+ * agent/image, or built into dist/agent/image beside it), so the tests and the built agent share
+ * one stamp and never rebuild the image under each other's VMs; else (an installed package) its
+ * JavaScript.
+ */
+export async function builderSources(): Promise<{readonly directory: string; readonly names: readonly string[]}> {
 	const self = fileURLToPath(import.meta.url);
-	const directory = dirname(self);
-	const extension = extname(self);
-	const sources = (await readdir(directory)).filter(name => name.endsWith(extension)).sort();
+	const here = dirname(self);
+	const candidates = extname(self) === '.ts' ? [{directory: here, extension: '.ts'}] : [{directory: join(here, '..', '..', '..', 'agent', 'image'), extension: '.ts'}, {directory: here, extension: '.js'}];
+	for (const {directory, extension} of candidates) {
+		// eslint-disable-next-line no-await-in-loop
+		const names = (await readdir(directory).catch(() => [])).filter(name => name.endsWith(extension) && !name.endsWith('.d.ts')).sort();
+		if (names.length > 0) {
+			return {directory, names};
+		}
+	}
+
+	return {directory: here, names: []};
+}
+
+/** The package files and the builder's own sources: what the image is made of. */
+async function inputsDigest(debs: readonly DebDownload[]): Promise<string> {
+	const {directory, names: sources} = await builderSources();
 	const hash = createHash('sha256');
 	for (const deb of debs) {
 		hash.update(`deb ${deb.fileName} ${deb.sha256}\n`);
@@ -406,9 +441,89 @@ async function readModule(path: string): Promise<Uint8Array> {
 	return stdout;
 }
 
-async function initramfsEntries(options: {busybox: string; applets: readonly string[]; modules: readonly Module[]}): Promise<CpioEntry[]> {
+/** A file for the initramfs: its path there, its bytes. */
+type GuestFile = {path: string; bytes: Uint8Array};
+
+/**
+ * dropbear's programs, the libraries they load (found by soname in the unpacked packages' library
+ * directories) and glibc's loader at the path the programs name: nothing else of the packages.
+ */
+async function sshServerFiles(debFiles: readonly string[], root: string): Promise<GuestFile[]> {
+	for (const file of debFiles) {
+		await run(`unpack ${basename(file)}`, 'dpkg-deb', ['-x', file, root]);
+	}
+
+	const read = async (path: string): Promise<{bytes: Uint8Array; info: ElfDynamicInfo} | undefined> => {
+		const bytes = await readFile(join(root, path)).catch(() => undefined);
+		if (bytes === undefined) {
+			return undefined;
+		}
+
+		try {
+			return {bytes, info: readElfDynamic(bytes, path)};
+		} catch (error) {
+			throw new ImageBuildError(`cannot read ${path} from the SSH packages: ${(error as ElfFormatError).message}`, {cause: error});
+		}
+	};
+
+	// Only relative links inside the packages are followed: the loader's own /lib64 link is absolute.
+	const libraries = new Map<string, {bytes: Uint8Array; info: ElfDynamicInfo}>();
+	const findLibrary = async (soname: string): Promise<void> => {
+		for (const directory of ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu']) {
+			const found = await read(join(directory, soname));
+			if (found) {
+				libraries.set(soname, found);
+				return;
+			}
+		}
+	};
+
+	const programs: GuestFile[] = [];
+	const infos: ElfDynamicInfo[] = [];
+	for (const path of SSH_PROGRAMS) {
+		const found = await read(path);
+		if (!found) {
+			throw new ImageBuildError(`the SSH packages (${SSH_PACKAGES.join(', ')}) have no ${path}`);
+		}
+
+		programs.push({path, bytes: found.bytes});
+		infos.push(found.info);
+	}
+
+	// Breadth first: each round looks up what the libraries found so far need.
+	let closure = neededClosure(infos, soname => libraries.get(soname)?.info);
+	while (closure.missing.length > 0) {
+		const before = libraries.size;
+		await Promise.all(closure.missing.map(findLibrary));
+		if (libraries.size === before) {
+			throw new ImageBuildError(`the SSH packages (${SSH_PACKAGES.join(', ')}) lack ${closure.missing.join(', ')}, which dropbear needs`);
+		}
+
+		closure = neededClosure(infos, soname => libraries.get(soname)?.info);
+	}
+
+	const interpreter = infos.find(info => info.interpreter !== undefined)?.interpreter;
+	if (interpreter === undefined || infos.some(info => info.interpreter !== interpreter)) {
+		throw new ImageBuildError(`${SSH_PROGRAMS.join(' and ')} do not name one dynamic loader`);
+	}
+
+	const loader = basename(interpreter);
+	await findLibrary(loader);
+	const loaderFile = libraries.get(loader);
+	if (!loaderFile) {
+		throw new ImageBuildError(`the SSH packages have no dynamic loader ${interpreter}`);
+	}
+
+	return [
+		...programs,
+		...closure.libraries.map(soname => ({path: `${LIBRARY_DIR}/${soname}`, bytes: libraries.get(soname)!.bytes})),
+		{path: interpreter.replace(/^\/+/, ''), bytes: loaderFile.bytes},
+	];
+}
+
+async function initramfsEntries(options: {busybox: string; applets: readonly string[]; modules: readonly Module[]; ssh: readonly GuestFile[]}): Promise<CpioEntry[]> {
 	const script = (path: string, text: string): CpioEntry => ({type: 'file', path, data: Buffer.from(text), mode: 0o755});
-	const directories = ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'etc', 'lib/modules', 'mnt', 'var/log'];
+	const directories = ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'etc', 'lib/modules', LIBRARY_DIR, 'lib64', 'mnt', 'var/log'];
 	const applets = options.applets.filter(path => path !== 'bin/busybox' && !path.startsWith('/') && !path.split('/').includes('..'));
 	return [
 		...directories.map((path): CpioEntry => ({type: 'directory', path})),
@@ -420,12 +535,15 @@ async function initramfsEntries(options: {busybox: string; applets: readonly str
 		{type: 'char-device', path: 'dev/null', major: 1, minor: 3, mode: 0o666},
 		{type: 'file', path: 'etc/passwd', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n')},
 		{type: 'file', path: 'etc/group', data: Buffer.from('root:x:0:\n')},
+		// dropbear lets a user in only with a shell listed here.
+		{type: 'file', path: 'etc/shells', data: Buffer.from('/bin/sh\n')},
 		script('init', renderInitScript({modules: options.modules.map(module => module.fileName)})),
 		script('etc/udhcpc.script', UDHCPC_SCRIPT),
 		script('etc/acpi/PWRF/00000080', POWER_BUTTON_SCRIPT),
 		{type: 'file', path: 'bin/busybox', data: await readFile(options.busybox), mode: 0o755},
 		...applets.map((path): CpioEntry => ({type: 'symlink', path, target: '/bin/busybox'})),
 		...options.modules.map((module): CpioEntry => ({type: 'file', path: `lib/modules/${module.fileName}`, data: module.bytes})),
+		...options.ssh.map((file): CpioEntry => ({type: 'file', path: file.path, data: file.bytes, mode: 0o755})),
 	];
 }
 

@@ -5,7 +5,8 @@
  *
  * The guest is a Debian kernel with a busybox initramfs on a FAT "superfloppy" booted by syslinux.
  * Its `/init` prints one marker line on the serial console once it is up:
- * `KLOUD-READY hostname=<hostname> ip=<address or none>`, then keeps a root shell on it.
+ * `KLOUD-READY hostname=<hostname> ip=<address or none>`, then keeps a root shell on it. An SSH
+ * server (dropbear) lets in root with the seed's `public-keys`.
  */
 
 /** The base image's file name in an images directory (the agent's `--images`). */
@@ -16,6 +17,22 @@ export const KERNEL_META_PACKAGE = 'linux-image-amd64';
 
 /** The Debian package that provides a static busybox. Downloaded and unpacked, never installed. */
 export const BUSYBOX_PACKAGE = 'busybox-static';
+
+/**
+ * The Debian packages of the guest's SSH server: dropbear and the shared libraries it loads (with
+ * glibc's loader). Downloaded and unpacked, never installed; only the programs of `SSH_PROGRAMS` and
+ * the libraries they load (read from their ELF headers) go into the image.
+ */
+export const SSH_PACKAGES: readonly string[] = ['dropbear-bin', 'libc6', 'libcrypt1', 'libtomcrypt1', 'libtommath1', 'libgmp10', 'zlib1g'];
+
+/** The programs of `SSH_PACKAGES` the guest runs, at these paths in the package and the guest. */
+export const SSH_PROGRAMS: readonly string[] = ['usr/sbin/dropbear', 'usr/bin/dropbearkey'];
+
+/** Where the guest's shared libraries go (a directory glibc's loader searches without a cache). */
+export const LIBRARY_DIR = 'lib/x86_64-linux-gnu';
+
+/** The FAT volume label of the image's boot disk; the guest finds the disk by it to keep its SSH host key. */
+export const BOOT_VOLUME_LABEL = 'KLOUD';
 
 /** The first word of the guest's ready line on its serial console. */
 export const READY_MARKER = 'KLOUD-READY';
@@ -31,7 +48,7 @@ export const DEFAULT_GUEST_HOSTNAME = 'kloud';
 
 /**
  * The kernel modules the guest loads, in the order wanted (each after its own dependencies):
- * virtio devices; evdev and the ACPI button before acpid starts (acpid opens the input devices once,
+ * virtio devices (the RNG fills the kernel's random pool at once: the SSH host key waits for it); evdev and the ACPI button before acpid starts (acpid opens the input devices once,
  * at start); the IDE/AHCI controllers before `sr_mod` so the CD-ROM exists once `sr_mod` is loaded
  * (module loading waits for the controllers' asynchronous probes); FAT with the code pages Debian's
  * kernel needs to mount it (`nls_ascii` is its default iocharset). Built-in ones are skipped.
@@ -41,6 +58,7 @@ export const DEMO_MODULES: readonly string[] = [
 	'virtio_blk',
 	'virtio_net',
 	'virtio_console',
+	'virtio_rng',
 	'evdev',
 	'button',
 	'ata_piix',
@@ -56,10 +74,13 @@ export const DEMO_MODULES: readonly string[] = [
 ];
 
 /**
- * The kernel command line. `console=ttyS0` puts the console (and the marker) on the first serial
- * port; `quiet` keeps the slow emulated UART from printing the whole boot log.
+ * The kernel command line. `console=ttyS0,115200` puts the console (and the marker) on the first
+ * serial port at 115200 baud, which the shell on it inherits: at the kernel's default 9600, QEMU's
+ * UART holds a typed key back for its receive-FIFO timeout (4 character times, 4.2 ms) before the
+ * guest sees it, and every keystroke's echo took ~5 ms instead of ~1 ms. `quiet` keeps the
+ * emulated UART from printing the whole boot log.
  */
-export const DEMO_KERNEL_CMDLINE = 'console=ttyS0 quiet';
+export const DEMO_KERNEL_CMDLINE = 'console=ttyS0,115200 quiet';
 
 /** How long the guest's DHCP client tries before it goes on with `ip=none` (and keeps trying in the background). */
 export const DHCP_TRIES = 3;
@@ -147,6 +168,29 @@ cat > /www/index.html <<EOF
 EOF
 httpd -p 80 -h /www || say 'httpd did not start'
 
+# SSH: dropbear lets root in with the seed's public-keys (meta-data lines '  - "KEY"', JSON-quoted),
+# keys only. Its host key is made at the first boot and kept on the VM's own boot disk (its overlay),
+# so it stays the same across reboots; the disk is mounted only for that moment.
+mkdir -p /root/.ssh /etc/dropbear
+chmod 0700 /root/.ssh
+if [ -n "$seed" ] && [ -f "$seed/meta-data" ]; then
+	awk '${AUTHORIZED_KEYS_AWK}' "$seed/meta-data" > /root/.ssh/authorized_keys
+	chmod 0600 /root/.ssh/authorized_keys
+fi
+hostkey=/etc/dropbear/dropbear_ed25519_host_key
+mkdir -p /mnt/boot
+if boot=$(findfs LABEL=${BOOT_VOLUME_LABEL} 2>/dev/null) && mount -t vfat "$boot" /mnt/boot; then
+	if [ -s /mnt/boot/kloud/ssh_host_ed25519_key ]; then
+		cp /mnt/boot/kloud/ssh_host_ed25519_key "$hostkey"
+	elif dropbearkey -t ed25519 -f "$hostkey" > /dev/null 2>&1; then
+		mkdir -p /mnt/boot/kloud && cp "$hostkey" /mnt/boot/kloud/ssh_host_ed25519_key
+	fi
+	umount /mnt/boot
+fi
+[ -s "$hostkey" ] || dropbearkey -t ed25519 -f "$hostkey" > /dev/null 2>&1
+chmod 0600 "$hostkey"
+dropbear -r "$hostkey" -s -P /run/dropbear.pid || say 'dropbear did not start'
+
 echo "${READY_MARKER} hostname=$(hostname) ip=$ip"
 
 # user-data that starts with #! runs once, after the marker, its output on the console.
@@ -177,6 +221,19 @@ while :; do
 done
 `;
 }
+
+/**
+ * The awk program that reads a NoCloud `meta-data` file (as `agent/seed.ts` writes it) and prints
+ * the `public-keys` list, one key a line, for `authorized_keys`: each item is a JSON string on a line
+ * `  - "…"`, whose only escapes (keys are one printable line) are `\"` and `\\`.
+ */
+export const AUTHORIZED_KEYS_AWK = String.raw`/^public-keys:/ { keys = 1; next }
+keys && /^  - "/ {
+	quoted = substr($0, 6, length($0) - 6); key = ""
+	while ((at = index(quoted, "\\")) > 0) { key = key substr(quoted, 1, at - 1) substr(quoted, at + 1, 1); quoted = substr(quoted, at + 2) }
+	print key quoted; next
+}
+keys && !/^ / { keys = 0 }`;
 
 /** The udhcpc hook (`/etc/udhcpc.script`): applies the lease and records the address in `/run/kloud-ip`. */
 export const UDHCPC_SCRIPT = `#!/bin/sh
@@ -375,7 +432,8 @@ export type ReadyMarker = {
 
 /** The first ready line in a serial console log, or undefined. Tolerates CRLF and prompt prefixes. */
 export function findReadyMarker(consoleText: string): ReadyMarker | undefined {
-	const match = new RegExp(`${READY_MARKER} hostname=(\\S+) ip=(\\S+)`).exec(consoleText);
+	// Only a whole line: a console read while the guest is writing the marker may end mid-address.
+	const match = new RegExp(`${READY_MARKER} hostname=(\\S+) ip=(\\S+)\\r?\\n`).exec(consoleText);
 	if (!match) {
 		return undefined;
 	}

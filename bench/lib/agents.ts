@@ -7,7 +7,13 @@ import {fileURLToPath} from 'node:url';
 export const AMQP_URL = process.env.KLOUD_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const AGENT_BIN = fileURLToPath(new URL('../../agent/cli.js', import.meta.url));
 
-export type BenchAgent = {readonly hostId: string; readonly process: ChildProcess; stop(): Promise<void>};
+export type BenchAgent = {
+	readonly hostId: string;
+	readonly process: ChildProcess;
+	/** What it logged since it was ready (with `keepLogs` only; else empty). */
+	logs(): string;
+	stop(): Promise<void>;
+};
 
 export type AgentOptions = {
 	readonly namespace: string;
@@ -17,6 +23,8 @@ export type AgentOptions = {
 	readonly extra?: readonly string[];
 	/** Broker URL (or a cluster's URL list); default AMQP_URL. */
 	readonly url?: string;
+	/** Keep what the agent logs (pino JSON lines) for `logs()`. */
+	readonly keepLogs?: boolean;
 };
 
 /** The node flags the agent's shebang asks for (`#!/usr/bin/env -S node --flag …`): run it as shipped. */
@@ -46,6 +54,7 @@ export async function spawnAgent(options: AgentOptions): Promise<BenchAgent> {
 		{stdio: ['ignore', 'pipe', 'inherit']},
 	);
 	const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+	let kept = '';
 	await new Promise<void>((resolve, reject) => {
 		let output = '';
 		const onData = (chunk: Buffer) => {
@@ -53,6 +62,13 @@ export async function spawnAgent(options: AgentOptions): Promise<BenchAgent> {
 			if (output.includes('agent ready')) {
 				// Keep draining the log pipe (a full pipe would block the agent), without keeping it.
 				child.stdout!.off('data', onData);
+				if (options.keepLogs) {
+					kept = output;
+					child.stdout!.on('data', (more: Buffer) => {
+						kept += more.toString();
+					});
+				}
+
 				child.stdout!.resume();
 				resolve();
 			}
@@ -64,6 +80,7 @@ export async function spawnAgent(options: AgentOptions): Promise<BenchAgent> {
 	return {
 		hostId: options.hostId,
 		process: child,
+		logs: () => kept,
 		async stop() {
 			if (child.exitCode === null && child.signalCode === null) {
 				child.kill('SIGTERM');

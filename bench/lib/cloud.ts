@@ -123,6 +123,8 @@ async function deleteNamespace(namespace: string, urls: string): Promise<void> {
 		channel.on('error', () => {});
 		await channel.deleteQueue(`${namespace}.start`).catch(() => {});
 		await channel.deleteQueue(`${namespace}.dead`).catch(() => {});
+		await channel.deleteQueue(`${namespace}.groups`).catch(() => {});
+		await channel.deleteQueue(`${namespace}.controller`).catch(() => {});
 		await channel.deleteExchange(`${namespace}.commands`).catch(() => {});
 		await channel.deleteExchange(`${namespace}.events`).catch(() => {});
 		await channel.deleteExchange(`${namespace}.dead`).catch(() => {});

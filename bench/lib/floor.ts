@@ -18,6 +18,19 @@ import {AMQP_URL} from './agents.js';
 
 const RESPONDER = fileURLToPath(new URL('responder.js', import.meta.url));
 
+/** Starts a responder script (added to `children` at once, for the caller's clean-up) and waits for its `ready` line. */
+async function spawnResponder(script: string, args: readonly string[], children: ChildProcess[]): Promise<void> {
+	const child = spawn(process.execPath, [script, ...args], {stdio: ['ignore', 'pipe', 'inherit']});
+	children.push(child);
+	await new Promise<void>((resolve, reject) => {
+		child.stdout!.once('data', () => {
+			child.stdout!.resume();
+			resolve();
+		});
+		child.once('exit', code => reject(new Error(`${script} exited with ${code}`)));
+	});
+}
+
 export type ListFloor = {
 	/** One scatter-gather round to every responder: milliseconds until the last reply. */
 	round(): Promise<number>;
@@ -49,17 +62,7 @@ export async function openListFloor(responders: number, payload: Buffer): Promis
 		await channel.assertExchange(exchange, 'fanout', {autoDelete: true, durable: false});
 		for (let index = 0; index < responders; index += 4) {
 			await Promise.all(
-				Array.from({length: Math.min(4, responders - index)}, async () => {
-					const child = spawn(process.execPath, [RESPONDER, AMQP_URL, exchange, payloadFile], {stdio: ['ignore', 'pipe', 'inherit']});
-					children.push(child);
-					await new Promise<void>((resolve, reject) => {
-						child.stdout!.once('data', () => {
-							child.stdout!.resume();
-							resolve();
-						});
-						child.once('exit', code => reject(new Error(`floor responder exited with ${code}`)));
-					});
-				}),
+				Array.from({length: Math.min(4, responders - index)}, async () => spawnResponder(RESPONDER, [AMQP_URL, exchange, payloadFile], children)),
 			);
 		}
 
@@ -141,4 +144,64 @@ export async function killDirect(vms: readonly DirectVm[]): Promise<void> {
 	}
 
 	await Promise.all(vms.map(async vm => vm.exited));
+}
+
+const ECHO_RESPONDER = fileURLToPath(new URL('echo-responder.js', import.meta.url));
+
+export type EchoFloor = {
+	/** Publishes `data` to the echo process; what comes back goes to every output listener. */
+	send(data: string): void;
+	onOutput(listener: (data: Buffer) => void): void;
+	close(): Promise<void>;
+};
+
+/**
+ * The console's broker floor: an echo process (see echo-responder.ts) reached the way a keystroke
+ * reaches an agent (topic exchange, exclusive queue), answering the way a console frame reaches
+ * its viewer (default exchange, the viewer's bounded exclusive queue).
+ */
+export async function openEchoFloor(): Promise<EchoFloor> {
+	const exchange = `bench-echo-${randomBytes(3).toString('hex')}`;
+	const connection = await amqp.connect(AMQP_URL, {noDelay: true});
+	const children: ChildProcess[] = [];
+	const close = async () => {
+		for (const child of children) {
+			child.kill('SIGTERM');
+		}
+
+		await connection.close().catch(() => {});
+	};
+
+	try {
+		const channel = await connection.createConfirmChannel();
+		await channel.assertExchange(exchange, 'topic', {autoDelete: true, durable: false});
+		await spawnResponder(ECHO_RESPONDER, [AMQP_URL, exchange, 'host.echo'], children);
+		const {queue} = await channel.assertQueue('', {exclusive: true, arguments: {'x-max-length-bytes': 1024 * 1024, 'x-overflow': 'drop-head'}});
+		await channel.prefetch(256);
+		const listeners: Array<(data: Buffer) => void> = [];
+		await channel.consume(
+			queue,
+			message => {
+				if (message) {
+					channel.ack(message);
+					for (const listener of listeners) {
+						listener(message.content);
+					}
+				}
+			},
+			{noAck: false},
+		);
+		return {
+			send(data) {
+				channel.publish(exchange, 'host.echo', Buffer.from(data), {replyTo: queue}, () => {});
+			},
+			onOutput(listener) {
+				listeners.push(listener);
+			},
+			close,
+		};
+	} catch (error) {
+		await close();
+		throw error;
+	}
 }

@@ -34,6 +34,7 @@ import {ByteBudget} from './byte-budget.js';
 import {BrokerConnection, type ConnectionState, type TlsOptions} from './connection.js';
 import {deadLetterAnswer, type DeadLetterAnswer} from './dead-letters.js';
 import {FairLanes} from './fair-lanes.js';
+import {ReplyDroppedError, ReplyNotSentError, ReplyPublisher} from './reply-publisher.js';
 import {Rpc} from './rpc.js';
 import {declareShared} from './topology.js';
 
@@ -137,7 +138,16 @@ const REPLIED_MEMORY = 4096;
 type ReplyOptions = {
 	/** For a redeliverable message: whether the channel it came on is still the current one. */
 	readonly isOurs?: () => boolean;
+	/** The request's `ts`: a reply to a broker node found down after it was sent cannot arrive. */
+	readonly requestTs?: number;
+	/** The broker-validated user who asked ('' for none): what a forged reply address is charged to. */
+	readonly sender?: string;
 };
+
+/** Whom a request is charged to (its lane, its reply line): its broker-validated user id, '' for none. */
+function senderOf(userId: unknown): string {
+	return typeof userId === 'string' ? userId : '';
+}
 
 export class DuplicateHostError extends Error {
 	override name = 'DuplicateHostError';
@@ -168,6 +178,18 @@ export class AgentEndpoint {
 
 			handlers.onConnectionState?.(state);
 		});
+		// Replies on a connection of their own (see reply-publisher.ts: a reply to a stopped node's
+		// requester makes RabbitMQ close the publishing connection).
+		endpoint.#replies = await ReplyPublisher.open({
+			url: options.url,
+			connectionName: `kloud-replies@${options.hostId}`,
+			retryMs: REPLY_RETRY_MS,
+			...(options.amqpHeartbeatSeconds === undefined ? {} : {heartbeatSeconds: options.amqpHeartbeatSeconds}),
+			...(options.tls === undefined ? {} : {tls: options.tls}),
+		}).catch(async (error: unknown) => {
+			await endpoint.#connection?.close();
+			throw error;
+		});
 		return endpoint;
 	}
 
@@ -175,6 +197,7 @@ export class AgentEndpoint {
 	readonly #options: AgentEndpointOptions;
 	readonly #handlers: AgentHandlers;
 	#connection: BrokerConnection | undefined;
+	#replies: ReplyPublisher | undefined;
 	#workChannel: Channel | undefined;
 	#workConsumer: string | undefined;
 	#isAcceptingStarts = true;
@@ -191,6 +214,8 @@ export class AgentEndpoint {
 	#isConsoleChannelFull = false;
 	/** Replies confirmed for work-queue and tutorial deliveries (by reply address and correlation id), oldest first. */
 	readonly #replied = new Set<string>();
+	/** Replies on their way (the replies' connection may be waiting for a reconnect), by the same key. */
+	readonly #replying = new Map<string, Promise<boolean>>();
 	/** For the agent's own rounds (looking for a start's token across the fleet). */
 	readonly #rpc = new Rpc(() => this.connection);
 
@@ -307,6 +332,7 @@ export class AgentEndpoint {
 		}
 
 		await this.#connection?.close();
+		await this.#replies?.close();
 	}
 
 	private async setup(channel: Channel, workChannel: Channel, deadChannel: Channel, tutorialChannel: Channel | undefined): Promise<void> {
@@ -403,7 +429,7 @@ export class AgentEndpoint {
 
 		// Each sender's requests in a lane of their own: a flood fills its own lane, then is told `busy`.
 		const {userId} = message.properties as {userId?: unknown};
-		const sender = typeof userId === 'string' ? userId : '';
+		const sender = senderOf(userId);
 		if (!this.#lanes.submit(sender, serve)) {
 			this.#inFlight--;
 			void this.refuseBusy(channel, message, sender, parsed.value);
@@ -414,12 +440,11 @@ export class AgentEndpoint {
 	private async refuseBusy(channel: Channel, message: ConsumeMessage, sender: string, request: Request): Promise<void> {
 		const {replyTo, correlationId} = message.properties as {replyTo?: string; correlationId?: string};
 		this.#options.log.debug({sender, held: this.#lanes.held(sender)}, 'busy: refused a request over its sender\'s share');
+		this.ackHost(channel, message);
 		if (replyTo) {
 			const reason = `host ${this.#options.hostId} is busy with ${this.#lanes.held(sender)} requests from ${sender === '' ? 'senders without a user id' : sender}: try again shortly`;
-			await this.reply(replyTo, correlationId ?? request.id, {ok: false, code: 'busy', reason}).catch(() => {});
+			await this.reply(replyTo, correlationId ?? request.id, {ok: false, code: 'busy', reason}, {sender}).catch(() => {});
 		}
-
-		this.ackHost(channel, message);
 	}
 
 	/** Acks a host-queue message if its channel is still the live one (a dead channel's messages died with it). */
@@ -471,7 +496,15 @@ export class AgentEndpoint {
 
 		if (result.ok === 'requeue') {
 			if (via === 'work') {
-				channel.nack(message, false, true);
+				// On a channel that died meanwhile the broker has put the message back already.
+				if (channel === this.#workChannel) {
+					try {
+						channel.nack(message, false, true);
+					} catch (error) {
+						this.#options.log.debug({err: error}, 'nack after the channel closed');
+					}
+				}
+
 				return;
 			}
 
@@ -479,19 +512,34 @@ export class AgentEndpoint {
 			result = {ok: false, code: 'no_capacity', reason: `host ${this.#options.hostId} has no capacity now`};
 		}
 
+		if (via === 'host') {
+			// Served: acked now, not once its reply is out. The host queue dies with this connection
+			// (nothing to redeliver), and a reply waiting its turn (replies go out one sender after
+			// another) must not hold one of the prefetch slots the other senders' requests need.
+			this.ackHost(channel, message);
+		}
+
 		if (replyTo && (via === 'host' || channel === this.#workChannel)) {
 			const re = correlationId ?? (parsed.ok ? parsed.value.id : '');
-			if (via === 'host') {
-				await this.reply(replyTo, re, result);
-			} else {
-				// A start whose channel died is delivered again: that delivery answers, not this one.
-				const isOurs = () => channel === this.#workChannel;
-				await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.reply(replyTo, re, result, {isOurs}));
+			const replyOptions = {...(parsed.ok ? {requestTs: parsed.value.ts} : {}), sender: senderOf(userId)};
+			try {
+				if (via === 'host') {
+					await this.reply(replyTo, re, result, replyOptions);
+				} else {
+					// A start whose channel died is delivered again: that delivery answers, not this one.
+					const isOurs = () => channel === this.#workChannel;
+					await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.reply(replyTo, re, result, {isOurs, ...replyOptions}));
+				}
+			} catch (error) {
+				// The request was served: whatever became of its reply, it is acked (a host-queue one
+				// above, a start below). A message left unacked holds one of the channel's prefetch
+				// slots for good (a requester writes its own reply address: a hostile one must not be
+				// able to wedge the queue).
+				this.#options.log.error({err: error, replyTo: replyTo.slice(0, 200)}, 'reply failed');
 			}
 		}
 
 		if (via === 'host') {
-			this.ackHost(channel, message);
 			return;
 		}
 
@@ -501,11 +549,17 @@ export class AgentEndpoint {
 			return;
 		}
 
-		if (parsed.ok) {
-			channel.ack(message);
-		} else {
-			// Never redeliver what can never parse: drop it (or dead-letter it where a DLX is set).
-			channel.nack(message, false, false);
+		try {
+			if (parsed.ok) {
+				channel.ack(message);
+			} else {
+				// Never redeliver what can never parse: drop it (or dead-letter it where a DLX is set).
+				channel.nack(message, false, false);
+			}
+		} catch (error) {
+			// The connection dropped while the reply went out on its own: the broker delivers the
+			// message again, and that delivery is not answered twice (`replyOnce`).
+			this.#options.log.debug({err: error}, 'ack after the channel closed');
 		}
 	}
 
@@ -526,29 +580,34 @@ export class AgentEndpoint {
 	}
 
 	/**
-	 * Publishes a reply. One that fails because this agent's connection dropped (or is not set up
-	 * yet) is sent again once it is back (the requester's address outlives our connection), unless
-	 * the message it answers is redeliverable and its channel died: then the broker hands that
-	 * message out again and its next delivery answers.
+	 * Publishes a reply on the replies' own connection (it waits there for a reconnect). True once
+	 * it is confirmed, or once it is known it can never arrive (its requester was on a broker node
+	 * that went down: nothing to answer again). False when it could not be sent: unless the message
+	 * it answers is redeliverable and its channel died (then its next delivery answers), it is lost.
 	 */
 	private async sendReply(replyTo: string, content: Uint8Array, properties: {correlationId?: string; contentType?: string}, options: ReplyOptions = {}): Promise<boolean> {
-		const send = async () => this.connection.publish('', replyTo, content, properties);
 		try {
-			await send();
+			const outcome = await this.#replies!.send(replyTo, content, properties, options.requestTs, options.sender);
+			if (outcome === 'dead') {
+				this.#options.log.info({replyTo, correlationId: properties.correlationId}, 'not replying: the requester\'s broker node went down after it asked');
+			} else if (outcome === 'refused') {
+				this.#options.log.warn({replyTo: replyTo.slice(0, 200), correlationId: properties.correlationId, sender: options.sender}, 'not replying: an unknown broker node in the address, and this sender\'s reply addresses kept crashing the connection');
+			}
+
 			return true;
 		} catch (error) {
-			if (!(await this.connection.waitUntilConnected(REPLY_RETRY_MS)) || !(options.isOurs?.() ?? true)) {
-				this.#options.log.warn({err: error, replyTo}, options.isOurs?.() === false ? 'reply not sent: its message will be delivered again' : 'could not deliver a reply');
+			if (!(error instanceof ReplyNotSentError)) {
+				throw error;
+			}
+
+			if (error instanceof ReplyDroppedError) {
+				// A flood's own replies: one line each would flood the log too.
+				this.#options.log.debug({replyTo, sender: options.sender}, 'reply dropped: too many waiting for its sender');
 				return false;
 			}
 
-			return send().then(
-				() => true,
-				(retryError: unknown) => {
-					this.#options.log.warn({err: retryError, replyTo}, 'could not deliver a reply');
-					return false;
-				},
-			);
+			this.#options.log.warn({err: error, replyTo}, options.isOurs?.() === false ? 'reply not sent: its message will be delivered again' : 'could not deliver a reply');
+			return false;
 		}
 	}
 
@@ -558,12 +617,32 @@ export class AgentEndpoint {
 	 */
 	private async replyOnce(replyTo: string, re: string, isRedelivered: boolean, send: () => Promise<boolean>): Promise<void> {
 		const key = `${replyTo}\u0000${re}`;
+		// The same message delivered twice while the first delivery's reply is still on its way (its
+		// connection dropped and the replies' own connection waits for a reconnect): the second waits
+		// for that reply, and answers only if it could not be sent.
+		const pending = this.#replying.get(key);
+		if (pending !== undefined && (await pending)) {
+			this.#options.log.info({correlationId: re}, 'the message was answered by its other delivery: not answering again');
+			return;
+		}
+
 		if (isRedelivered && this.#replied.has(key)) {
 			this.#options.log.info({correlationId: re}, 'a redelivered message was answered already: not answering again');
 			return;
 		}
 
-		if (await send()) {
+		const sending = send();
+		this.#replying.set(key, sending);
+		let isSent: boolean;
+		try {
+			isSent = await sending;
+		} finally {
+			if (this.#replying.get(key) === sending) {
+				this.#replying.delete(key);
+			}
+		}
+
+		if (isSent) {
 			this.#replied.add(key);
 			if (this.#replied.size > REPLIED_MEMORY) {
 				const oldest = this.#replied.values().next().value;
@@ -583,20 +662,23 @@ export class AgentEndpoint {
 		const answer = deadLetterAnswer({headers, content: message.content, startQueue: this.topo.startQueue});
 		this.#inFlight++;
 		void (async () => {
-			if (answer && replyTo && correlationId) {
-				const parsed = parseRequest(message.content);
-				let result: HandlerResult = {ok: false, ...answer};
-				if (parsed.ok && parsed.value.type === 'vm.start' && this.#handlers.handleDeadStart) {
-					result = await this.#handlers.handleDeadStart(parsed.value, answer, typeof userId === 'string' ? {userId} : {});
-				}
+			try {
+				if (answer && replyTo && correlationId) {
+					const parsed = parseRequest(message.content);
+					let result: HandlerResult = {ok: false, ...answer};
+					if (parsed.ok && parsed.value.type === 'vm.start' && this.#handlers.handleDeadStart) {
+						result = await this.#handlers.handleDeadStart(parsed.value, answer, typeof userId === 'string' ? {userId} : {});
+					}
 
-				if (result.ok !== 'requeue') {
-					this.#options.log.info({result: result.ok ? 'found its VM' : result.reason, correlationId}, 'a start died in the queue: answering its requester');
-					await this.reply(replyTo, correlationId, result);
+					if (result.ok !== 'requeue') {
+						this.#options.log.info({result: result.ok ? 'found its VM' : result.reason, correlationId}, 'a start died in the queue: answering its requester');
+						await this.reply(replyTo, correlationId, result, {...(parsed.ok ? {requestTs: parsed.value.ts} : {}), sender: senderOf(userId)});
+					}
 				}
+			} finally {
+				// Acked whatever became of the answer: an unacked dead letter holds a prefetch slot for good.
+				channel.ack(message);
 			}
-
-			channel.ack(message);
 		})()
 			.catch((error: unknown) => this.#options.log.warn({err: error}, 'dead letter not handled'))
 			.finally(() => {
@@ -675,7 +757,7 @@ export class AgentEndpoint {
 				if (response !== undefined && replyTo && isOurs()) {
 					const content = Buffer.from(JSON.stringify(response));
 					const re = correlationId ?? messageId ?? createHash('sha256').update(message.content).digest('base64url');
-					await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.sendReply(replyTo, content, correlationId ? {correlationId} : {}, {isOurs}));
+					await this.replyOnce(replyTo, re, message.fields.redelivered, async () => this.sendReply(replyTo, content, correlationId ? {correlationId} : {}, {isOurs, sender: senderOf(userId)}));
 				}
 			})
 			.catch((error: unknown) => this.#options.log.error({err: error}, 'tutorial message failed'))

@@ -9,9 +9,11 @@ import {
 	ALL_HOSTS_KEY,
 	MAX_ROSTER_HOSTS,
 	REPEAT_HEADER,
+	START_KEY,
 	encode,
 	isTrustedEvent,
 	makeRequest,
+	oneCopyPerVm,
 	parseEvent,
 	parseReplyValue,
 	topology,
@@ -204,7 +206,7 @@ export class KloudClient {
 			return this.ask('vm.start', draft, this.topo.commandExchange, this.topo.hostKey(body.host), options.timeoutMs, {host: body.host, isRepeat});
 		}
 
-		return this.ask('vm.start', draft, '', this.topo.startQueue, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat});
+		return this.ask('vm.start', draft, this.topo.commandExchange, START_KEY, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat});
 	}
 
 	/** Graceful stop (or kill) sent only to the VM's owner; finds the owner (`findOwner`) if not given. */
@@ -273,6 +275,12 @@ export class KloudClient {
 	}
 
 	/** Cordons (no new VMs) or uncordons a host; answers its status. */
+	/** A TCP connect to the VM's address and `port`, made by its host (a group's `tcp:PORT` health check). */
+	async probe(vmId: string, port: number, options: {readonly host: string; readonly connectTimeoutMs?: number; readonly timeoutMs: number}): Promise<ReplyValue<'vm.probe'>> {
+		const body = {vmId, port, ...(options.connectTimeoutMs === undefined ? {} : {timeoutMs: options.connectTimeoutMs})};
+		return this.ask('vm.probe', {type: 'vm.probe', body}, this.topo.commandExchange, this.topo.hostKey(options.host), options.timeoutMs, {host: options.host});
+	}
+
 	async cordon(host: string, options: {readonly cordoned: boolean; readonly timeoutMs: number}): Promise<ReplyValue<'host.cordon'>> {
 		return this.ask('host.cordon', {type: 'host.cordon', body: {cordoned: options.cordoned}}, this.topo.commandExchange, this.topo.hostKey(host), options.timeoutMs, {host});
 	}
@@ -303,7 +311,8 @@ export class KloudClient {
 	async findVm(vmId: string, timeoutMs: number): Promise<Vm> {
 		const hasVm = (snapshot: HostSnapshot) => snapshot.vms.some(vm => vm.id === vmId);
 		const round = await this.broadcast('vm.list', {type: 'vm.list', body: {vmId}}, timeoutMs, value => value.roster, value => value, replies => replies.some(hasVm));
-		const owner = round.replies.flatMap(snapshot => snapshot.vms).find(vm => vm.id === vmId);
+		// Mid-handover both hosts may have answered: the destination's copy (not marked migrating) is the one.
+		const owner = oneCopyPerVm(round.replies.flatMap(snapshot => snapshot.vms)).find(vm => vm.id === vmId);
 		if (owner) {
 			return owner;
 		}

@@ -11,7 +11,9 @@
  */
 import {EventEmitter} from 'node:events';
 import amqp, {type Channel, type ChannelModel, type ConfirmChannel, type Options} from 'amqplib';
-import {redactUrl, urlUser} from './url.js';
+import {brokerUrls, redactUrl, urlUser} from './url.js';
+
+export {brokerUrls, BrokerUrlError} from './url.js';
 
 export {redactUrl, urlUser} from './url.js';
 
@@ -91,42 +93,14 @@ export function socketOptions(options: Pick<ConnectOptions, 'url' | 'connectionN
 	};
 }
 
-/** A URL list is empty, or one of its URLs is not an amqp:// or amqps:// URL. */
-export class BrokerUrlError extends Error {
-	override name = 'BrokerUrlError';
-}
-
-/**
- * The URLs of a comma-separated list (`--amqp`, `KLOUD_AMQP_URL`), each checked: an empty list or
- * a URL that is not amqp:// or amqps:// is refused with a clear error instead of a connect failure.
- */
-export function brokerUrls(list: string): string[] {
-	const urls = list.split(',').map(url => url.trim()).filter(url => url !== '');
-	if (urls.length === 0) {
-		throw new BrokerUrlError('no broker URL given');
-	}
-
-	for (const url of urls) {
-		let protocol: string;
-		try {
-			protocol = new URL(url).protocol;
-		} catch {
-			throw new BrokerUrlError(`not a broker URL: ${redactUrl(url)}`);
-		}
-
-		if (protocol !== 'amqp:' && protocol !== 'amqps:') {
-			throw new BrokerUrlError(`a broker URL starts with amqp:// or amqps://, not ${redactUrl(url)}`);
-		}
-	}
-
-	return urls;
-}
-
 /** `host:port` of a broker URL (the port amqplib uses when the URL has none): names the node a client is on. */
 export function brokerAddress(url: string): string {
 	const parsed = new URL(url);
 	return `${parsed.hostname}:${parsed.port || (parsed.protocol === 'amqps:' ? '5671' : '5672')}`;
 }
+
+/** How long a publish waits for its confirm before the connection is taken for stuck (see `publish`). */
+export const CONFIRM_TIMEOUT_MS = 10_000;
 
 /** The broker answered, but refused the topology or a consumer: retrying will not help soon. */
 export class SetupError extends Error {
@@ -203,6 +177,8 @@ export function withHeartbeat(url: string, seconds: number): string {
 export declare interface BrokerConnection {
 	on(event: 'state', listener: (state: ConnectionState) => void): this;
 	on(event: 'error', listener: (error: Error) => void): this;
+	/** The live connection closed (the broker's reason, e.g. a 541 with `code`), before any reconnect. */
+	on(event: 'drop', listener: (error: Error) => void): this;
 }
 
 /** Calls into amqplib live here; everything above deals in bytes, exchange names and promises. */
@@ -230,6 +206,8 @@ export class BrokerConnection extends EventEmitter {
 
 	private constructor(options: ConnectOptions) {
 		super();
+		// One listener per console session besides the client's own: many sessions are not a leak.
+		this.setMaxListeners(0);
 		this.#options = options;
 		const urls = brokerUrls(options.url);
 		this.#urls = options.urlOrder === 'shuffle' ? shuffled(urls) : urls;
@@ -301,11 +279,32 @@ export class BrokerConnection extends EventEmitter {
 		return channel;
 	}
 
-	/** Publishes and waits for the broker's confirm. */
+	/**
+	 * Publishes and waits for the broker's confirm. One that does not come within
+	 * CONFIRM_TIMEOUT_MS fails, and the connection starts over (a reconnecting one on the next node):
+	 * on a cluster, a message to a quorum queue whose leader hung just then waits on that leader
+	 * (RabbitMQ 3.10 sent it there) until the node resumes, however soon another was elected. A new
+	 * channel finds the new leader; the publisher sends again (a start, with its token).
+	 */
 	async publish(exchange: string, routingKey: string, content: Uint8Array, options: Options.Publish = {}): Promise<void> {
 		const channel = this.channel();
+		const model = this.#model;
 		await new Promise<void>((resolve, reject) => {
+			let isSettled = false;
+			const timer = setTimeout(() => {
+				isSettled = true;
+				reject(new Error(`broker did not confirm the message to ${exchange || 'the default exchange'}/${routingKey} within ${CONFIRM_TIMEOUT_MS / 1000} s`));
+				if (this.#channel === channel && !this.#closing) {
+					void model?.close().catch(() => {});
+				}
+			}, CONFIRM_TIMEOUT_MS);
 			channel.publish(exchange, routingKey, Buffer.from(content), options, error => {
+				if (isSettled) {
+					return;
+				}
+
+				isSettled = true;
+				clearTimeout(timer);
 				if (error) {
 					reject(new Error(`broker did not confirm the message to ${exchange || 'the default exchange'}/${routingKey}`, {cause: error}));
 				} else {
@@ -436,6 +435,7 @@ export class BrokerConnection extends EventEmitter {
 		this.#model = undefined;
 		this.#channel = undefined;
 		this.#broker = undefined;
+		this.emit('drop', error);
 		if (this.#options.reconnect) {
 			// The node may be gone: the next attempt goes to the next one of the list.
 			this.nextUrl();
@@ -492,6 +492,11 @@ function describe(error: unknown): string {
 	}
 
 	if (error instanceof Error) {
+		// amqplib drops the broker's reason from a close during the handshake (after the login).
+		if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(error.message)) {
+			return 'the broker refused to open the connection after the login: this user has reached its connection limit, or may not use this vhost';
+		}
+
 		const code = (error as {code?: unknown}).code;
 		return error.message || (typeof code === 'string' ? code : error.name);
 	}

@@ -30,8 +30,9 @@ export class GroupStore {
 
 	/**
 	 * `isTrustedWriter`: whose records count (by their broker-validated user id); default everyone's.
-	 * The controller of a `--tenants` fleet trusts only the agents' users and admins, because a
-	 * tenant may publish to the default exchange, and so to the stream.
+	 * The controller of a `--tenants` fleet trusts only the agents' users and admins: a tenant has
+	 * no write permission on the default exchange under the README's recipe, but a broker set up
+	 * otherwise (or an older recipe) may still let it reach the stream.
 	 */
 	constructor(topo: Topology, options: {readonly isTrustedWriter?: (userId: string | null) => boolean} = {}) {
 		this.#topo = topo;
@@ -81,8 +82,10 @@ export class GroupStore {
 	/** Resolves once every record appended before this call has been read (a marker appended and read back). */
 	async sync(connection: BrokerConnection, timeoutMs: number): Promise<void> {
 		const id = randomUUID();
+		let timer: NodeJS.Timeout | undefined;
+		// Waiting before appending: the marker may be read back before `append` returns.
 		const seen = new Promise<void>((resolve, reject) => {
-			const timer = setTimeout(() => {
+			timer = setTimeout(() => {
 				this.#syncWaiters.delete(id);
 				reject(new Error(`could not read the groups stream ${this.#topo.groupsStream} to its end within ${timeoutMs} ms`));
 			}, timeoutMs);
@@ -91,7 +94,16 @@ export class GroupStore {
 				resolve();
 			});
 		});
-		await this.append(connection, {kind: 'sync', id});
+		try {
+			await this.append(connection, {kind: 'sync', id});
+		} catch (error) {
+			// Not appended (e.g. the connection is between brokers): no marker will come, and a timer left
+			// to reject `seen` with no one awaiting it would be an unhandled rejection, killing the agent.
+			clearTimeout(timer);
+			this.#syncWaiters.delete(id);
+			throw error;
+		}
+
 		await seen;
 	}
 
@@ -145,8 +157,15 @@ export async function declareGroupsStream(channel: Channel, topo: Topology): Pro
 	await channel.assertQueue(topo.groupsStream, {durable: true, arguments: {'x-queue-type': 'stream'}});
 }
 
-/** A stream whose node has just (re)started and is not serving it yet. */
-const STREAM_STARTING = /home node .* is down or inaccessible/;
+/**
+ * A stream not served yet where this client is connected: its home node has just (re)started (404
+ * "home node … is down or inaccessible"), or this node's replica is not back yet after a restart
+ * (406 "does not have a replica on the local node", seen on a 3-node cluster after `stop_app` on
+ * each node in turn). Either comes within seconds: wait for it rather than fail the command.
+ */
+export function isStreamStarting(message: string): boolean {
+	return /home node .* is down or inaccessible|does not have a replica on the local node/.test(message);
+}
 
 /** A one-shot reader and writer of the groups stream (a CLI run): its own connection. */
 export class GroupStoreClient {
@@ -164,9 +183,7 @@ export class GroupStoreClient {
 				});
 				return new GroupStoreClient(store, connection, options.timeoutMs);
 			} catch (error) {
-				// Just after a broker (re)start the stream's replica is not up yet (404 "home node … is down
-				// or inaccessible"): it comes within seconds, so wait for it rather than fail the command.
-				if (!STREAM_STARTING.test((error as Error).message) || Date.now() > deadline) {
+				if (!isStreamStarting((error as Error).message) || Date.now() > deadline) {
 					throw error;
 				}
 

@@ -40,8 +40,17 @@ export class VmListCache {
 		}
 
 		const elapsed = Math.max(0, Math.round((now - entry.at) / 1000));
-		const {vmsUnchanged: _, ...rest} = snapshot;
-		return {...rest, vms: entry.vms.map(vm => (vm.uptimeSeconds === null || elapsed === 0 ? vm : {...vm, uptimeSeconds: vm.uptimeSeconds + elapsed}))};
+		const {vmsUnchanged: _, loads, ...rest} = snapshot;
+		return {
+			...rest,
+			vms: entry.vms.map(vm => {
+				// Load is not part of the version: it comes fresh with every reply (none: not measured now).
+				const load = loads?.[vm.id];
+				const {load: _old, ...base} = vm;
+				const aged = vm.uptimeSeconds === null || elapsed === 0 ? base : {...base, uptimeSeconds: vm.uptimeSeconds + elapsed};
+				return load ? {...aged, load} : aged;
+			}),
+		};
 	}
 
 	/** Forgets every host not in `hosts` (gone from the rosters), so `known` does not grow with the past. */

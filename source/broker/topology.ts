@@ -1,6 +1,6 @@
 /** Declares the shared exchanges and the start work queue of a namespace; safe to repeat. */
 import type {Channel} from 'amqplib';
-import {START_DELIVERY_LIMIT, type Topology} from '../protocol/index.js';
+import {START_DELIVERY_LIMIT, START_KEY, type Topology} from '../protocol/index.js';
 
 /** How long an unanswered dead-lettered start is kept for an agent to answer it: its requester is long gone after that. */
 const DEAD_LETTER_TTL_MS = 10 * 60 * 1000;
@@ -50,6 +50,9 @@ export async function declareShared(channel: Channel, topo: Topology): Promise<v
 	await channel.assertQueue(topo.deadLetters, {durable: true, arguments: deadQueueArguments()}).catch(olderQueue(topo.deadLetters));
 	await channel.bindQueue(topo.deadLetters, topo.deadLetters, '');
 	await declareStartQueue(channel, topo);
+	// Where clients publish starts (the command exchange: see START_KEY). Every agent declares this
+	// when it connects, so a start is routed once one agent of this version has run.
+	await channel.bindQueue(topo.startQueue, topo.commandExchange, START_KEY);
 }
 
 /**

@@ -31,3 +31,34 @@ export function redactUrl(url: string): string {
 		return '(invalid URL)';
 	}
 }
+
+/** A URL list is empty, or one of its URLs is not an amqp:// or amqps:// URL. */
+export class BrokerUrlError extends Error {
+	override name = 'BrokerUrlError';
+}
+
+/**
+ * The URLs of a comma-separated list (`--amqp`, `KLOUD_AMQP_URL`), each checked: an empty list or
+ * a URL that is not amqp:// or amqps:// is refused with a clear error instead of a connect failure.
+ */
+export function brokerUrls(list: string): string[] {
+	const urls = list.split(',').map(url => url.trim()).filter(url => url !== '');
+	if (urls.length === 0) {
+		throw new BrokerUrlError('no broker URL given');
+	}
+
+	for (const url of urls) {
+		let protocol: string;
+		try {
+			protocol = new URL(url).protocol;
+		} catch {
+			throw new BrokerUrlError(`not a broker URL: ${redactUrl(url)}`);
+		}
+
+		if (protocol !== 'amqp:' && protocol !== 'amqps:') {
+			throw new BrokerUrlError(`a broker URL starts with amqp:// or amqps://, not ${redactUrl(url)}`);
+		}
+	}
+
+	return urls;
+}

@@ -55,6 +55,13 @@ export type CliFlags = {
 	readonly health?: string;
 	readonly healthGrace?: number;
 	readonly hostGrace?: number;
+	/** `group create|update --scale-on cpu>70%` and its tuning: low mark (%), step, window, cooldown and warm-up (seconds). */
+	readonly scaleOn?: string;
+	readonly scaleLow?: number;
+	readonly scaleStep?: number;
+	readonly scaleWindow?: number;
+	readonly scaleCooldown?: number;
+	readonly scaleWarmup?: number;
 	readonly help: boolean;
 	readonly version: boolean;
 };
@@ -100,6 +107,12 @@ const OPTIONS = {
 	health: {type: 'string'},
 	'health-grace': {type: 'string'},
 	'host-grace': {type: 'string'},
+	'scale-on': {type: 'string'},
+	'scale-low': {type: 'string'},
+	'scale-step': {type: 'string'},
+	'scale-window': {type: 'string'},
+	'scale-cooldown': {type: 'string'},
+	'scale-warmup': {type: 'string'},
 	help: {type: 'boolean', short: 'h'},
 	version: {type: 'boolean'},
 } as const;
@@ -156,6 +169,12 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			healthGrace: numberFlag('health-grace', values['health-grace']),
 			hostGrace: numberFlag('host-grace', values['host-grace']),
 			health: values.health,
+			scaleOn: values['scale-on'],
+			scaleLow: numberFlag('scale-low', values['scale-low']),
+			scaleStep: numberFlag('scale-step', values['scale-step']),
+			scaleWindow: numberFlag('scale-window', values['scale-window']),
+			scaleCooldown: numberFlag('scale-cooldown', values['scale-cooldown']),
+			scaleWarmup: numberFlag('scale-warmup', values['scale-warmup']),
 			image: values.image,
 			host: values.host,
 			to: values.to,

@@ -1,7 +1,7 @@
 /** The command line's broker flags as connection options: TLS files, and whose events count. */
 import {readFileSync} from 'node:fs';
 import type {TlsOptions} from '../broker/connection.js';
-import {urlUser} from '../broker/url.js';
+import {brokerUrls, urlUser} from '../broker/url.js';
 import {parseAgentUsers} from '../protocol/limits.js';
 import {UsageError} from './args.js';
 
@@ -16,8 +16,15 @@ export function tlsOptions(flags: {readonly amqp: string; readonly ca?: string; 
 		return undefined;
 	}
 
-	if (!flags.amqp.startsWith('amqps://')) {
-		throw new UsageError('--ca, --cert and --key need an amqps:// broker URL');
+	let urls: string[];
+	try {
+		urls = brokerUrls(flags.amqp);
+	} catch (error) {
+		throw new UsageError(`--amqp: ${(error as Error).message}`);
+	}
+
+	if (urls.some(url => !url.startsWith('amqps://'))) {
+		throw new UsageError(urls.length === 1 ? '--ca, --cert and --key need an amqps:// broker URL' : '--ca, --cert and --key need amqps:// broker URLs, every one of the --amqp list');
 	}
 
 	if ((flags.cert === undefined) !== (flags.key === undefined)) {

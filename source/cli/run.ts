@@ -25,7 +25,6 @@ import {UsageError, type CliArgs} from './args.js';
 import {parseDiskSize} from './disk-size.js';
 import {planGroupCommand, runGroupPlan} from './group.js';
 import {agentUsers, tlsOptions} from './connect-flags.js';
-import {runTuiCommand} from './run-tui.js';
 
 /** `--until PATTERN`: a regular expression, or a usage error. */
 function untilPattern(source: string): RegExp {
@@ -123,6 +122,8 @@ function positiveInteger(name: string, value: number | undefined): number | unde
 /** The terminal a subcommand may ask a question on (`delete` without --yes). */
 export type CliTerminal = {
 	readonly isInteractive: boolean;
+	/** Writes a command's answer (stdout, and its warnings to stderr). */
+	print(output: Output): void;
 	/** Asks a yes/no question; true only for an explicit yes. */
 	confirm(question: string): Promise<boolean>;
 };
@@ -131,6 +132,12 @@ export type CliTerminal = {
 export function processTerminal(): CliTerminal {
 	return {
 		isInteractive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+		print(output) {
+			process.stdout.write(`${output.stdout}\n`);
+			if (output.stderr) {
+				process.stderr.write(`${output.stderr}\n`);
+			}
+		},
 		async confirm(question) {
 			const prompt = createInterface({input: process.stdin, output: process.stderr});
 			try {
@@ -159,11 +166,13 @@ function vmIdArgument(command: string, rest: readonly string[]): string {
 	return check(vmIdSchema, vmId);
 }
 
-/** Runs the TUI (undefined: it printed itself) or a subcommand (what to print). */
-export async function runCli({command, rest, flags}: CliArgs, terminal: CliTerminal = processTerminal()): Promise<Output | undefined> {
+/**
+ * Runs a subcommand (what to print). Bare `kloud-tui`, the TUI, is cli.ts's own (cli/run-tui.ts):
+ * it runs from bundles of its own, never from this one's.
+ */
+export async function runCli({command, rest, flags}: CliArgs, terminal: CliTerminal = processTerminal()): Promise<void> {
 	if (!command) {
-		await runTuiCommand(flags);
-		return undefined;
+		throw new UsageError('no subcommand: bare kloud-tui runs the TUI');
 	}
 
 	const namespaceError = checkNamespace(flags.namespace);
@@ -359,7 +368,12 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 	const tls = tlsOptions(flags);
 	const client = await connectOperator({url: flags.amqp, namespace: flags.namespace, failFast: true, agentUsers: agentUsers(flags), ...(tls ? {tls} : {})});
 	try {
-		return await action(client);
+		const output = await action(client);
+		// The answer is out before the connection's closing handshake (two round trips): the request
+		// was answered, so nothing is left to lose; a failed close changes neither the answer nor the exit code.
+		if (output) {
+			terminal.print(output);
+		}
 	} finally {
 		await client.close();
 	}

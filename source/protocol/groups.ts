@@ -28,20 +28,30 @@ export const DEFAULT_HEALTH_GRACE_SECONDS = 90;
 export const DEFAULT_HOST_GRACE_SECONDS = 15;
 
 /**
- * A health check: `none` (the process and its host only), or `console:REGEX` (the guest prints a
- * line matching REGEX periodically; a member that printed none for the grace period is unhealthy).
+ * A health check: `none` (the process and its host only), `console:REGEX` (the guest prints a
+ * line matching REGEX periodically; a member that printed none for the grace period is unhealthy),
+ * or `tcp:PORT` (the member's host connects to its address and PORT; a member that took no
+ * connection for the grace period is unhealthy).
  */
-export type HealthCheck = {readonly kind: 'none'} | {readonly kind: 'console'; readonly pattern: string};
+export type HealthCheck = {readonly kind: 'none'} | {readonly kind: 'console'; readonly pattern: string} | {readonly kind: 'tcp'; readonly port: number};
 
-/** Parses `--health`: `none` or `console:REGEX` (a valid JavaScript regular expression). */
+/** Parses `--health`: `none`, `console:REGEX` (a valid JavaScript regular expression) or `tcp:PORT`. */
 export function parseHealthCheck(text: string): {ok: true; value: HealthCheck} | {ok: false; error: string} {
 	if (text === 'none') {
 		return {ok: true, value: {kind: 'none'}};
 	}
 
+	const tcp = /^tcp:(.*)$/.exec(text);
+	if (tcp) {
+		const port = Number(tcp[1]);
+		return /^\d{1,5}$/.test(tcp[1]!) && port >= 1 && port <= 65_535
+			? {ok: true, value: {kind: 'tcp', port}}
+			: {ok: false, error: `invalid health check ${JSON.stringify(text)}: tcp:PORT needs a port from 1 to 65535`};
+	}
+
 	const match = /^console:(.+)$/s.exec(text);
 	if (!match?.[1]) {
-		return {ok: false, error: `invalid health check ${JSON.stringify(text)}: expected none or console:REGEX`};
+		return {ok: false, error: `invalid health check ${JSON.stringify(text)}: expected none, console:REGEX or tcp:PORT`};
 	}
 
 	try {
@@ -63,7 +73,67 @@ export const healthCheckSchema = z.union([
 			.max(256)
 			.refine(pattern => parseHealthCheck(`console:${pattern}`).ok, {error: 'invalid regular expression'}),
 	}),
+	z.strictObject({kind: z.literal('tcp'), port: z.number().int().min(1).max(65_535)}),
 ]);
+
+/** How a health check reads on the command line (`none`, `console:REGEX`, `tcp:PORT`). */
+export function formatHealthCheck(check: HealthCheck): string {
+	switch (check.kind) {
+		case 'none': {
+			return 'none';
+		}
+
+		case 'console': {
+			return `console:${check.pattern}`;
+		}
+
+		case 'tcp': {
+			return `tcp:${check.port}`;
+		}
+	}
+}
+
+/** Scaling on load's defaults: the average is taken over this window, … */
+export const DEFAULT_SCALE_WINDOW_SECONDS = 60;
+/** … at least this long after the last scaling action, … */
+export const DEFAULT_SCALE_COOLDOWN_SECONDS = 120;
+/** … over members that have run at least this long (a booting guest's CPU says nothing of the load). */
+export const DEFAULT_SCALE_WARMUP_SECONDS = 60;
+
+/**
+ * Scaling on load (`--scale-on cpu>70%`): the average CPU use of the group's running members over
+ * a window (each member's CPU as a share of its vCPUs) above `highPercent` grows the group by
+ * `step`, up to its max; below `lowPercent` (default half the high mark) shrinks it by `step`,
+ * down to its min, unless the load spread over fewer members would cross the high mark again.
+ */
+export const scaleOnSchema = z
+	.strictObject({
+		metric: z.literal('cpu'),
+		highPercent: z.number().gt(0).max(1000),
+		lowPercent: z.number().min(0).max(1000),
+		step: z.number().int().min(1).max(MAX_GROUP_SIZE),
+		windowSeconds: z.number().int().min(1).max(3600),
+		cooldownSeconds: z.number().int().min(0).max(24 * 3600),
+		warmupSeconds: z.number().int().min(0).max(3600),
+	})
+	.refine(scale => scale.lowPercent < scale.highPercent, {error: 'the low mark must be below the high mark'});
+export type ScaleOn = z.infer<typeof scaleOnSchema>;
+
+/** Parses `--scale-on`: `cpu>PERCENT` (`%` optional), e.g. `cpu>70%`; the high mark only (the rest has defaults). */
+export function parseScaleOn(text: string): {ok: true; value: {readonly metric: 'cpu'; readonly highPercent: number}} | {ok: false; error: string} {
+	const match = /^cpu\s*>\s*(\d+(?:\.\d+)?)\s*%?$/.exec(text.trim());
+	const high = Number(match?.[1]);
+	if (!match || !(high > 0 && high <= 1000)) {
+		return {ok: false, error: `invalid --scale-on ${JSON.stringify(text)}: expected cpu>PERCENT, e.g. cpu>70%`};
+	}
+
+	return {ok: true, value: {metric: 'cpu', highPercent: high}};
+}
+
+/** How a scaling rule reads (`cpu>70% (shrink below 35%, step 1, window 60 s, cooldown 120 s, warm-up 60 s)`). */
+export function formatScaleOn(scale: ScaleOn): string {
+	return `cpu>${scale.highPercent}% (shrink below ${scale.lowPercent}%, step ${scale.step}, window ${scale.windowSeconds} s, cooldown ${scale.cooldownSeconds} s, warm-up ${scale.warmupSeconds} s)`;
+}
 
 export const groupSpecSchema = z
 	.strictObject({
@@ -86,9 +156,26 @@ export const groupSpecSchema = z
 		healthGraceSeconds: z.number().int().min(1).max(3600),
 		/** How long a member's host may be silent before the member is replaced elsewhere. */
 		hostGraceSeconds: z.number().int().min(1).max(3600),
+		/** Scaling on load (absent: the size changes only when an operator says). */
+		scaleOn: scaleOnSchema.optional(),
 	})
-	.refine(spec => spec.min <= spec.size && spec.size <= spec.max, {error: 'size must be within min … max'});
+	.refine(spec => spec.min <= spec.size && spec.size <= spec.max, {error: 'size must be within min … max'})
+	.refine(spec => spec.health.kind !== 'tcp' || spec.network === 'private' || spec.network === 'public', {
+		error: 'a tcp:PORT health check needs network private or public (the member\'s host connects to its address)',
+	});
 export type GroupSpec = z.infer<typeof groupSpecSchema>;
+
+/** What the controller's last scaling action did, and why: the load it measured. */
+export const scalingActionSchema = z.strictObject({
+	from: z.number().int().min(0).max(MAX_GROUP_SIZE),
+	to: z.number().int().min(0).max(MAX_GROUP_SIZE),
+	/** The average CPU use measured, and over how many members (at the last sample) and seconds. */
+	cpuPercent: z.number().nonnegative(),
+	members: z.number().int().nonnegative(),
+	windowSeconds: z.number().int().nonnegative(),
+	reason: z.string().min(1).max(512),
+});
+export type ScalingAction = z.infer<typeof scalingActionSchema>;
 
 /**
  * One record of the groups stream. The latest `group.put` per name wins, a `group.delete` is its
@@ -99,18 +186,55 @@ export const groupRecordSchema = z.discriminatedUnion('kind', [
 	z.strictObject({v: z.literal(PROTOCOL_VERSION), kind: z.literal('group.put'), ts: z.number().int().nonnegative(), spec: groupSpecSchema}),
 	z.strictObject({v: z.literal(PROTOCOL_VERSION), kind: z.literal('group.delete'), ts: z.number().int().nonnegative(), name: groupNameSchema, uid: z.string()}),
 	z.strictObject({v: z.literal(PROTOCOL_VERSION), kind: z.literal('sync'), ts: z.number().int().nonnegative(), id: z.string().min(1).max(64)}),
+	/**
+	 * The controller scaled a group on load: its size becomes `action.to`, but only if the group is
+	 * still at version `basedOn` (the spec the decision was made on): an operator's change written
+	 * meanwhile wins, for every reader alike (a compare-and-set on an append-only log).
+	 */
+	z.strictObject({
+		v: z.literal(PROTOCOL_VERSION),
+		kind: z.literal('group.scaled'),
+		ts: z.number().int().nonnegative(),
+		name: groupNameSchema,
+		uid: z.string(),
+		basedOn: z.number().int().nonnegative(),
+		action: scalingActionSchema,
+	}),
 ]);
 export type GroupRecord = z.infer<typeof groupRecordSchema>;
 
-/** A group as the stream says it is now: its spec, the stream offset that set it (its version), who set it. */
-export type StoredGroup = {readonly spec: GroupSpec; readonly version: number; readonly by: string | null; readonly ts: number};
+/**
+ * A group as the stream says it is now: its spec, the stream offset that set it (its version), who
+ * set it and when, and the last scaling action on load (kept across later `group.put`s of the same group).
+ */
+export type StoredGroup = {
+	readonly spec: GroupSpec;
+	readonly version: number;
+	readonly by: string | null;
+	readonly ts: number;
+	readonly lastScaling?: ScalingAction & {readonly at: number};
+};
 
 /** Folds one record (read at `offset`, published by `by`) into the groups by name: copy on write, same map when nothing changes. */
 export function applyGroupRecord(groups: ReadonlyMap<string, StoredGroup>, record: GroupRecord, offset: number, by: string | null): ReadonlyMap<string, StoredGroup> {
 	switch (record.kind) {
 		case 'group.put': {
+			const previous = groups.get(record.spec.name);
 			const next = new Map(groups);
-			next.set(record.spec.name, {spec: record.spec, version: offset, by, ts: record.ts});
+			const lastScaling = previous?.spec.uid === record.spec.uid ? previous.lastScaling : undefined;
+			next.set(record.spec.name, {spec: record.spec, version: offset, by, ts: record.ts, ...(lastScaling ? {lastScaling} : {})});
+			return next;
+		}
+
+		case 'group.scaled': {
+			const current = groups.get(record.name);
+			const {action} = record;
+			if (!current || current.spec.uid !== record.uid || current.version !== record.basedOn || current.spec.size !== action.from || action.to < current.spec.min || action.to > current.spec.max) {
+				return groups;
+			}
+
+			const next = new Map(groups);
+			next.set(record.name, {spec: {...current.spec, size: action.to}, version: offset, by, ts: record.ts, lastScaling: {...action, at: record.ts}});
 			return next;
 		}
 
@@ -131,25 +255,4 @@ export function applyGroupRecord(groups: ReadonlyMap<string, StoredGroup>, recor
 	}
 }
 
-/** What a member's client token says. */
-export type MemberTag = {readonly group: string; readonly uid: string; readonly version: number; readonly slot: number; readonly gen: number};
-
-const MEMBER_TOKEN_PATTERN = /^grp:([a-z][a-z\d-]{0,23}):([a-z\d]{8}):(\d{1,15}):(\d{1,4}):(\d{1,6})$/;
-
-export function memberToken(tag: MemberTag): string {
-	return `grp:${tag.group}:${tag.uid}:${tag.version}:${tag.slot}:${tag.gen}`;
-}
-
-export function parseMemberToken(token: string | null | undefined): MemberTag | undefined {
-	const match = token ? MEMBER_TOKEN_PATTERN.exec(token) : null;
-	if (!match) {
-		return undefined;
-	}
-
-	return {group: match[1]!, uid: match[2]!, version: Number(match[3]), slot: Number(match[4]), gen: Number(match[5])};
-}
-
-/** The group a VM belongs to, if it is a member of one. */
-export function groupOfVm(vm: Pick<Vm, 'clientToken'>): string | undefined {
-	return parseMemberToken(vm.clientToken)?.group;
-}
+export {groupOfVm, memberToken, parseMemberToken, type MemberTag} from './member-token.js';

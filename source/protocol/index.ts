@@ -6,3 +6,4 @@ export * from './parse.js';
 export * from './encode.js';
 export * from './limits.js';
 export * from './groups.js';
+export * from './vm-copies.js';

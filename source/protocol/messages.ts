@@ -4,6 +4,7 @@
  */
 import {z} from 'zod';
 import {NETWORK_MODES} from './network-modes.js';
+import {RESTART_POLICIES} from './restart-policies.js';
 import {PROTOCOL_VERSION} from './version.js';
 
 /** Largest message body accepted, in bytes (user-data is capped well below this). */
@@ -89,13 +90,7 @@ export const ipv4Schema = z.string().regex(IPV4_PATTERN, {error: issue => `inval
 export const VM_STATES = ['starting', 'running', 'stopping', 'stopped', 'crashed', 'deleting', 'deleted'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
-/**
- * What the agent does when a VM's process ends unasked: `no` leaves it `crashed`; `on-failure`
- * (default) boots it again unless the guest powered itself off (then it is `stopped`); `always`
- * boots it again in both cases. Restarts back off exponentially and give up after a crash loop.
- */
-export const RESTART_POLICIES = ['no', 'on-failure', 'always'] as const;
-export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+export {RESTART_POLICIES, type RestartPolicy} from './restart-policies.js';
 export const restartPolicySchema = z.enum(RESTART_POLICIES, {
 	error: issue => `invalid restart policy ${JSON.stringify(issue.input)}: expected one of ${RESTART_POLICIES.join(', ')}`,
 });
@@ -106,6 +101,36 @@ export type DesiredState = (typeof DESIRED_STATES)[number];
 
 /** Largest disk one VM may ask for (`--disk-size`), in MiB: 16 TiB. */
 export const MAX_DISK_MB = 16 * 1024 * 1024;
+
+/**
+ * A VM's measured load (README, "Load"): its QEMU process's CPU time between the agent's last two
+ * samples, as a share of the VM's vCPUs (100: every vCPU busy; QEMU's own threads can take it a
+ * little past 100), and its resident memory (RSS) then. Absent until two samples were taken.
+ */
+export const vmLoadSchema = z.object({
+	cpuPercent: z.number().nonnegative().max(100_000),
+	rssBytes: z.number().int().nonnegative(),
+	/** Epoch milliseconds of the later sample. */
+	sampledAt: z.number().int().nonnegative(),
+});
+export type VmLoad = z.infer<typeof vmLoadSchema>;
+
+/** What a live migration out is doing (README, "migrate"): copying the disk, moving the RAM, or handing the VM over. */
+export const MIGRATION_PHASES = ['disk', 'ram', 'switching'] as const;
+export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
+
+/**
+ * A live migration out of the host that lists the VM, as that (the source) host reports it while
+ * it runs: where to, which phase, how far that phase is (0-100, in coarse steps: README,
+ * "Conditional rounds"), and when it began (epoch ms). Absent otherwise and from older agents.
+ */
+export const vmMigrationSchema = z.object({
+	to: hostIdSchema,
+	phase: z.enum(MIGRATION_PHASES),
+	percent: z.number().min(0).max(100),
+	startedAt: z.number().int().nonnegative(),
+});
+export type VmMigration = z.infer<typeof vmMigrationSchema>;
 
 export const vmSchema = z.object({
 	id: vmIdSchema,
@@ -137,6 +162,10 @@ export const vmSchema = z.object({
 	restarts: z.object({count: z.number().int().nonnegative(), limit: z.number().int().nonnegative()}).optional(),
 	/** Its disk: the overlay's virtual size, and the bytes it uses on the host (the overlay file alone, not its base). */
 	disk: z.object({sizeBytes: z.number().int().nonnegative(), usedBytes: z.number().int().nonnegative()}).optional(),
+	/** Its measured CPU and memory use, while it runs (absent from agents older than load metrics). */
+	load: vmLoadSchema.optional(),
+	/** Set by the source host while the VM migrates out; a VM listed by two hosts is the copy without it. */
+	migration: vmMigrationSchema.optional(),
 });
 export type Vm = z.infer<typeof vmSchema>;
 
@@ -159,6 +188,12 @@ export const hostStatusSchema = z.object({
 	broker: z.string().min(1).max(300).optional(),
 	/** Cordoned (`kloud-tui cordon`): it takes no new VMs, started or migrated in (absent: not cordoned). */
 	cordoned: z.boolean().optional(),
+	/** Guest memory this host hands out in all (`--memory-budget`), and how much of it its VMs and starts under way hold. */
+	memoryBudgetMb: z.number().int().nonnegative().optional(),
+	memoryCommittedMb: z.number().int().nonnegative().optional(),
+	/** vCPUs this host hands out in all (`--cpu-overcommit` × cores), and how many its VMs and starts under way hold. */
+	cpuBudget: z.number().int().nonnegative().optional(),
+	cpusCommitted: z.number().int().nonnegative().optional(),
 });
 export type HostStatus = z.infer<typeof hostStatusSchema>;
 
@@ -263,6 +298,29 @@ const consoleInputBody = z.strictObject({
 	data: base64Schema.max(Math.ceil(MAX_CONSOLE_INPUT_BYTES / 3) * 4).optional(),
 });
 
+/** A TCP connect to a VM's address from where its host reaches it (a group's `tcp:PORT` health check). */
+const probeBody = z.strictObject({
+	vmId: vmIdSchema,
+	port: z.number().int().min(1).max(65_535),
+	/** How long the connect may take (default 2000 ms). */
+	timeoutMs: z.number().int().min(100).max(10_000).optional(),
+});
+export type ProbeBody = z.infer<typeof probeBody>;
+
+/** The answer to `vm.probe`: whether the port took the connection, and in how long. */
+export const probeResultSchema = z.object({
+	vmId: vmIdSchema,
+	host: hostIdSchema,
+	/** The address connected to; null when the VM has none (no lease yet, or a `user`/`none` network). */
+	address: z.string().nullable(),
+	port: z.number().int().min(1).max(65_535),
+	isOpen: z.boolean(),
+	ms: z.number().nonnegative(),
+	/** Why it is not open (refused, timed out, no address). */
+	error: z.string().max(512).optional(),
+});
+export type ProbeResult = z.infer<typeof probeResultSchema>;
+
 /** Live migration of a running VM to another host (README, "Live migration"); sent to the VM's host. */
 const migrateBody = z.strictObject({
 	vmId: vmIdSchema,
@@ -286,8 +344,29 @@ export const migrationVmSchema = z.strictObject({
 	restart: restartPolicySchema,
 	/** The overlay's virtual size: the destination's overlay gets the same. */
 	diskBytes: z.number().int().positive(),
+	/**
+	 * The sha256 of the base content the VM's overlay is on (`<images>/.bases/<sha>.qcow2`): the
+	 * destination takes the VM in on that very content or refuses. Absent from older sources, and for
+	 * VMs made before content-addressed bases: the destination uses its image's current content.
+	 */
+	baseSha256: z.string().regex(/^[\da-f]{64}$/).optional(),
 	/** A private VM's address: the destination reserves the same one. */
 	ip: ipv4Schema.optional(),
+	/**
+	 * The DHCP lease the source's dnsmasq gave for `ip` (when the guest has one): the destination's
+	 * dnsmasq starts with it, so the VM is listed with its address at once and its renewal is a renewal.
+	 */
+	lease: z
+		.strictObject({
+			/** Epoch seconds (0: never ends), as dnsmasq's leases file says. */
+			expires: z.number().int().nonnegative(),
+			/** The client id the guest asked with (hex bytes, colon-separated), if any. */
+			clientId: z
+				.string()
+				.regex(/^[\da-f]{2}(?::[\da-f]{2}){0,63}$/)
+				.optional(),
+		})
+		.optional(),
 });
 export type MigrationVm = z.infer<typeof migrationVmSchema>;
 
@@ -341,6 +420,8 @@ export const requestSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.console.input'), body: consoleInputBody}),
 	z.object({...envelope, type: z.literal('vm.console.detach'), body: z.strictObject({session: consoleSessionSchema})}),
 	z.object({...envelope, type: z.literal('vm.migrate'), body: migrateBody}),
+	/** A TCP connect to the VM's address and a port, from its host (owner or admins). */
+	z.object({...envelope, type: z.literal('vm.probe'), body: probeBody}),
 	/** Cordons (no new VMs: starts, migrations in) or uncordons a host; admins only. Answers its status. */
 	z.object({...envelope, type: z.literal('host.cordon'), body: z.strictObject({cordoned: z.boolean()})}),
 	/** Agent to agent (admins only): the destination's part of a migration. */
@@ -355,7 +436,7 @@ export type RequestType = Request['type'];
 export const REQUEST_TYPES: readonly RequestType[] = [
 	'vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.list', 'images.list', 'vm.console',
 	'vm.console.attach', 'vm.console.input', 'vm.console.detach',
-	'vm.migrate', 'host.cordon', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort',
+	'vm.migrate', 'vm.probe', 'host.cordon', 'vm.migrate.prepare', 'vm.migrate.commit', 'vm.migrate.abort',
 ];
 
 export const hostSnapshotSchema = z
@@ -368,6 +449,8 @@ export const hostSnapshotSchema = z
 		vmsVersion: vmsVersionSchema.optional(),
 		/** The list is still the one the request's `known` named: `vms` is empty, the requester keeps its copy. */
 		vmsUnchanged: z.literal(true).optional(),
+		/** With `vmsUnchanged`: each running VM's load now (load is left out of `vmsVersion`, it changes every sample). */
+		loads: z.record(vmIdSchema, vmLoadSchema).optional(),
 	})
 	.refine(snapshot => !snapshot.vmsUnchanged || (snapshot.vms.length === 0 && snapshot.vmsVersion !== undefined), {
 		error: 'an unchanged VM list carries its version and no VMs',
@@ -420,8 +503,11 @@ export const consoleFrameSchema = z.discriminatedUnion('type', [
 	}),
 	/** A line for the viewer from kloud itself (e.g. "another viewer took the writer's seat"). */
 	z.object({...frameEnvelope, type: z.literal('console.notice'), text: z.string().max(1024), isWriter: z.boolean()}),
-	/** The session is over (the VM stopped, the viewer was silent too long, it detached). */
-	z.object({...frameEnvelope, type: z.literal('console.end'), reason: z.string().max(1024)}),
+	/**
+	 * The session is over (the VM stopped, the viewer was silent too long, it detached). `movedTo`:
+	 * the VM was live-migrated and runs on that host now; the viewer may attach there again.
+	 */
+	z.object({...frameEnvelope, type: z.literal('console.end'), reason: z.string().max(1024), movedTo: hostIdSchema.optional()}),
 ]);
 export type ConsoleFrame = z.infer<typeof consoleFrameSchema>;
 
@@ -441,6 +527,7 @@ export const replyValueSchemas = {
 	'vm.console.input': consoleAliveSchema,
 	'vm.console.detach': z.object({session: consoleSessionSchema}),
 	'vm.migrate': migrationResultSchema,
+	'vm.probe': probeResultSchema,
 	'host.cordon': hostStatusSchema,
 	'vm.migrate.prepare': migrationTargetSchema,
 	'vm.migrate.commit': vmSchema,
@@ -482,7 +569,33 @@ export const replySchema = z.discriminatedUnion('ok', [
 ]);
 export type Reply = z.infer<typeof replySchema>;
 
-export const EVENT_TYPES = ['host.heartbeat', 'host.hello', 'host.down', 'vm.started', 'vm.stopped', 'vm.crashed', 'vm.rebooted', 'vm.deleted'] as const;
+export const EVENT_TYPES = ['host.heartbeat', 'host.hello', 'host.down', 'vm.started', 'vm.stopped', 'vm.crashed', 'vm.rebooted', 'vm.deleted', 'request.handled'] as const;
+
+/** The requests an agent reports in `request.handled` (those that change something). */
+export const AUDITED_REQUESTS = ['vm.start', 'vm.stop', 'vm.kill', 'vm.boot', 'vm.reboot', 'vm.delete', 'vm.migrate', 'host.cordon'] as const satisfies readonly RequestType[];
+export type AuditedRequest = (typeof AUDITED_REQUESTS)[number];
+
+/**
+ * An audit record: who (the broker-validated user id of the request; null when it carried none)
+ * asked this host for what, and how it ended. A start no host had room for is reported by the
+ * agent that answered it from the dead letters (`code: no_capacity`).
+ */
+export const requestHandledSchema = z.object({
+	user: z.string().max(128).nullable(),
+	/** The request's `from` as its sender wrote it (not vouched for: `kloud-tui@alice`, `kloud-controller@host-a`). */
+	sender: z.string().max(128).optional(),
+	request: z.enum(AUDITED_REQUESTS),
+	vmId: vmIdSchema.optional(),
+	/** The image of a start, the destination of a migration, `on`/`off` for a cordon. */
+	detail: z.string().max(200).optional(),
+	/** The group the VM is a member of (its client token says), when it is one. */
+	group: z.string().max(64).optional(),
+	ok: z.boolean(),
+	code: z.enum(ERROR_CODES).optional(),
+	reason: z.string().max(1000).optional(),
+	durationMs: z.number().nonnegative(),
+});
+export type RequestHandled = z.infer<typeof requestHandledSchema>;
 
 export const eventSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('host.heartbeat'), body: hostStatusSchema}),
@@ -495,6 +608,8 @@ export const eventSchema = z.discriminatedUnion('type', [
 	z.object({...envelope, type: z.literal('vm.crashed'), body: z.object({vm: vmSchema})}),
 	z.object({...envelope, type: z.literal('vm.rebooted'), body: z.object({vm: vmSchema})}),
 	z.object({...envelope, type: z.literal('vm.deleted'), body: z.object({vm: vmSchema})}),
+	/** An audit record of one request that changes something (routing key `request.handled.<host>`). */
+	z.object({...envelope, type: z.literal('request.handled'), body: requestHandledSchema}),
 ]);
 export type KloudEvent = z.infer<typeof eventSchema>;
 export type EventType = KloudEvent['type'];

@@ -8,6 +8,14 @@ export const DEFAULT_NAMESPACE = 'kloud';
 /** The routing key a request for every host is published with on the command exchange. */
 export const ALL_HOSTS_KEY = 'all';
 
+/**
+ * The routing key of a start for any host on the command exchange: the start queue is bound to it.
+ * Starts go through the command exchange, not the default one, so a tenant needs no write
+ * permission on the default exchange (which reaches every queue by name: the dead letters, the
+ * controller's election queue, the groups stream).
+ */
+export const START_KEY = 'start';
+
 export type Topology = {
 	readonly namespace: string;
 	/** Topic exchange for requests: `all` reaches every agent, `host.<id>` exactly one. */

@@ -4,6 +4,8 @@
  */
 import {describeState, formatDuration} from '../format.js';
 import type {Vm} from '../protocol/index.js';
+import {groupOfVm} from '../protocol/member-token.js';
+import {filterableBy, filterRows, type FieldGetters} from './filter.js';
 
 export const COLUMN_IDS = ['host', 'vm', 'image', 'state', 'ip', 'cpu', 'mem', 'uptime'] as const;
 export type ColumnId = (typeof COLUMN_IDS)[number];
@@ -25,7 +27,7 @@ export const COLUMNS: readonly Column[] = [
 	{id: 'image', title: 'IMAGE', width: 10, keep: 5},
 	{id: 'state', title: 'STATE', width: 8, keep: 8, maxWidth: 30},
 	{id: 'ip', title: 'IP', width: 15, keep: 4},
-	{id: 'cpu', title: 'CPU', width: 3, keep: 3, alignRight: true},
+	{id: 'cpu', title: 'CPU%', width: 4, keep: 3, alignRight: true},
 	{id: 'mem', title: 'MEM', width: 5, keep: 6, alignRight: true},
 	{id: 'uptime', title: 'UPTIME', width: 6, keep: 2, alignRight: true},
 ];
@@ -73,12 +75,15 @@ export function cellText(vm: Vm, column: ColumnId): string {
 			return vm.ip ?? '';
 		}
 
+		// Measured load when the agent sends it (a running VM): CPU % of its vCPUs and RSS; otherwise
+		// the configured size (vCPUs, memory).
 		case 'cpu': {
-			return String(vm.cpus);
+			return vm.load ? `${Math.round(vm.load.cpuPercent)}%` : `${vm.cpus}cpu`;
 		}
 
 		case 'mem': {
-			return vm.memoryMb >= 1024 && vm.memoryMb % 1024 === 0 ? `${vm.memoryMb / 1024}G` : `${vm.memoryMb}M`;
+			const mb = vm.load ? Math.round(vm.load.rssBytes / (1024 * 1024)) : vm.memoryMb;
+			return mb >= 1024 && (vm.load || mb % 1024 === 0) ? `${vm.load ? (mb / 1024).toFixed(1) : mb / 1024}G` : `${mb}M`;
 		}
 
 		case 'uptime': {
@@ -90,11 +95,11 @@ export function cellText(vm: Vm, column: ColumnId): string {
 function compareBy(column: ColumnId): (a: Vm, b: Vm) => number {
 	switch (column) {
 		case 'cpu': {
-			return (a, b) => a.cpus - b.cpus;
+			return (a, b) => (a.load?.cpuPercent ?? -1) - (b.load?.cpuPercent ?? -1) || a.cpus - b.cpus;
 		}
 
 		case 'mem': {
-			return (a, b) => a.memoryMb - b.memoryMb;
+			return (a, b) => (a.load?.rssBytes ?? -1) - (b.load?.rssBytes ?? -1) || a.memoryMb - b.memoryMb;
 		}
 
 		case 'uptime': {
@@ -109,15 +114,26 @@ function compareBy(column: ColumnId): (a: Vm, b: Vm) => number {
 
 export type SortSpec = {readonly column: ColumnId; readonly isDescending: boolean};
 
-/** Filter then sort; ties fall back to host, creation time and id, so the order never jitters. */
+const VM_FIELDS: FieldGetters<Vm> = {
+	state: vm => (vm.migration ? [vm.state, 'migrating'] : vm.state),
+	host: vm => vm.host,
+	image: vm => vm.image,
+	group: vm => groupOfVm(vm) ?? '',
+	vm: vm => vm.id,
+	ip: vm => vm.ip ?? '',
+	owner: vm => vm.owner ?? '',
+	network: vm => vm.network ?? '',
+};
+
+/** The fields `/` can name in the VM table (`state:crashed host:host-a`). */
+export const VM_FILTER_FIELDS = Object.keys(VM_FIELDS);
+
+/** One VM as the filter reads it: its raw fields, and every column's text. */
+export const filterableVm = filterableBy(VM_FIELDS, vm => COLUMN_IDS.map(column => cellText(vm, column)).join('\u0000'));
+
+/** Filter (see `filter.ts`) then sort; ties fall back to host, creation time and id, so the order never jitters. */
 export function tableRows(vms: Iterable<Vm>, filter: string, sort: SortSpec): Vm[] {
-	const needle = filter.trim().toLowerCase();
-	const rows: Vm[] = [];
-	for (const vm of vms) {
-		if (!needle || COLUMN_IDS.some(column => cellText(vm, column).toLowerCase().includes(needle))) {
-			rows.push(vm);
-		}
-	}
+	const rows = filterRows(vms, filter, VM_FILTER_FIELDS, filterableVm);
 
 	const primary = compareBy(sort.column);
 	const direction = sort.isDescending ? -1 : 1;

@@ -2,22 +2,30 @@
  * The live VM table across every host. The fleet comes from an outside store (fed by list rounds
  * and pushed events); what the operator is doing lives in the view reducer; keys map onto both.
  */
-import {Box, useApp, useInput, type Key} from 'ink';
+import {Box, Text, useApp, useInput, type Key} from 'ink';
 import {useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore} from 'react';
 import type {Vm, VmState} from '../protocol/index.js';
+import {filterHint, filterRows, parseFilter} from '../state/filter.js';
 import type {FleetState} from '../state/fleet.js';
+import {filterableGroup, GROUP_FILTER_FIELDS, groupRows} from '../state/groups.js';
+import {filterableHost, HOST_FILTER_FIELDS, hostRows, migrationChoices} from '../state/hosts.js';
 import type {FleetStore} from '../state/store.js';
-import {fitColumns, tableRows, windowStart} from '../state/table.js';
-import {tableKeyCommand} from '../state/table-keys.js';
+import {fitColumns, tableRows, VM_FILTER_FIELDS, windowStart} from '../state/table.js';
+import {screenKeyCommand, type Screen} from '../state/table-keys.js';
+import {EVENT_FILTER_FIELDS, filterableEntry, type TimelineEntry} from '../state/timeline.js';
+import {detailKeyCommand, searchKeyCommand} from '../state/detail-keys.js';
+import {consoleLines, describeSearch, type ScrollbackAction} from '../state/scrollback.js';
 import {
 	actionTargets,
 	initialView,
 	cycleChoice,
 	cycleStartNetwork,
+	detailMode,
 	newStartDialog,
 	START_NETWORKS,
 	START_RESTARTS,
 	selectedIndex,
+	screenFilter,
 	START_FIELDS,
 	viewReducer,
 	type ConfirmAction,
@@ -27,12 +35,18 @@ import {
 } from '../state/view.js';
 import type {FeedInfo, FleetActions, StartRequest} from './actions.js';
 import {ConfirmBar} from './confirm-bar.js';
-import {DetailView, type ConsoleView} from './detail-view.js';
+import {DetailView, detailConsoleRows, type ConsoleView} from './detail-view.js';
+import {EventsView} from './events-view.js';
 import {Footer} from './footer.js';
+import {formatAge} from './format-age.js';
+import {GroupsView} from './groups-view.js';
 import {Header} from './header.js';
 import {HelpView} from './help-view.js';
+import {HostsView, hostsViewChrome} from './hosts-view.js';
 import {typedKeys} from './keys.js';
+import {MigrateDialog} from './migrate-dialog.js';
 import {StartDialog} from './start-dialog.js';
+import {color} from './theme.js';
 import {useSyncReducer} from './use-sync-reducer.js';
 import {useTerminalSize} from './use-terminal-size.js';
 import {VmTable} from './vm-table.js';
@@ -98,6 +112,34 @@ function describeError(error: unknown): string {
 	return error instanceof Error ? error.message : String(error);
 }
 
+/** The fields `/` knows on each screen. */
+const SCREEN_FIELDS: Record<Screen, readonly string[]> = {vms: VM_FILTER_FIELDS, hosts: HOST_FILTER_FIELDS, groups: GROUP_FILTER_FIELDS, events: EVENT_FILTER_FIELDS};
+
+/** An event's row id: stable while newer events arrive above it. */
+function entryId(entry: TimelineEntry): string {
+	return `${entry.at}:${entry.type}:${entry.host ?? ''}:${entry.vm ?? ''}:${entry.group ?? ''}`;
+}
+
+/** "host-a, host-b, host-c", or the first few and how many more. */
+function nameHosts(ids: readonly string[]): string {
+	return ids.length <= 4 ? ids.join(', ') : `${ids.slice(0, 3).join(', ')} and ${ids.length - 3} more`;
+}
+
+/** What the VM table says when it has no row. */
+function emptyVmText(fleet: FleetState, hostIds: readonly string[]): string {
+	if (fleet.vms.size > 0) {
+		return 'No VM matches the filter.';
+	}
+
+	if (fleet.lastRoundAt === null) {
+		return 'waiting for the first answers…';
+	}
+
+	return hostIds.length === 0
+		? 'No VMs, and no host has answered: is a kloud-agent running in this namespace?'
+		: `No VMs on ${hostIds.length} host${hostIds.length === 1 ? '' : 's'} (${nameHosts(hostIds)}). Press n to start one, 2 for the hosts.`;
+}
+
 export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: AppProps) {
 	const {exit} = useApp();
 	const live = useSyncExternalStore(store.subscribe, store.getState);
@@ -113,14 +155,42 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 	}
 
 	const fleet = frozen.current ?? live;
-	const rows = useMemo(() => tableRows(fleet.vms.values(), view.filter, view.sort), [fleet.vms, view.filter, view.sort]);
+	const rows = useMemo(() => tableRows(fleet.vms.values(), view.filters.vms, view.sort), [fleet.vms, view.filters.vms, view.sort]);
 	const rowIds = useMemo(() => rows.map(vm => vm.id), [rows]);
+	// The other screens' rows are worked out only while they are on screen (the VM table with 10,000 rows stays as quick as it was).
+	const isHosts = view.screen === 'hosts';
+	const allHosts = useMemo(() => (isHosts ? hostRows(fleet) : []), [isHosts, fleet.hosts, fleet.vms, fleet.now]);
+	const hostList = useMemo(() => filterRows(allHosts, view.filters.hosts, HOST_FILTER_FIELDS, filterableHost), [allHosts, view.filters.hosts]);
+	const hostIds = useMemo(() => hostList.map(row => row.id), [hostList]);
+	const isGroups = view.screen === 'groups';
+	const groupList = useMemo(
+		() => (isGroups ? filterRows(groupRows(fleet), view.filters.groups, GROUP_FILTER_FIELDS, filterableGroup) : []),
+		[isGroups, fleet.groups, fleet.vms, fleet.hosts, fleet.now, view.filters.groups],
+	);
+	const groupIds = useMemo(() => groupList.map(row => row.name), [groupList]);
+	const isEvents = view.screen === 'events';
+	const eventList = useMemo(
+		() => (isEvents ? filterRows([...fleet.timeline].reverse(), view.filters.events, EVENT_FILTER_FIELDS, filterableEntry) : []),
+		[isEvents, fleet.timeline, view.filters.events],
+	);
+	const eventIds = useMemo(() => eventList.map(entry => entryId(entry)), [eventList]);
+	const screenIds: Record<Screen, readonly string[]> = {vms: rowIds, hosts: hostIds, groups: groupIds, events: eventIds};
 	const columns = useMemo(() => fitColumns(width), [width]);
-	const selected = selectedIndex(view, rowIds);
+	const selected = selectedIndex(view, rowIds, 'vms');
 	const bodyHeight = Math.max(1, height - HEADER_LINES - FOOTER_LINES - 1);
 	const startRef = useRef(0);
 	const start = windowStart(Math.max(0, selected), bodyHeight, startRef.current, rows.length);
 	startRef.current = start;
+	// The other lists' windows, each kept around its own selection.
+	const listStarts = useRef<Record<Screen, number>>({vms: 0, hosts: 0, groups: 0, events: 0});
+	const listSelected = view.screen === 'vms' ? selected : selectedIndex(view, screenIds[view.screen]);
+	const selectedHost = hostList[view.screen === 'hosts' ? listSelected : -1];
+	const listHeight = view.screen === 'hosts' ? Math.max(1, bodyHeight + 1 - hostsViewChrome(selectedHost, fleet.vms, view.operations)) : bodyHeight;
+	if (view.screen !== 'vms') {
+		listStarts.current[view.screen] = windowStart(Math.max(0, listSelected), listHeight, listStarts.current[view.screen], screenIds[view.screen].length);
+	}
+
+	const listStart = listStarts.current[view.screen];
 	const [consoleView, setConsoleView] = useState<ConsoleView>({text: null, error: null});
 	const onKeyRef = useRef<(input: string, key: Key) => void>(() => {});
 	useInput((input, key) => {
@@ -129,10 +199,26 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 		}
 	});
 
-	// Keep the selection on the same VM when rows come and go.
+	// Keep the selection on the same VM (host, group, event) when rows come and go.
 	useEffect(() => {
 		dispatch({type: 'sync-rows', rowIds});
 	}, [rowIds]);
+	// (Only while on screen: elsewhere their rows are not worked out, and the selection waits.)
+	useEffect(() => {
+		if (isHosts) {
+			dispatch({type: 'sync-rows', rowIds: hostIds, screen: 'hosts'});
+		}
+	}, [hostIds, isHosts]);
+	useEffect(() => {
+		if (isGroups) {
+			dispatch({type: 'sync-rows', rowIds: groupIds, screen: 'groups'});
+		}
+	}, [groupIds, isGroups]);
+	useEffect(() => {
+		if (isEvents) {
+			dispatch({type: 'sync-rows', rowIds: eventIds, screen: 'events'});
+		}
+	}, [eventIds, isEvents]);
 
 	const say = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: false}}), []);
 	const sayError = useCallback((text: string) => dispatch({type: 'message', message: {text, isError: true}}), []);
@@ -144,7 +230,10 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 	const detailId = detailVm?.id;
 	const detailHost = detailVm?.host;
 	const detailState = detailVm?.state;
-	const isDetailLive = detailState !== undefined && LIVE_STATES.has(detailState) && !view.isPaused;
+	// Scrolled up into the console's history the view holds still (as less does); G follows again.
+	const isScrolledBack = view.mode.kind === 'detail' && view.mode.scrollback.offset > 0;
+	const isDetailLive = detailState !== undefined && LIVE_STATES.has(detailState) && !view.isPaused && !isScrolledBack;
+	const detailLines = useMemo(() => consoleLines(consoleView.text ?? ''), [consoleView.text]);
 	const [consoleReloads, setConsoleReloads] = useState(0);
 	const consoleLoads = useRef({shown: '', sent: 0, applied: 0, inFlight: 0});
 	const loadConsole = useCallback(
@@ -192,8 +281,13 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 			return;
 		}
 
-		// A `p` takes hold at the key, not when React gets round to this effect's cleanup.
-		const timer = setInterval(() => viewRef.current.isPaused || loadConsole({id: detailId, host: detailHost}, {isTick: true}), consoleFollowMs);
+		// A `p` or a scroll back takes hold at the key, not when React gets round to this effect's cleanup.
+		const timer = setInterval(() => {
+			const {isPaused, mode} = viewRef.current;
+			if (!isPaused && !(mode.kind === 'detail' && mode.scrollback.offset > 0)) {
+				loadConsole({id: detailId, host: detailHost}, {isTick: true});
+			}
+		}, consoleFollowMs);
 		return () => clearInterval(timer);
 	}, [loadConsole, detailId, detailHost, isDetailLive, consoleFollowMs, viewRef]);
 
@@ -253,6 +347,66 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 		[actions, say, sayError],
 	);
 
+	/** The fleet's clock (ticks from the feed): operations are timed by it. */
+	const now = () => store.getState().now;
+
+	const runMigrate = useCallback(
+		async (target: Target, to: string) => {
+			const id = `migrate:${target.id}`;
+			const text = `migrating ${target.id} from ${target.host} to ${to}`;
+			dispatch({type: 'operation-start', operation: {id, text, startedAt: now(), hosts: [target.host, to], vmId: target.id}});
+			dispatch({type: 'message', message: null});
+			try {
+				const result = await actions.migrate(target, to);
+				const done = `migrated ${result.vm.id} from ${result.from} to ${result.vm.host} in ${(result.totalMs / 1000).toFixed(1)} s (guest paused ${Math.round(result.downtimeMs)} ms)`;
+				dispatch({type: 'operation-end', id, text: done, isError: false, at: now()});
+				say(done);
+			} catch (error) {
+				const failed = `migration of ${target.id} to ${to} failed: ${describeError(error)}`;
+				dispatch({type: 'operation-end', id, text: failed, isError: true, at: now()});
+				sayError(failed);
+			}
+
+			actions.refresh();
+		},
+		[actions, say, sayError],
+	);
+
+	const runCordon = useCallback(
+		async (host: string, cordoned: boolean) => {
+			say(`${cordoned ? 'cordoning' : 'uncordoning'} ${host}…`);
+			try {
+				const status = await actions.cordon(host, {cordoned});
+				say(`${cordoned ? `cordoned ${status.id}: no new VMs go there` : `uncordoned ${status.id}: it takes new VMs again`} (${status.vmCount} VMs on it)`);
+			} catch (error) {
+				sayError(`${cordoned ? 'cordon' : 'uncordon'} of ${host} failed: ${describeError(error)}`);
+			}
+
+			actions.refresh();
+		},
+		[actions, say, sayError],
+	);
+
+	const runDrain = useCallback(
+		async (host: string) => {
+			const id = `drain:${host}`;
+			dispatch({type: 'operation-start', operation: {id, text: `draining ${host}: cordoned, migrating its running VMs away`, startedAt: now(), hosts: [host]}});
+			dispatch({type: 'message', message: null});
+			try {
+				const summary = await actions.drain(host, line => dispatch({type: 'operation-progress', id, text: `draining ${host}: ${line}`}));
+				dispatch({type: 'operation-end', id, text: summary, isError: false, at: now()});
+				say(summary);
+			} catch (error) {
+				const failed = `drain of ${host}: ${describeError(error).split('\n')[0]}`;
+				dispatch({type: 'operation-end', id, text: failed, isError: true, at: now()});
+				sayError(failed);
+			}
+
+			actions.refresh();
+		},
+		[actions, say, sayError],
+	);
+
 	const openStart = useCallback(() => {
 		dispatch({type: 'open', mode: newStartDialog()});
 		actions.images().then(
@@ -289,29 +443,73 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 				return;
 			}
 
+			case 'confirm-migrate':
+			case 'confirm-host': {
+				dispatch({type: 'close'});
+				if (input !== 'y' && input !== 'Y') {
+					say(mode.kind === 'confirm-migrate' ? 'migration cancelled' : 'cancelled');
+				} else if (mode.kind === 'confirm-migrate') {
+					void runMigrate(mode.target, mode.to);
+				} else {
+					void runDrain(mode.host);
+				}
+
+				return;
+			}
+
+			case 'migrate': {
+				if (key.escape || input === 'q') {
+					dispatch({type: 'close'});
+					say('migration cancelled');
+				} else if (key.upArrow || input === 'k') {
+					dispatch({type: 'migrate-pick', delta: -1});
+				} else if (key.downArrow || input === 'j') {
+					dispatch({type: 'migrate-pick', delta: 1});
+				} else if (key.return) {
+					const choice = mode.choices[mode.index];
+					if (choice === undefined) {
+						dispatch({type: 'close'});
+						sayError('no other host to migrate to');
+					} else if (choice.problem === null) {
+						dispatch({type: 'open', mode: {kind: 'confirm-migrate', target: mode.target, to: choice.host}});
+					} else {
+						sayError(`${choice.host} cannot take ${mode.target.id}: ${choice.problem}`);
+					}
+				}
+
+				return;
+			}
+
 			case 'filter': {
 				if (key.escape) {
 					dispatch({type: 'filter-clear'});
 				} else if (key.return) {
 					dispatch({type: 'filter-keep'});
 				} else if (key.backspace || key.delete) {
-					dispatch({type: 'filter-edit', text: view.filter.slice(0, -1)});
-				} else if (input && !key.ctrl && !key.meta && !key.upArrow && !key.downArrow) {
-					dispatch({type: 'filter-edit', text: view.filter + input});
+					dispatch({type: 'filter-edit', text: screenFilter(view).slice(0, -1)});
+				} else if (input && !key.ctrl && !key.meta && !key.upArrow && !key.downArrow && !key.tab) {
+					dispatch({type: 'filter-edit', text: screenFilter(view) + input});
 				}
 
 				return;
 			}
 
 			case 'detail': {
-				if (key.escape || input === 'q' || key.return) {
-					dispatch({type: 'close'});
-				} else if (input === 'r') {
-					setConsoleReloads(count => count + 1);
-				} else if (input === 'p') {
-					dispatch({type: 'toggle-pause'});
+				const scroll = (action: ScrollbackAction) => dispatch({type: 'scrollback', action, frame: {lines: detailLines, height: detailConsoleRows(bodyHeight + 1)}});
+				if (mode.scrollback.draft !== null) {
+					const command = searchKeyCommand(mode.scrollback.draft, input, key);
+					if (command.type === 'submit') {
+						scroll({type: 'search-submit'});
+					} else if (command.type === 'cancel') {
+						scroll({type: 'search-cancel'});
+					} else if (command.type === 'edit') {
+						scroll({type: 'search-edit', text: command.text});
+					}
+
+					return;
 				}
 
+				onDetailKey(input, key, scroll);
 				return;
 			}
 
@@ -325,6 +523,74 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 			}
 		}
 	};
+
+	function onDetailKey(input: string, key: Key, scroll: (action: ScrollbackAction) => void): void {
+		switch (detailKeyCommand(input, key)) {
+			case 'back': {
+				dispatch({type: 'close'});
+				break;
+			}
+
+			case 'reload': {
+				setConsoleReloads(count => count + 1);
+				break;
+			}
+
+			case 'pause': {
+				dispatch({type: 'toggle-pause'});
+				break;
+			}
+
+			case 'line-up': {
+				scroll({type: 'scroll', lines: 1});
+				break;
+			}
+
+			case 'line-down': {
+				scroll({type: 'scroll', lines: -1});
+				break;
+			}
+
+			case 'page-up': {
+				scroll({type: 'page', pages: 1});
+				break;
+			}
+
+			case 'page-down': {
+				scroll({type: 'page', pages: -1});
+				break;
+			}
+
+			case 'top': {
+				scroll({type: 'top'});
+				break;
+			}
+
+			case 'bottom': {
+				scroll({type: 'bottom'});
+				break;
+			}
+
+			case 'search': {
+				scroll({type: 'search-open'});
+				break;
+			}
+
+			case 'older-match': {
+				scroll({type: 'match', direction: 'older'});
+				break;
+			}
+
+			case 'newer-match': {
+				scroll({type: 'match', direction: 'newer'});
+				break;
+			}
+
+			case undefined: {
+				break;
+			}
+		}
+	}
 
 	function onStartKey(dialog: StartDialogState, input: string, key: Key): void {
 		if (key.escape) {
@@ -384,26 +650,91 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 	}
 
 	function onTableKey(view: ViewState, input: string, key: Key): void {
-		const page = Math.max(1, bodyHeight - 1);
-		const command = tableKeyCommand(input, key);
+		const page = Math.max(1, (view.screen === 'vms' ? bodyHeight : listHeight) - 1);
+		const command = screenKeyCommand(view.screen, input, key);
+		const ids = screenIds[view.screen];
+		// The selection as of the last key (a key typed before the next render still acts on the row it moved to).
+		const vmIndex = selectedIndex(view, rowIds, 'vms');
+		const listIndex = selectedIndex(view, ids);
 		switch (command) {
 			case 'up':
 			case 'down':
 			case 'page-up':
 			case 'page-down': {
 				const delta = {up: -1, down: 1, 'page-up': -page, 'page-down': page}[command];
-				dispatch({type: 'move', delta, rowIds});
+				dispatch({type: 'move', delta, rowIds: ids});
 				break;
 			}
 
 			case 'first':
 			case 'last': {
-				dispatch({type: 'jump', to: command, rowIds});
+				dispatch({type: 'jump', to: command, rowIds: ids});
 				break;
 			}
 
 			case 'mark': {
 				dispatch({type: 'toggle-mark', rowIds});
+				break;
+			}
+
+			case 'mark-all': {
+				const isAllMarked = rowIds.length > 0 && rowIds.every(id => view.marked.has(id));
+				dispatch({type: 'mark-all', rowIds});
+				say(rowIds.length === 0 ? 'no VM to mark' : isAllMarked ? `unmarked ${rowIds.length} VMs` : `marked ${rowIds.length} VM${rowIds.length === 1 ? '' : 's'}${view.filters.vms ? ` (filter: ${view.filters.vms})` : ''}: x, K, b, R or D acts on them`);
+				break;
+			}
+
+			case 'migrate': {
+				const vm = rows[vmIndex];
+				if (!vm) {
+					sayError('no VM selected');
+				} else if (vm.state !== 'running') {
+					sayError(`${vm.id} is ${vm.state}: only a running VM migrates`);
+				} else {
+					const choices = migrationChoices(vm, hostRows(fleet));
+					const best = choices.findIndex(choice => choice.problem === null);
+					dispatch({type: 'open', mode: {kind: 'migrate', target: {id: vm.id, host: vm.host}, choices, index: Math.max(0, best)}});
+				}
+
+				break;
+			}
+
+			case 'screen-vms':
+			case 'screen-hosts':
+			case 'screen-groups':
+			case 'screen-events': {
+				dispatch({type: 'screen', screen: ({'screen-vms': 'vms', 'screen-hosts': 'hosts', 'screen-groups': 'groups', 'screen-events': 'events'} as const)[command]});
+				break;
+			}
+
+			case 'next-screen': {
+				dispatch({type: 'screen', screen: 'next'});
+				break;
+			}
+
+			case 'cordon':
+			case 'uncordon':
+			case 'drain': {
+				const host = hostList[listIndex];
+				if (!host) {
+					sayError('no host selected');
+				} else if (command === 'drain') {
+					dispatch({type: 'open', mode: {kind: 'confirm-host', action: 'drain', host: host.id}});
+				} else {
+					void runCordon(host.id, command === 'cordon');
+				}
+
+				break;
+			}
+
+			case 'members': {
+				const group = groupList[listIndex];
+				if (group) {
+					dispatch({type: 'filter-edit', text: `group:${group.name}`, screen: 'vms'});
+					dispatch({type: 'screen', screen: 'vms'});
+					say(`the members of group ${group.name} (filter group:${group.name}; / then esc clears it)`);
+				}
+
 				break;
 			}
 
@@ -446,10 +777,10 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 			}
 
 			case 'details': {
-				const vm = rows[selected];
+				const vm = rows[vmIndex];
 				if (vm) {
 					setConsoleView({text: null, error: null});
-					dispatch({type: 'open', mode: {kind: 'detail', vmId: vm.id}});
+					dispatch({type: 'open', mode: detailMode(vm.id)});
 				}
 
 				break;
@@ -472,7 +803,7 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 			}
 
 			case 'console': {
-				const vm = rows[selected];
+				const vm = rows[vmIndex];
 				if (!onConsole) {
 					break;
 				}
@@ -505,13 +836,31 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 	}
 
 	const {mode} = view;
+	const filterText = screenFilter(view);
+	const hint = filterText ? filterHint(parseFilter(filterText, SCREEN_FIELDS[view.screen]), SCREEN_FIELDS[view.screen]) : undefined;
+	const running = view.operations.filter(operation => operation.result === null);
+	const activity = running.length === 0 ? null : {text: running.map(operation => `⟳ ${operation.text} (${formatAge(fleet.now - operation.startedAt)})`).join(' · '), isError: false};
 	let body;
 	if (mode.kind === 'help') {
-		body = <HelpView />;
+		body = <HelpView screen={view.screen} />;
+	} else if (mode.kind === 'migrate') {
+		body = <MigrateDialog dialog={mode} height={bodyHeight + 1} />;
 	} else if (mode.kind === 'detail') {
-		body = <DetailView vm={fleet.vms.get(mode.vmId)} consoleView={consoleView} height={bodyHeight + 1} width={width} />;
+		body = <DetailView vm={fleet.vms.get(mode.vmId)} consoleView={consoleView} lines={detailLines} scrollback={mode.scrollback} height={bodyHeight + 1} width={width} />;
 	} else if (mode.kind === 'start') {
 		body = <StartDialog dialog={mode} height={bodyHeight + 1} />;
+	} else if (view.screen !== 'vms') {
+		const window = {start: listStart, height: listHeight, selected: listSelected};
+		if (view.screen === 'hosts') {
+			const emptyText = fleet.hosts.size > 0 ? 'No host matches the filter.' : fleet.lastRoundAt === null ? 'waiting for the first answers…' : 'No host has answered: is a kloud-agent running in this namespace?';
+			body = <HostsView rows={hostList} window={{...window, emptyText}} now={fleet.now} vms={fleet.vms} operations={view.operations} />;
+		} else if (view.screen === 'groups') {
+			const emptyText = fleet.groups.size > 0 ? 'No group matches the filter.' : 'No groups (kloud-tui group create NAME --image IMAGE --size N).';
+			body = <GroupsView rows={groupList} window={{...window, emptyText}} now={fleet.now} />;
+		} else {
+			const emptyText = fleet.timeline.length > 0 ? 'No event matches the filter.' : 'Nothing has happened since the TUI started: VM and host events, who did what and group changes show here.';
+			body = <EventsView rows={eventList} window={{...window, emptyText}} now={fleet.now} />;
+		}
 	} else {
 		body = (
 			<VmTable
@@ -525,24 +874,33 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 				now={fleet.now}
 				sort={view.sort}
 				isDimmed={fleet.connection.status === 'disconnected'}
-				emptyText={fleet.vms.size === 0 ? (fleet.lastRoundAt === null ? 'waiting for the first answers…' : 'No VMs. Press n to start one.') : 'No VM matches the filter.'}
+				emptyText={emptyVmText(fleet, [...fleet.hosts.keys()].sort())}
 			/>
 		);
 	}
 
 	return (
 		<Box flexDirection="column" width={width} height={height}>
-			<Header fleet={fleet} info={info} isPaused={view.isPaused} vmCount={fleet.vms.size} shownCount={rows.length} width={width} />
+			<Header fleet={fleet} info={info} isPaused={view.isPaused} vmCount={fleet.vms.size} shownCount={rows.length} width={width} screen={view.screen} />
 			<Box flexDirection="column" flexGrow={1}>
 				{body}
 			</Box>
 			{mode.kind === 'confirm' ? (
 				<Box flexDirection="column">
 					<ConfirmBar action={mode.action} targets={mode.targets} vms={fleet.vms} />
-					<Footer message={null} mode={mode} filter={view.filter} />
+					<Footer message={null} mode={mode} screen={view.screen} filter={filterText} filterHint={hint} />
+				</Box>
+			) : mode.kind === 'confirm-migrate' || mode.kind === 'confirm-host' ? (
+				<Box flexDirection="column">
+					<Text color={color('yellow')} bold wrap="truncate">
+						{mode.kind === 'confirm-migrate'
+							? `Live-migrate ${mode.target.id} from ${mode.target.host} to ${mode.to}? The guest keeps running. [y/N]`
+							: `Drain ${mode.host}: cordon it, then live-migrate its running VMs to other hosts? [y/N]`}
+					</Text>
+					<Footer message={null} mode={mode} screen={view.screen} filter={filterText} filterHint={hint} />
 				</Box>
 			) : (
-				<Footer message={view.message} mode={mode} filter={view.filter} />
+				<Footer message={view.message ?? activity} mode={mode} screen={view.screen} filter={filterText} filterHint={hint} search={mode.kind === 'detail' ? describeSearch(mode.scrollback, detailLines) : ''} />
 			)}
 		</Box>
 	);

@@ -1,12 +1,36 @@
-/** Enter: every field of one VM, and the tail of its serial console. */
+/**
+ * Enter: every field of one VM, and its serial console as a scrollable tail (the state and keys are
+ * `state/scrollback.ts` and `state/detail-keys.ts`): it follows the guest at the bottom, holds still
+ * scrolled up, and highlights a `/` search's matches.
+ */
 import {Box, Text} from 'ink';
+import type {ReactElement} from 'react';
 import type {Vm} from '../protocol/index.js';
 import {describeDisk, describeState, formatDuration} from '../format.js';
-import {stateColor} from './theme.js';
+import {matchRanges, visibleLines, type Scrollback} from '../state/scrollback.js';
+import {color, stateColor} from './theme.js';
 
 export type ConsoleView = {readonly text: string | null; readonly error: string | null};
 
-export function DetailView({vm, consoleView, height, width}: {readonly vm: Vm | undefined; readonly consoleView: ConsoleView; readonly height: number; readonly width: number}) {
+/** The VM's fields shown above the console. */
+const FIELD_COUNT = 14;
+
+/** How many console lines fit in a detail view `height` lines tall (the fields and a title above them). */
+export function detailConsoleRows(height: number): number {
+	return Math.max(1, height - FIELD_COUNT - 2);
+}
+
+export type DetailViewProps = {
+	readonly vm: Vm | undefined;
+	readonly consoleView: ConsoleView;
+	/** The console's lines (`consoleLines` of its text). */
+	readonly lines: readonly string[];
+	readonly scrollback: Scrollback;
+	readonly height: number;
+	readonly width: number;
+};
+
+export function DetailView({vm, consoleView, lines, scrollback, height, width}: DetailViewProps) {
 	if (!vm) {
 		return <Text dimColor>That VM is gone.</Text>;
 	}
@@ -27,14 +51,9 @@ export function DetailView({vm, consoleView, height, width}: {readonly vm: Vm | 
 		['created', new Date(vm.createdAt).toISOString()],
 		['uptime', formatDuration(vm.uptimeSeconds)],
 	];
-	const consoleHeight = Math.max(1, height - fields.length - 2);
-	const lines = (consoleView.text ?? '')
-		.replace(/\r/g, '')
-		// Drop terminal escape sequences a guest may print: they would move our cursor.
-		.replace(/\u001B\[[\d;?]*[A-Za-z]/g, '')
-		.split('\n')
-		.filter((line, index, all) => line !== '' || index < all.length - 1)
-		.slice(-consoleHeight);
+	const rows = detailConsoleRows(height);
+	const {from, to, offset} = visibleLines(scrollback, {lines, height: rows});
+	const title = offset === 0 ? 'console (tail)' : `console (lines ${from + 1}–${to} of ${lines.length}, held; G: back to the tail)`;
 	return (
 		<Box flexDirection="column" width={width}>
 			{fields.map(([name, value]) => (
@@ -43,7 +62,9 @@ export function DetailView({vm, consoleView, height, width}: {readonly vm: Vm | 
 					{name === 'state' ? <Text color={stateColor(vm.state)}>{value}</Text> : value}
 				</Text>
 			))}
-			<Text bold>console (tail)</Text>
+			<Text bold wrap="truncate">
+				{title}
+			</Text>
 			{consoleView.error ? (
 				<Text dimColor>{consoleView.error}</Text>
 			) : consoleView.text === null ? (
@@ -51,13 +72,33 @@ export function DetailView({vm, consoleView, height, width}: {readonly vm: Vm | 
 			) : lines.length === 0 || (lines.length === 1 && lines[0] === '') ? (
 				<Text dimColor>(the console is empty)</Text>
 			) : (
-				lines.map((line, index) => (
+				lines.slice(from, to).map((line, index) => (
 					// eslint-disable-next-line react/no-array-index-key
-					<Text key={index} wrap="truncate">
-						{line || ' '}
-					</Text>
+					<ConsoleLine key={index} line={line} query={scrollback.query} isCurrent={from + index === scrollback.match} />
 				))
 			)}
 		</Box>
+	);
+}
+
+/** One console line, a search's matches in it shown in reverse (the current match's line in yellow too). */
+function ConsoleLine({line, query, isCurrent}: {readonly line: string; readonly query: string; readonly isCurrent: boolean}) {
+	const ranges = matchRanges(line, query);
+	if (ranges.length === 0) {
+		return <Text wrap="truncate">{line || ' '}</Text>;
+	}
+
+	const parts: ReactElement[] = [];
+	let at = 0;
+	for (const [start, end] of ranges) {
+		parts.push(<Text key={`t${start}`}>{line.slice(at, start)}</Text>, <Text key={`m${start}`} inverse color={isCurrent ? color('yellow') : undefined}>{line.slice(start, end)}</Text>);
+		at = end;
+	}
+
+	parts.push(<Text key="rest">{line.slice(at)}</Text>);
+	return (
+		<Text wrap="truncate">
+			{isCurrent ? <Text bold>{parts}</Text> : parts}
+		</Text>
 	);
 }

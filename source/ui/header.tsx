@@ -2,6 +2,7 @@
 import {Box, Text} from 'ink';
 import type {ReactElement} from 'react';
 import {DROP_NOTICE_MS, hostHealth, type FleetState} from '../state/fleet.js';
+import {SCREEN_TITLES, type Screen} from '../state/table-keys.js';
 import type {FeedInfo} from './actions.js';
 import {formatAge} from './format-age.js';
 import {color} from './theme.js';
@@ -13,9 +14,11 @@ export type HeaderProps = {
 	readonly vmCount: number;
 	readonly shownCount: number;
 	readonly width: number;
+	/** The list on screen: named in the header unless it is the VM table. */
+	readonly screen?: Screen;
 };
 
-export function Header({fleet, info, isPaused, vmCount, shownCount, width}: HeaderProps) {
+export function Header({fleet, info, isPaused, vmCount, shownCount, width, screen = 'vms'}: HeaderProps) {
 	const hosts = [...fleet.hosts.values()];
 	const answered = hosts.filter(host => hostHealth(host, fleet.now) === 'up').length;
 	const {connection} = fleet;
@@ -64,7 +67,7 @@ export function Header({fleet, info, isPaused, vmCount, shownCount, width}: Head
 	return (
 		<Box flexDirection="column" width={width}>
 			<Text wrap="truncate">
-				<Text bold>kloud</Text>
+				<Text bold>kloud{screen === 'vms' ? '' : ` [${SCREEN_TITLES[screen]}]`}</Text>
 				{isPaused ? <Text inverse> PAUSED </Text> : null} <Text color={color(connectionColor)}>{connectionText}</Text> · hosts {answered}/{hosts.length} ·{' '}
 				{counts} · refreshed {age} · {info.brokerUrl} ns {info.namespace}
 			</Text>

@@ -1,36 +1,39 @@
-/** `?`: every key. */
+/**
+ * `?`: the keys of the screen it was pressed on, and those that work everywhere, read from the key
+ * table (source/state/table-keys.ts). Two columns each, so an 80×24 terminal shows them all.
+ */
 import {Box, Text} from 'ink';
+import {SCREEN_TITLES, TABLE_BINDINGS, type Binding, type Screen} from '../state/table-keys.js';
 
-const HELP: Array<[string, string]> = [
-	['↑ ↓  j k', 'move the selection'],
-	['PgUp PgDn  g G', 'page up / down, first / last row'],
-	['space', 'mark or unmark the row (b, x, K, R and D then act on every marked VM)'],
-	['n', 'new VM: pick an image, Tab for host, memory, cpus, network and restart (←/→), Enter to start'],
-	['b', 'boot a stopped VM again (same id, MAC, disk and seed)'],
-	['x', 'graceful stop; the VM is kept, stopped, with its disk (asks y/N)'],
-	['K', 'kill at once; the VM is kept, stopped (asks y/N)'],
-	['R', 'reboot (asks: y ACPI reboot, h hard reset)'],
-	['D', 'delete: its disk, seed and IP are lost (asks y/N)'],
-	['/', 'filter: type to narrow the rows, Enter keeps it, Esc clears it'],
-	['s  S', 'sort by the next column / reverse the order'],
-	['Enter', 'details of the selected VM; its console follows the boot'],
-	['c', 'the live console of the selected VM, full screen (you type into it); ctrl-] back to the table'],
-	['p', 'pause / resume live updates'],
-	['r', 'refresh now'],
-	['esc', 'clear marks and the message line'],
-	['q  ctrl-c', 'quit'],
-];
+function Columns({bindings}: {readonly bindings: readonly Binding[]}) {
+	const half = Math.ceil(bindings.length / 2);
+	return (
+		<Box flexDirection="row">
+			{[bindings.slice(0, half), bindings.slice(half)].map((column, index) => (
+				<Box key={index} flexDirection="column" flexGrow={1} flexBasis={0} marginRight={1}>
+					{column.map(binding => (
+						<Text key={`${binding.command}/${binding.label}`} wrap="truncate">
+							<Text bold>{binding.label.padEnd(9)}</Text>
+							{binding.help}
+						</Text>
+					))}
+				</Box>
+			))}
+		</Box>
+	);
+}
 
-export function HelpView() {
+export function HelpView({screen}: {readonly screen: Screen}) {
+	const own = TABLE_BINDINGS.filter(binding => binding.screens !== 'all' && binding.screens.includes(screen));
+	const everywhere = TABLE_BINDINGS.filter(binding => binding.screens === 'all');
 	return (
 		<Box flexDirection="column" borderStyle="round" paddingX={1}>
-			<Text bold>kloud-tui keys</Text>
-			{HELP.map(([keys, meaning]) => (
-				<Text key={keys} wrap="truncate">
-					<Text bold>{keys.padEnd(16)}</Text>
-					{meaning}
-				</Text>
-			))}
+			<Text bold wrap="truncate">
+				kloud-tui keys: {SCREEN_TITLES[screen]} <Text dimColor>(? on another screen shows its keys; README, "The TUI")</Text>
+			</Text>
+			<Columns bindings={own} />
+			<Text bold>everywhere</Text>
+			<Columns bindings={everywhere} />
 		</Box>
 	);
 }

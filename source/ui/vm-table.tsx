@@ -5,7 +5,7 @@ import type {Vm} from '../protocol/index.js';
 import {hostHealth, type HostView} from '../state/fleet.js';
 import {cellText, type Column, type SortSpec} from '../state/table.js';
 import {fit, formatAge} from './format-age.js';
-import {stateColor} from './theme.js';
+import {color, stateColor} from './theme.js';
 
 export type VmTableProps = {
 	readonly rows: readonly Vm[];
@@ -61,7 +61,7 @@ const Row = memo(function Row({
 				const text = column.id === 'host' ? hostState.text : cellText(vm, column.id);
 				const cell = `${fit(text, column.width, {alignRight: column.alignRight})} `;
 				return column.id === 'state' ? (
-					<Text key={column.id} color={stateColor(vm.state)}>
+					<Text key={column.id} color={vm.migration ? color('cyan') : stateColor(vm.state)}>
 						{cell}
 					</Text>
 				) : (

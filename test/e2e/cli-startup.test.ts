@@ -104,18 +104,28 @@ describe('kloud-tui start-up', () => {
 		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual([]);
 	});
 
-	it('the subcommand bundle has no dynamic import() a subcommand could reach (it runs as a vm.Script, where import() throws)', async () => {
-		const bundle = await readFile(join(ROOT, 'dist/bin/subcommands.cjs'), 'utf8');
-		const imports = [...bundle.matchAll(/\bimport\((["'][^"']+["'])\)/g)].map(match => match[1]);
-		// Only the TUI's own loader (cli/run-tui.ts, run from the ESM entry, never from a subcommand).
-		expect(imports).toEqual(['"../tui.js"']);
+	it('the bundles run through vm.Script hold no dynamic import() (there it throws: \'A dynamic import callback was not specified\')', async () => {
+		for (const name of ['subcommands.cjs', 'tui.cjs', 'tui-broker.cjs']) {
+			const bundle = await readFile(join(ROOT, 'dist/bin', name), 'utf8');
+			expect([...bundle.matchAll(/\bimport\((["'][^"']+["'])\)/g)].map(match => match[1]), name).toEqual([]);
+		}
 	});
 
-	it('the recorder sees the TUI where it is loaded (the check above can fail)', async () => {
-		const script = join(dir, 'import-tui.mjs');
-		const chunk = Object.keys(meta.outputs).find(output => /^dist\/bin\/tui-[\w-]+\.js$/.test(output));
-		expect(chunk).toBeDefined();
-		await import('node:fs/promises').then(async fs => fs.writeFile(script, `await import(${JSON.stringify(join(ROOT, chunk!))});\n`));
+	it('the TUI\'s first frame needs neither zod nor amqplib, nor React\'s development build: they are not in its bundle', () => {
+		const packagesOf = (output: string) => new Set(Object.keys(meta.outputs[output]!.inputs).map(input => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1] ?? 'kloud'));
+		const tui = packagesOf('dist/bin/tui.cjs');
+		expect(TUI_PACKAGES.filter(name => tui.has(name))).toEqual(TUI_PACKAGES);
+		expect(['zod', 'amqplib'].filter(name => tui.has(name))).toEqual([]);
+		expect(Object.keys(meta.outputs['dist/bin/tui.cjs']!.inputs).filter(input => input.includes('.development.'))).toEqual([]);
+		// What the TUI loads once its first frame is out.
+		const broker = packagesOf('dist/bin/tui-broker.cjs');
+		expect(['zod', 'amqplib'].filter(name => broker.has(name))).toEqual(['zod', 'amqplib']);
+		expect(TUI_PACKAGES.filter(name => broker.has(name))).toEqual([]);
+	});
+
+	it('the recorder sees the TUI where it is loaded (the checks above can fail)', async () => {
+		const script = join(dir, 'require-tui.cjs');
+		await writeFile(script, `require(${JSON.stringify(join(ROOT, 'dist/bin/tui.cjs'))});\n`);
 		const {packages} = await loadedPackages(script, []);
 		expect(TUI_PACKAGES.filter(name => packages.has(name))).toEqual(TUI_PACKAGES);
 	});

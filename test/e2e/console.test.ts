@@ -211,6 +211,12 @@ describe('scripts', () => {
 		expect(result.code).toBe(0);
 		expect(result.stdout).toMatch(/^42\r?$/m);
 	}, 60_000);
+
+	it('the demo guest\'s serial line runs at 115200 baud (at 9600 QEMU holds each typed key back ~4 ms)', async () => {
+		const result = await sh(`printf 'stty -a; echo stty-$((2*4))-done\n' | ${cliCommand(alice, `console ${vm.id} --attach --until 'stty-8-done'`)}`, {timeoutMs: 60_000});
+		expect(result.code).toBe(0);
+		expect(result.stdout).toMatch(/speed 115200 baud/);
+	}, 60_000);
 });
 
 describe('the TUI', () => {

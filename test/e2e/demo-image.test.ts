@@ -79,6 +79,8 @@ async function boot(devices: (dir: string) => Promise<string[]>): Promise<Vm> {
 		'-drive', `file=${disk},format=qcow2,if=virtio`,
 		'-serial', `file:${consolePath}`,
 		'-qmp', `unix:${qmpPath},server=on,wait=off`,
+		// Entropy from the start, as the agent gives its guests: the SSH host key waits for it.
+		'-device', 'virtio-rng-pci',
 		...extra,
 	];
 	const child = spawn('qemu-system-x86_64', args, {stdio: ['ignore', 'ignore', 'pipe']});

@@ -48,3 +48,21 @@ it('folds put, scale and tombstone in order; a second reader reads the same; an 
 	expect(strict.store.groups.size).toBe(0);
 	expect(strict.store.deleted.size).toBe(0);
 });
+
+it('a sync on a connection that is between brokers fails at once, and leaves nothing to blow up later', async () => {
+	// What an elected controller met when its broker node stopped: its round's sync could not append
+	// the marker, and the marker's timer, left behind, rejected with no one waiting (an unhandled
+	// rejection ends a Node process: the agent died 10 s after its node did).
+	const unhandled: unknown[] = [];
+	const onUnhandled = (reason: unknown) => unhandled.push(reason);
+	process.on('unhandledRejection', onUnhandled);
+	try {
+		const {store, connection} = await reader();
+		await connection.close();
+		await expect(store.sync(connection, 300)).rejects.toThrow(/not connected to the broker/);
+		await new Promise(resolve => setTimeout(resolve, 600));
+		expect(unhandled).toEqual([]);
+	} finally {
+		process.off('unhandledRejection', onUnhandled);
+	}
+});

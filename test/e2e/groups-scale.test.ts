@@ -77,7 +77,10 @@ it(`a group of ${SIZE} reconciled after a controller failover: 0 extra members`,
 	agents.set(old.hostId, await cloud.startAgent(old.hostId, agentArgs));
 	await waitFor(() => new RegExp(`"vms":${SIZE},"hosts":3,"actions":0`).test(successor.logs().slice(electedAt)), 120_000, `a round that saw all ${SIZE} members on 3 hosts and did nothing`);
 	const after = await members();
-	expect(after.map(vm => vm.id).sort()).toEqual(before.map(vm => vm.id).sort());
+	// What the controllers did with members, to read when this fails.
+	const actions = [...agents.values()].flatMap(agent => agent.logs().split('\n').filter(line => /group member|elected|no longer/.test(line)).map(line => `${agent.hostId}: ${line}`));
+	const gone = before.filter(vm => !after.some(other => other.id === vm.id)).map(vm => JSON.stringify(vm));
+	expect(after.map(vm => vm.id).sort(), `gone: ${gone.join('\n')}\n${actions.slice(-60).join('\n')}`).toEqual(before.map(vm => vm.id).sort());
 	const starts = successor.logs().slice(electedAt).match(/"starting a group member"/g) ?? [];
 	figures.extraMembersCreated = starts.length;
 	expect(starts).toEqual([]);

@@ -18,7 +18,7 @@ import amqp from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {findReadyMarker, POWEROFF_MARKER, USERDATA_DONE_MARKER} from '../../agent/image/demo-image.js';
 import {MAX_USER_DATA_BYTES} from '../../source/protocol/index.js';
-import {createCloud, pidByName, waitFor, type AgentHandle, type Cloud} from '../helpers/cloud.js';
+import {createCloud, pidByName, waitFor, waitForAgentConsole, type AgentHandle, type Cloud} from '../helpers/cloud.js';
 import {linkDemoImage} from '../helpers/demo-image.js';
 
 const run = promisify(execFile);
@@ -40,25 +40,9 @@ let agent: AgentHandle;
 /** The guest booted with user-data, shared by the tests that follow its life. */
 let guest: Vm | undefined;
 
-/** Polls the console file (cheap: CLI rounds would eat the CPU the guest boots on) until `isDone`. */
+/** Waits (reading the console file) until `isDone`. */
 async function waitForConsole(vm: Vm, what: string, isDone: (text: string) => boolean): Promise<{text: string; ms: number}> {
-	const started = performance.now();
-	const path = join(agent.stateDir, vm.id, 'console.log');
-	let text = '';
-	try {
-		await waitFor(
-			async () => {
-				text = await readFile(path, 'utf8').catch(() => '');
-				return isDone(text);
-			},
-			MARKER_TIMEOUT_MS,
-			`${what} on ${vm.id}'s console`,
-		);
-	} catch (error) {
-		throw new Error(`${(error as Error).message}\n--- console ---\n${text}\n--- agent ---\n${agent.logs().slice(-4000)}`, {cause: error});
-	}
-
-	return {text, ms: performance.now() - started};
+	return waitForAgentConsole(agent, vm.id, what, isDone, MARKER_TIMEOUT_MS);
 }
 
 beforeAll(async () => {

@@ -9,11 +9,11 @@ import {randomBytes, randomUUID} from 'node:crypto';
 import {readdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {promisify} from 'node:util';
-import amqp, {type ConsumeMessage} from 'amqplib';
+import amqp, {type ChannelModel, type ConsumeMessage} from 'amqplib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {KloudClient, KloudRequestError} from '../../source/broker/client.js';
 import type {KloudEvent, Vm} from '../../source/protocol/index.js';
-import {AGENT_BIN, CLI_BIN, createAgentUser, createCloud, createTenant, qemuPidsUnder, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
+import {AGENT_BIN, CLI_BIN, createAgentUser, createCloud, createTenant, qemuPidsUnder, TENANT_MAX_CONNECTIONS, waitFor, type AgentHandle, type Cloud, type Tenant} from '../helpers/cloud.js';
 
 const execFileAsync = promisify(execFile);
 const TAG = randomBytes(2).toString('hex');
@@ -176,6 +176,130 @@ describe('tenants', () => {
 		} finally {
 			await tenant.close().catch(() => {});
 		}
+	});
+
+	it('a tenant cannot write into the namespace\'s own queues: dead letters, the controller election, the groups stream', async () => {
+		// Through the default exchange every queue is reachable by name: forged dead letters (each
+		// makes an agent ask the whole fleet), junk in the election queue (the leader's own ticks
+		// wait behind it, then it steps down) or in the groups stream (past its retention the real
+		// group specs are gone). A tenant's starts go through the command exchange instead.
+		const tenant = await amqp.connect(alice.url);
+		try {
+			for (const queue of [`${cloud.namespace}.dead`, `${cloud.namespace}.controller`, `${cloud.namespace}.groups`, `${cloud.namespace}.start`]) {
+				const channel = await tenant.createConfirmChannel();
+				const refused = new Promise<Error>(resolve => channel.once('error', resolve));
+				channel.publish('', queue, Buffer.from('{}'), {userId: alice.name});
+				const outcome = await channel.waitForConfirms().then(
+					() => `${queue}: accepted`,
+					async () => (await refused).message,
+				);
+				expect(outcome).toMatch(/403 \(ACCESS-REFUSED\)/);
+			}
+		} finally {
+			await tenant.close().catch(() => {});
+		}
+
+		// Her starts still go through.
+		const asAlice = await connect(alice);
+		const vm = await asAlice.start({image: 'blank'}, {timeoutMs: 30_000});
+		expect(vm).toMatchObject({owner: alice.name, state: 'running'});
+		await asAlice.delete(vm.id, {timeoutMs: 30_000});
+	});
+
+	it('a tenant cannot take the broker\'s connections from everyone: its own are capped', async () => {
+		// Each connection is a file descriptor and memory on the broker: without a cap, one tenant
+		// opening thousands leaves none for the agents and the other tenants.
+		const opened: ChannelModel[] = [];
+		let refusal: Error | undefined;
+		try {
+			while (opened.length <= 2 * TENANT_MAX_CONNECTIONS && refusal === undefined) {
+				await amqp.connect(alice.url).then(
+					connection => opened.push(connection),
+					(error: unknown) => {
+						refusal = error as Error;
+					},
+				);
+			}
+
+			expect(refusal).toBeDefined();
+			expect(opened.length).toBeLessThanOrEqual(TENANT_MAX_CONNECTIONS);
+			// Her CLI says why (amqplib alone says "Expected ConnectionOpenOk; got <ConnectionClose…>").
+			const cli = await execFileAsync(process.execPath, [CLI_BIN, 'list', '--amqp', alice.url, '--namespace', cloud.namespace]).then(
+				() => ({code: 0, stderr: ''}),
+				(error: {code?: number; stderr: string}) => ({code: Number(error.code ?? 1), stderr: error.stderr}),
+			);
+			expect(cli.code).not.toBe(0);
+			expect(cli.stderr).toMatch(/refused to open the connection after the login: this user has reached its connection limit/);
+			// Meanwhile bob is served as ever.
+			const {replies} = await (await connect(bob)).list({timeoutMs: 5000});
+			expect(replies.map(reply => reply.host.id)).toEqual([agent.hostId]);
+		} finally {
+			await Promise.all(opened.map(async connection => connection.close().catch(() => {})));
+		}
+	});
+
+	it('a tenant\'s flood of requests does not hold up another tenant\'s answers', async () => {
+		// 5,000 lists from alice at once: her requests over her share are refused `busy`, and her
+		// replies wait in a line of her own; bob's request is taken and answered in its turn.
+		const connection = await amqp.connect(alice.url);
+		const answers: Array<{ok?: boolean; code?: string}> = [];
+		try {
+			const channel = await connection.createConfirmChannel();
+			await channel.consume('amq.rabbitmq.reply-to', (message: ConsumeMessage | null) => message && answers.push(JSON.parse(message.content.toString()) as {ok?: boolean; code?: string}), {noAck: true});
+			for (let index = 0; index < 5000; index++) {
+				const request = {v: 1, id: randomUUID(), from: 'raw', ts: Date.now(), type: 'vm.list', body: {}};
+				channel.publish(`${cloud.namespace}.commands`, `host.${agent.hostId}`, Buffer.from(JSON.stringify(request)), {replyTo: 'amq.rabbitmq.reply-to', correlationId: request.id, userId: alice.name});
+			}
+
+			await channel.waitForConfirms();
+			// Within the CLI's own list timeout (on the old agent: 3.9 s, behind all of alice's).
+			const {replies} = await (await connect(bob)).list({timeoutMs: 2000});
+			expect(replies.map(reply => reply.host.id)).toEqual([agent.hostId]);
+			// Alice hears back too: her lists, or `busy` for those over her share.
+			await waitFor(() => answers.length >= 1000, 30_000, 'alice\'s answers');
+			expect(answers.filter(answer => answer.ok !== true && answer.code !== 'busy')).toEqual([]);
+		} finally {
+			await connection.close().catch(() => {});
+		}
+	});
+
+	it('a tenant cannot wedge an agent with forged reply addresses: every request is still acked, others still served', async () => {
+		// A Direct Reply-To address whose pid is cut short (what the agent reads a node name from),
+		// sent more times than the agent's prefetch: unacked, they would stop its host queue for all.
+		// Half of them well formed but naming a node that does not exist (RabbitMQ crashes the
+		// publishing channel on those), each a different one.
+		const forged = (index: number) => {
+			const node = Buffer.from(`reply@${randomBytes(4).toString('hex')}`);
+			const pid = index % 2 === 0 ? Buffer.from([131, 88, 118, 0]) : Buffer.concat([Buffer.from([131, 88, 118, 0, node.length]), node, Buffer.alloc(12)]);
+			return `amq.rabbitmq.reply-to.${pid.toString('base64')}.${randomBytes(4).toString('hex')}`;
+		};
+		const connection = await amqp.connect(alice.url);
+		try {
+			const channel = await connection.createConfirmChannel();
+			for (let index = 0; index < 200; index++) {
+				const request = {v: 1, id: randomUUID(), from: 'raw', ts: Date.now(), type: 'vm.list', body: {}};
+				channel.publish(`${cloud.namespace}.commands`, `host.${agent.hostId}`, Buffer.from(JSON.stringify(request)), {replyTo: forged(index), correlationId: request.id, userId: alice.name});
+			}
+
+			await channel.waitForConfirms();
+		} finally {
+			await connection.close();
+		}
+
+		// Bob is served meanwhile.
+		const {replies} = await (await connect(bob)).list({timeoutMs: 10_000});
+		expect(replies.map(reply => reply.host.id)).toEqual([agent.hostId]);
+		expect(agent.logs()).not.toContain('request handling failed');
+		// Each forged address crashes the agent's reply connection (RabbitMQ closes it, 541): after
+		// ten, alice gets no more replies to unknown nodes, so she cost the others ten reconnects, not 200.
+		// (The agent may still be answering the last of them: wait for those.)
+		const refused = () => agent.logs().split('\n').filter(line => line.includes('this sender\'s reply addresses kept crashing the connection'));
+		await waitFor(() => refused().length >= 200 - 10, 20_000, 'alice\'s replies refused').catch(() => {});
+		expect(refused().length).toBeGreaterThanOrEqual(200 - 10);
+		expect(refused().every(line => line.includes(alice.name))).toBe(true);
+		// And alice herself, once her flood is answered (until then her share is full: \`busy\`).
+		const asAlice = await connect(alice);
+		await waitFor(async () => (await asAlice.list({timeoutMs: 2000})).replies.length === 1, 20_000, 'alice\'s own list');
 	});
 
 	it('an agent refuses to serve the tutorial\'s user-less messages in tenants mode', async () => {

@@ -38,7 +38,7 @@ describe('kloud-tui in a real terminal', () => {
 
 			return text.includes('hosts 2/2');
 		}, 'both hosts in the header', 20_000);
-		expect(await screen()).toContain('No VMs. Press n to start one.');
+		expect(await screen()).toContain('No VMs on 2 hosts (host-a, host-b). Press n to start one, 2 for the hosts.');
 
 		await keys('n');
 		await waitForScreen(text => /blank\s+on host-a, host-b/.test(text), 'the start dialog with the blank image');

@@ -140,6 +140,31 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
 	}
 }
 
+/**
+ * Polls a VM's console log in its agent's state dir (cheap: CLI rounds would eat the CPU the guest
+ * boots on) until `isDone`; fails with the console's tail and the agent's log. Resolves with the
+ * text and how long it took.
+ */
+export async function waitForAgentConsole(agent: AgentHandle, vmId: string, what: string, isDone: (text: string) => boolean, timeoutMs: number): Promise<{text: string; ms: number}> {
+	const started = performance.now();
+	const path = join(agent.stateDir, vmId, 'console.log');
+	let text = '';
+	try {
+		await waitFor(
+			async () => {
+				text = await readFile(path, 'utf8').catch(() => '');
+				return isDone(text);
+			},
+			timeoutMs,
+			`${what} on ${vmId}'s console`,
+		);
+	} catch (error) {
+		throw new Error(`${(error as Error).message}\n--- console ---\n${text.slice(-3000)}\n--- agent ---\n${agent.logs().slice(-4000)}`, {cause: error});
+	}
+
+	return {text, ms: performance.now() - started};
+}
+
 /** The pid of the process named exactly `name` (like `ps -eo comm`), if one runs. */
 export async function pidByName(name: string): Promise<number | undefined> {
 	for (const entry of await readdir('/proc')) {
@@ -284,22 +309,23 @@ async function createBrokerUser(prefix: string, label: string, grant: (name: str
 	return {name, url: url.toString(), remove};
 }
 
+/** The README's per-tenant limits: a tenant cannot take the broker's connections (file descriptors) from everyone. */
+export const TENANT_MAX_CONNECTIONS = 100;
+export const TENANT_MAX_CHANNELS = 1000;
+
 /**
  * A RabbitMQ user set up as a tenant of `namespace` with the README's permission recipe: it may
  * publish requests and read its replies and its own VMs' events, but not declare, delete or
- * consume the namespace's queues, publish events, or bind another tenant's VM events.
- */
-/**
- * A RabbitMQ user set up as a tenant of `namespace` with the README's permission recipe: it may
- * publish requests and read its replies and its own VMs' events, but not declare, delete or
- * consume the namespace's queues, publish events, or bind another tenant's VM events.
+ * consume the namespace's queues, publish events, or bind another tenant's VM events, nor hold
+ * more than `TENANT_MAX_CONNECTIONS` connections.
  */
 export async function createTenant(namespace: string, label: string, options: {readonly amqpUrl?: string; readonly name?: string} = {}): Promise<Tenant> {
 	const ns = namespace.replaceAll('.', '\\.');
 	return createBrokerUser('kt', label, async name => {
-		await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, '^amq\\.gen-.*$', `^(amq\\.gen-.*|${ns}\\.commands|amq\\.default)$`, `^(amq\\.gen-.*|${ns}\\.events|amq\\.rabbitmq\\.reply-to)$`]);
-		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.commands`, '^(all|host\\..+)$', '^$']);
+		await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, '^amq\\.gen-.*$', `^(amq\\.gen-.*|${ns}\\.commands)$`, `^(amq\\.gen-.*|${ns}\\.events|amq\\.rabbitmq\\.reply-to)$`]);
+		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.commands`, '^(all|host\\..+|start)$', '^$']);
 		await run('rabbitmqctl', ['-q', 'set_topic_permissions', '-p', '/', name, `${namespace}.events`, '^$', '^(host\\..*|vm\\.[^.]+\\.{username}\\..*)$']);
+		await run('rabbitmqctl', ['-q', 'set_user_limits', name, JSON.stringify({'max-connections': TENANT_MAX_CONNECTIONS, 'max-channels': TENANT_MAX_CHANNELS})]);
 	}, options);
 }
 

@@ -44,6 +44,16 @@ export type Cluster = {
 	 */
 	freeze(index: number): Promise<void>;
 	thaw(index: number): Promise<void>;
+	/**
+	 * Cuts node `index` off from the other nodes (a network partition of its Erlang distribution):
+	 * it takes another cookie for each of them and drops its links, so every handshake between them
+	 * fails until `heal`. Its clients' AMQP ports and rabbitmqctl are untouched, and so is every
+	 * other process's network: nothing outside the cluster is blocked.
+	 */
+	partition(index: number): Promise<void>;
+	heal(index: number): Promise<void>;
+	/** Whether RabbitMQ runs on node `index` (false once stop_app ran, or while pause_minority pauses it). */
+	isRunning(index: number): Promise<boolean>;
 	/** Which node (0-based) is the leader of quorum queue `queue`, as node `askIndex` sees it. */
 	leaderOf(queue: string, askIndex?: number): Promise<number>;
 	/** The index of the node behind a `host:port` address (what agents report as `broker`), AMQP or AMQPS; -1 for none. */
@@ -60,7 +70,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 		KLOUD_CLUSTER_NODES: String(options.nodeCount ?? 3),
 		...(options.tlsDir === undefined ? {} : {KLOUD_CLUSTER_TLS: options.tlsDir}),
 	};
-	const script = async (args: readonly string[], timeout = 180_000) => (await run('bash', [SCRIPT, ...args], {env, timeout})).stdout;
+	const script = async (args: readonly string[], timeout = 180_000) => {
+		try {
+			return (await run('bash', [SCRIPT, ...args], {env, timeout})).stdout;
+		} catch (error) {
+			// What the script said (which node did not start, its log's tail) is the useful part.
+			const {stderr, killed} = error as {stderr?: string; killed?: boolean};
+			throw new Error(`scripts/cluster.sh ${args.join(' ')} failed${killed ? ` (killed after ${timeout} ms)` : ''}: ${stderr?.trim().split('\n').slice(-12).join('\n') ?? ''}`, {cause: error});
+		}
+	};
 	// Whatever a killed run left behind under this name goes first: a fresh cluster every time.
 	await script(['down']);
 	const startedAt = Date.now();
@@ -95,6 +113,17 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 		},
 		async thaw(index) {
 			process.kill(await beamPid(index), 'SIGCONT');
+		},
+		async partition(index) {
+			const others = nodes.filter((_, other) => other !== index).map(node => `'${node}'`).join(',');
+			await ctl(index, ['eval', `[begin erlang:set_cookie(N, kloud_partition), erlang:disconnect_node(N) end || N <- [${others}]], ok.`]);
+		},
+		async heal(index) {
+			const others = nodes.filter((_, other) => other !== index).map(node => `'${node}'`).join(',');
+			await ctl(index, ['eval', `C = erlang:get_cookie(), [erlang:set_cookie(N, C) || N <- [${others}]], ok.`]);
+		},
+		async isRunning(index) {
+			return (await ctl(index, ['eval', 'rabbit:is_running().'])).trim() === 'true';
 		},
 		async leaderOf(queue, askIndex = 0) {
 			const out = await ctl(askIndex, ['list_queues', '--no-table-headers', 'name', 'leader']);

@@ -177,6 +177,17 @@ export class FakeRuntime implements Runtime {
 		return {totalMb: 64 * 1024, freeMb: 32 * 1024};
 	}
 
+	/** CPU ticks each live process has used (tests set them); RSS is a fixed 100 MiB. */
+	readonly cpuTicks = new Map<number, number>();
+
+	async processUsage(process_: ProcessRef): Promise<{startTime: number; cpuTicks: number; rssBytes: number} | undefined> {
+		return this.isAlive(process_) ? {startTime: 1, cpuTicks: this.cpuTicks.get(process_.pid) ?? 0, rssBytes: 100 * 1024 * 1024} : undefined;
+	}
+
+	async probeTcp(): Promise<{isOpen: boolean; ms: number; error?: string}> {
+		return {isOpen: false, ms: 0, error: 'the fake runtime has no network'};
+	}
+
 	async run(): Promise<{stdout: string; stderr: string}> {
 		return {stdout: '', stderr: ''};
 	}

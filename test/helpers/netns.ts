@@ -6,6 +6,7 @@
 import {execFile} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {access, readdir, readFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import {promisify} from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -101,6 +102,27 @@ export function createLab(): Lab {
 			}
 		},
 	};
+}
+
+/**
+ * A "LAN" for a public bridge: namespace `lan` linked to `host`'s uplink `up0` (address `hostAddress`,
+ * default route via the LAN's router `router`), and a dnsmasq in `lan` handing out `range`
+ * (`FIRST,LAST`, /24) with its leases in `<dir>/lan.leases`.
+ */
+export async function addLan(lab: Lab, options: {readonly host: string; readonly lan: string; readonly router: string; readonly hostAddress: string; readonly range: string; readonly dir: string}): Promise<void> {
+	await lab.link({netns: options.host, name: 'up0', address: options.hostAddress}, {netns: options.lan, name: 'lan0', address: `${options.router}/24`});
+	await sh('ip', ['-n', options.host, 'route', 'add', 'default', 'via', options.router, 'dev', 'up0']);
+	await lab.exec(options.lan, 'dnsmasq', [
+		'--conf-file=/dev/null',
+		'--port=0',
+		'--bind-interfaces',
+		'--interface=lan0',
+		`--pid-file=${join(options.dir, 'lan-dnsmasq.pid')}`,
+		`--dhcp-leasefile=${join(options.dir, 'lan.leases')}`,
+		`--dhcp-range=${options.range},255.255.255.0,1h`,
+		'--dhcp-authoritative',
+		'--no-ping',
+	]);
 }
 
 /** Pids of processes whose command line mentions `text` (e.g. a test's temp dir). */

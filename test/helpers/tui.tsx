@@ -1,6 +1,6 @@
 /** Ink test helpers: a fleet from fixtures, fake fleet actions that record calls, and frame polling. */
 import {render} from 'ink-testing-library';
-import type {HostSnapshot, HostStatus, Vm} from '../../source/protocol/index.js';
+import type {HostSnapshot, HostStatus, MigrationResult, Vm} from '../../source/protocol/index.js';
 import {FleetStore} from '../../source/state/store.js';
 import type {ImageChoice, Target} from '../../source/state/view.js';
 import type {FleetActions, StartRequest} from '../../source/ui/actions.js';
@@ -26,12 +26,12 @@ export function makeVm(id: string, host: string, patch: Partial<Vm> = {}): Vm {
 	return {id, host, image: 'demo', state: 'running', memoryMb: 256, cpus: 1, pid: 100, createdAt: NOW - 60_000, uptimeSeconds: 60, ip: null, mac: null, exit: null, ...patch};
 }
 
-export function hostStatus(id: string, vmCount = 0): HostStatus {
-	return {id, vmCount, maxVms: 16, freeMemoryMb: 1000, totalMemoryMb: 2000, accel: 'tcg', images: ['demo'], heartbeatMs: 5000, startedAt: NOW - 3_600_000};
+export function hostStatus(id: string, vmCount = 0, patch: Partial<HostStatus> = {}): HostStatus {
+	return {id, vmCount, maxVms: 16, freeMemoryMb: 1000, totalMemoryMb: 2000, accel: 'tcg', images: ['demo'], heartbeatMs: 5000, startedAt: NOW - 3_600_000, ...patch};
 }
 
-export function snapshot(host: string, vms: readonly Vm[], roster: readonly string[] = [host]): HostSnapshot {
-	return {host: hostStatus(host, vms.length), vms: [...vms], roster: [...roster]};
+export function snapshot(host: string, vms: readonly Vm[], roster: readonly string[] = [host], patch: Partial<HostStatus> = {}): HostSnapshot {
+	return {host: hostStatus(host, vms.length, patch), vms: [...vms], roster: [...roster]};
 }
 
 export class FakeActions implements FleetActions {
@@ -42,6 +42,13 @@ export class FakeActions implements FleetActions {
 	];
 
 	failStop: string | undefined;
+	/** A migration fails with this reason (the VM stays where it is). */
+	failMigrate: string | undefined;
+	/** Holds migrations until resolved (to see their progress). */
+	migrationGate: Promise<void> | undefined;
+	/** What a drain says as it goes, and whether it then fails. */
+	drainLines: string[] = [];
+	failDrain: string | undefined;
 	consoleText = 'Booting...\r\nKLOUD-READY hostname=vm ip=10.0.0.5\r\n';
 	readonly #store: FleetStore;
 
@@ -99,6 +106,41 @@ export class FakeActions implements FleetActions {
 	async consoleTail(target: Target): Promise<string> {
 		this.calls.push(`console ${target.id}`);
 		return this.consoleText;
+	}
+
+	async migrate(target: Target, to: string): Promise<MigrationResult> {
+		this.calls.push(`migrate ${target.id}@${target.host} to ${to}`);
+		await this.migrationGate;
+		if (this.failMigrate !== undefined) {
+			throw new Error(this.failMigrate);
+		}
+
+		const vm = this.#store.getState().vms.get(target.id) ?? makeVm(target.id, target.host);
+		const moved = this.#announce('vm.started', {...vm, host: to});
+		return {vm: moved, from: target.host, totalMs: 4200, downtimeMs: 31, ramMs: 3000};
+	}
+
+	async cordon(host: string, options: {readonly cordoned: boolean}): Promise<HostStatus> {
+		this.calls.push(`${options.cordoned ? 'cordon' : 'uncordon'} ${host}`);
+		const known = this.#store.getState().hosts.get(host)?.status ?? hostStatus(host);
+		const status = {...known, cordoned: options.cordoned};
+		this.#store.dispatch({type: 'kloud', at: NOW, event: {v: 1, id: 'e', from: host, ts: NOW, type: 'host.heartbeat', body: status}});
+		return status;
+	}
+
+	async drain(host: string, onProgress: (line: string) => void): Promise<string> {
+		this.calls.push(`drain ${host}`);
+		await this.cordon(host, {cordoned: true});
+		for (const line of this.drainLines) {
+			onProgress(line);
+			await new Promise(resolve => setTimeout(resolve, 20));
+		}
+
+		if (this.failDrain !== undefined) {
+			throw new Error(this.failDrain);
+		}
+
+		return `drained ${host}: ${this.drainLines.length} VMs moved, host cordoned`;
 	}
 }
 

@@ -18,9 +18,9 @@ describe('the VM table', () => {
 	it('shows every VM of every host with its columns, sorted by host, and a header with counts', async () => {
 		const tui = renderTui(fleet());
 		const frame = await tui.waitFor(text => text.includes('vm-bbbbbbbb'));
-		expect(frame).toMatch(/HOST↑\s+VM\s+IMAGE\s+STATE\s+IP\s+CPU\s+MEM\s+UPTIME/);
+		expect(frame).toMatch(/HOST↑\s+VM\s+IMAGE\s+STATE\s+IP\s+CPU%\s+MEM\s+UPTIME/);
 		expect(tui.tableLines().map(line => line.match(/vm-[a-z]{8}/)![0])).toEqual(['vm-aaaaaaaa', 'vm-cccccccc', 'vm-bbbbbbbb']);
-		expect(tui.tableLines()[2]).toMatch(/host-b\s+vm-bbbbbbbb\s+alpine\s+running\s+2\s+512M\s+1m/);
+		expect(tui.tableLines()[2]).toMatch(/host-b\s+vm-bbbbbbbb\s+alpine\s+running\s+2cpu\s+512M\s+1m/);
 		expect(tui.tableLines()[1]).toContain('crashed');
 		expect(frame).toContain('hosts 2/2 · 3 VMs');
 		expect(frame).toContain('refreshed 0s ago · amqp://guest:***@127.0.0.1:5672 ns kloud');
@@ -322,7 +322,7 @@ describe('the VM table', () => {
 		await new Promise(resolve => setTimeout(resolve, 50));
 		const frame = tui.frame();
 		expect(frame.split('\n').every(line => line.length <= 80)).toBe(true);
-		expect(frame).toMatch(/HOST↑\s+VM\s+IMAGE\s+STATE\s+IP\s+CPU\s+MEM\s+UPTIME/);
+		expect(frame).toMatch(/HOST↑\s+VM\s+IMAGE\s+STATE\s+IP\s+CPU%\s+MEM\s+UPTIME/);
 		tui.resize(60);
 		const narrow = await tui.waitFor(text => !text.includes('UPTIME'));
 		expect(narrow.split('\n').every(line => line.length <= 60)).toBe(true);
