@@ -34,12 +34,20 @@ export class QuotaGuard {
 			return start();
 		}
 
+		// Over the quota on this host alone (its VMs and starts under way): the other hosts can only
+		// add to that, so the refusal needs no list round. A tenant's flood of starts is refused at
+		// the speed of the start queue, not one fleet round each, so it holds up others' starts less.
+		const hereAlone = quotaProblem(owner, limits, addUsage(this.#sources.local(owner), this.reserved(owner)), ask);
+		if (hereAlone) {
+			return refusal(hereAlone);
+		}
+
 		const previous = this.#locks.get(owner) ?? Promise.resolve();
 		const decided = previous.then(async () => {
 			const usage = addUsage(addUsage(await this.#sources.fleet(owner), this.#sources.local(owner)), this.reserved(owner));
 			const problem = quotaProblem(owner, limits, usage, ask);
 			if (problem) {
-				return {attempt: Promise.resolve<QuotaRefusal>({ok: false, code: 'quota_exceeded', reason: `quota_exceeded: ${problem}`})};
+				return {attempt: Promise.resolve(refusal(problem))};
 			}
 
 			// Reserved before the lock is released: the next decision for this owner counts it.
@@ -70,4 +78,8 @@ export class QuotaGuard {
 
 		return usage;
 	}
+}
+
+function refusal(problem: string): QuotaRefusal {
+	return {ok: false, code: 'quota_exceeded', reason: `quota_exceeded: ${problem}`};
 }

@@ -135,6 +135,31 @@ describe('the quota guard on one host', () => {
 		await expect(guard.admit(null, {cpus: 1, memoryMb: 64}, start)).resolves.toEqual({ok: true});
 	});
 
+	it('refuses without a list round when this host alone is over the quota (a flood of starts is refused at once)', async () => {
+		let rounds = 0;
+		const guard = new QuotaGuard(config, {
+			async fleet() {
+				rounds++;
+				return {vms: 0, cpus: 0, memoryMb: 0};
+			},
+			local: () => ({vms: 2, cpus: 2, memoryMb: 128}),
+		});
+		const start = async () => ({ok: true as const});
+		const results = await Promise.all(Array.from({length: 100}, async () => guard.admit('alice', {cpus: 1, memoryMb: 64}, start)));
+		expect(results.every(result => 'code' in result && result.code === 'quota_exceeded')).toBe(true);
+		expect(rounds).toBe(0);
+		// Under the quota here, the fleet is asked (its usage may be what stops the start).
+		const roomy = new QuotaGuard(config, {
+			async fleet() {
+				rounds++;
+				return {vms: 2, cpus: 0, memoryMb: 0};
+			},
+			local: () => ({vms: 0, cpus: 0, memoryMb: 0}),
+		});
+		await expect(roomy.admit('alice', {cpus: 1, memoryMb: 64}, start)).resolves.toMatchObject({code: 'quota_exceeded'});
+		expect(rounds).toBe(1);
+	});
+
 	it('a finished start is no longer reserved', async () => {
 		let local = 0;
 		const guard = new QuotaGuard(config, {fleet: async () => ({vms: 0, cpus: 0, memoryMb: 0}), local: () => ({vms: local, cpus: 0, memoryMb: 0})});
