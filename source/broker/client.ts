@@ -11,6 +11,7 @@ import {
 	REPEAT_HEADER,
 	START_KEY,
 	encode,
+	hostsWithRoomFor,
 	isTrustedEvent,
 	makeRequest,
 	oneCopyPerVm,
@@ -37,10 +38,13 @@ import {BrokerConnection, BrokerUnavailableError, urlUser, type ConnectionState,
 import {HostRoster} from './host-roster.js';
 import type {VmListCache} from './list-cache.js';
 import {checkShared, declareShared, declareStartQueue, TopologyError} from './topology.js';
-import {ConnectionLostError, NoRouteError, RequestTimeoutError, Rpc} from './rpc.js';
+import {ConnectionLostError, NoRouteError, RequestRefusedError, RequestTimeoutError, Rpc} from './rpc.js';
 
 /** A retry needs at least this long to be worth sending. */
 const MIN_ATTEMPT_MS = 50;
+
+/** The list round that finds hosts with room, when the start queue refused a start, takes at most this long. */
+const DIRECT_START_LIST_MS = 2000;
 
 /**
  * How long a start may wait in the work queue for a host with capacity: the requester's remaining
@@ -199,14 +203,56 @@ export class KloudClient {
 	 * that has (or is making) the VM for that token answers with it instead of making another.
 	 */
 	async start(body: StartBody, options: {readonly timeoutMs: number}): Promise<Vm> {
-		const draft: RequestDraft = {type: 'vm.start', body: {...body, clientToken: body.clientToken ?? randomUUID()}};
+		const withToken: StartBody = {...body, clientToken: body.clientToken ?? randomUUID()};
+		const draft: RequestDraft = {type: 'vm.start', body: withToken};
 		// A token the caller chose may have been sent before (that is what it is for).
 		const isRepeat = body.clientToken !== undefined;
 		if (body.host) {
 			return this.ask('vm.start', draft, this.topo.commandExchange, this.topo.hostKey(body.host), options.timeoutMs, {host: body.host, isRepeat});
 		}
 
-		return this.ask('vm.start', draft, this.topo.commandExchange, START_KEY, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat});
+		const deadline = Date.now() + options.timeoutMs;
+		try {
+			return await this.ask('vm.start', draft, this.topo.commandExchange, START_KEY, options.timeoutMs, {queueTtl: startQueueTtl, isRepeat, isRefusalFinal: true});
+		} catch (error) {
+			if (!(error instanceof KloudRequestError && error.cause instanceof RequestRefusedError)) {
+				throw error;
+			}
+
+			return this.startOnHostWithRoom(withToken, deadline, error);
+		}
+	}
+
+	/**
+	 * The start queue refused the start (full: `reject-publish`, as while a tenant floods it): the
+	 * hosts with room are asked directly, most room first. A host queue serves each sender its own
+	 * share, so another tenant's flood of the shared queue does not hold this start up. The start
+	 * keeps its token and goes as a repeat (the host looks the token up across the fleet first), so
+	 * it never makes a second VM.
+	 */
+	private async startOnHostWithRoom(body: StartBody, deadline: number, refused: KloudRequestError): Promise<Vm> {
+		const round = await this.list({timeoutMs: Math.max(1, Math.min(DIRECT_START_LIST_MS, deadline - Date.now()))});
+		const hosts = hostsWithRoomFor(round.replies.map(reply => reply.host), body);
+		const draft: RequestDraft = {type: 'vm.start', body};
+		let last: KloudRequestError | undefined;
+		for (const host of hosts) {
+			if (deadline - Date.now() < MIN_ATTEMPT_MS) {
+				break;
+			}
+
+			try {
+				return await this.ask('vm.start', draft, this.topo.commandExchange, this.topo.hostKey(host), deadline - Date.now(), {host, isRepeat: true});
+			} catch (error) {
+				// This host cannot take it after all: the next one may.
+				if (!(error instanceof KloudRequestError && (error.code === 'no_capacity' || error.code === 'busy'))) {
+					throw error;
+				}
+
+				last = error;
+			}
+		}
+
+		throw new KloudRequestError('no_capacity', `${refused.message}; ${last ? `no host took it directly (${last.message})` : `and no host has room for it (${hosts.length} of ${round.replies.length} answering hosts)`}`, {cause: refused});
 	}
 
 	/** Graceful stop (or kill) sent only to the VM's owner; finds the owner (`findOwner`) if not given. */
@@ -335,11 +381,11 @@ export class KloudClient {
 		exchange: string,
 		routingKey: string,
 		timeoutMs: number,
-		options: {readonly host?: string; readonly queueTtl?: (remainingMs: number) => number; readonly isRepeat?: boolean} = {},
+		options: {readonly host?: string; readonly queueTtl?: (remainingMs: number) => number; readonly isRepeat?: boolean; readonly isRefusalFinal?: boolean} = {},
 	): Promise<ReplyValue<T>> {
 		// Every request here is safe to repeat (starts carry their token, stops of a stopped VM
 		// answer with it): a lost connection costs a retry, not the request.
-		const reply = await this.retrying(timeoutMs, type, options.host, async (remainingMs, attempt) =>
+		const reply = await this.retrying(timeoutMs, type, options.host, options.isRefusalFinal ?? false, async (remainingMs, attempt) =>
 			this.rpc.request(exchange, routingKey, makeRequest(draft, this.stamp()), {
 				timeoutMs: remainingMs,
 				mandatory: true,
@@ -354,13 +400,13 @@ export class KloudClient {
 	 * Runs `send` until it resolves, again after a lost connection or an unconfirmed publish once
 	 * the connection is back, all within `timeoutMs`; other failures are explained and thrown.
 	 */
-	private async retrying<R>(timeoutMs: number, type: RequestType, host: string | undefined, send: (remainingMs: number, attempt: number) => Promise<R>): Promise<R> {
+	private async retrying<R>(timeoutMs: number, type: RequestType, host: string | undefined, isRefusalFinal: boolean, send: (remainingMs: number, attempt: number) => Promise<R>): Promise<R> {
 		const deadline = Date.now() + timeoutMs;
 		for (let attempt = 1; ; attempt++) {
 			try {
 				return await send(Math.max(1, deadline - Date.now()), attempt);
 			} catch (error) {
-				const isRetryable = error instanceof ConnectionLostError || error instanceof BrokerUnavailableError;
+				const isRetryable = (error instanceof ConnectionLostError && !(isRefusalFinal && error instanceof RequestRefusedError)) || error instanceof BrokerUnavailableError;
 				if (!isRetryable || !(await this.connection.waitUntilConnected(deadline - Date.now())) || deadline - Date.now() < MIN_ATTEMPT_MS) {
 					throw this.explain(error, type, host, timeoutMs);
 				}
@@ -433,7 +479,7 @@ export class KloudClient {
 			return answered.size > 0 && (isAnswered([...answered.values()]) || [...expected].every(id => answered.has(id)));
 		};
 
-		const result = await this.retrying(timeoutMs, type, undefined, async remainingMs =>
+		const result = await this.retrying(timeoutMs, type, undefined, false, async remainingMs =>
 			this.rpc.gather(this.topo.commandExchange, ALL_HOSTS_KEY, makeRequest(draft, this.stamp()), {timeoutMs: remainingMs, isComplete}),
 		);
 

@@ -107,6 +107,11 @@ export class SetupError extends Error {
 	override name = 'SetupError';
 }
 
+/** The broker refused a message (a nack): e.g. its queue is full (`overflow: reject-publish`). It did not take it (routed to several queues: not into all of them). */
+export class PublishNackedError extends Error {
+	override name = 'PublishNackedError';
+}
+
 export class BrokerUnavailableError extends Error {
 	override name = 'BrokerUnavailableError';
 }
@@ -306,7 +311,10 @@ export class BrokerConnection extends EventEmitter {
 				isSettled = true;
 				clearTimeout(timer);
 				if (error) {
-					reject(new Error(`broker did not confirm the message to ${exchange || 'the default exchange'}/${routingKey}`, {cause: error}));
+					// amqplib's words for a basic.nack; anything else is the channel gone with the message.
+					const isNack = (error as Error).message === 'message nacked';
+					const what = `broker did not confirm the message to ${exchange || 'the default exchange'}/${routingKey}`;
+					reject(isNack ? new PublishNackedError(`${what}: refused (its queue is full)`, {cause: error}) : new Error(what, {cause: error}));
 				} else {
 					resolve();
 				}

@@ -5,7 +5,7 @@
 import {randomUUID} from 'node:crypto';
 import type {ConsumeMessage, Message} from 'amqplib';
 import {encode, parseReply, type Reply, type Request} from '../protocol/index.js';
-import type {BrokerConnection, SetupContext} from './connection.js';
+import {PublishNackedError, type BrokerConnection, type SetupContext} from './connection.js';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -19,6 +19,11 @@ export class NoRouteError extends Error {
 
 export class ConnectionLostError extends Error {
 	override name = 'ConnectionLostError';
+}
+
+/** The broker refused the request (a nack: its queue is full). Retried like a lost one unless the caller says otherwise. */
+export class RequestRefusedError extends ConnectionLostError {
+	override name = 'RequestRefusedError';
 }
 
 type Pending = {
@@ -139,10 +144,11 @@ export class Rpc {
 					// A request nobody takes in time is useless later: let it expire in the queue.
 					expiration: String(Math.max(1, Math.ceil(options.expirationMs ?? options.timeoutMs))),
 				})
-				.catch((error: unknown) =>
+				.catch((error: unknown) => {
 					// Not sent, or not confirmed: as good as lost with the connection, and as safe to retry.
-					this.#pending.get(correlationId)?.fail(new ConnectionLostError(`${request.type} was not confirmed by the broker: ${(error as Error).message}`, {cause: error})),
-				);
+					const Lost = error instanceof PublishNackedError ? RequestRefusedError : ConnectionLostError;
+					this.#pending.get(correlationId)?.fail(new Lost(`${request.type} was not confirmed by the broker: ${(error as Error).message}`, {cause: error}));
+				});
 		});
 	}
 

@@ -7,3 +7,4 @@ export * from './encode.js';
 export * from './limits.js';
 export * from './groups.js';
 export * from './vm-copies.js';
+export * from './host-room.js';

@@ -263,6 +263,51 @@ describe('tenants', () => {
 		}
 	});
 
+	it('a tenant who keeps the start queue full does not stop another tenant\'s starts: they go to a host with room, once', async () => {
+		// A real flood races the agent draining the queue (whether a publish finds a free place is
+		// luck), so the test holds the start key on a full queue of its own instead: as an admin it
+		// routes `start` to a queue that refuses everything (max-length 0, reject-publish), which is
+		// what a publisher sees of the start queue while a tenant's flood keeps it at its limit.
+		const admin = await amqp.connect(cloud.amqpUrl);
+		const commands = `${cloud.namespace}.commands`;
+		const startQueue = `${cloud.namespace}.start`;
+		const full = `${cloud.namespace}.full-${TAG}`;
+		const channel = await admin.createChannel();
+		await channel.assertQueue(full, {durable: false, arguments: {'x-max-length': 0, 'x-overflow': 'reject-publish'}});
+		await channel.bindQueue(full, commands, 'start');
+		await channel.unbindQueue(startQueue, commands, 'start');
+		try {
+			// Alice's start is refused by the broker, as the flood would have it.
+			const asAlice = await amqp.connect(alice.url);
+			try {
+				const confirms = await asAlice.createConfirmChannel();
+				const request = {v: 1, id: randomUUID(), from: 'raw', ts: Date.now(), type: 'vm.start', body: {image: 'blank'}};
+				const isRefused = await new Promise<boolean>(resolve => {
+					confirms.publish(commands, 'start', Buffer.from(JSON.stringify(request)), {userId: alice.name}, error => resolve(Boolean(error)));
+				});
+				expect(isRefused).toBe(true);
+			} finally {
+				await asAlice.close().catch(() => {});
+			}
+
+			// Bob's start goes through all the same, to the one host with room, and makes one VM (the
+			// old client retried the full queue until its 10 s were up, and failed).
+			const asBob = await connect(bob);
+			const before = (await qemuPidsUnder(agent.stateDir)).length;
+			const vm = await asBob.start({image: 'blank'}, {timeoutMs: 10_000});
+			expect(vm).toMatchObject({host: agent.hostId, owner: bob.name});
+			expect((await qemuPidsUnder(agent.stateDir)).length).toBe(before + 1);
+			expect((await asBob.list({timeoutMs: 5000})).replies.flatMap(reply => reply.vms).filter(listed => listed.id === vm.id)).toHaveLength(1);
+			// The CLI too.
+			const cli = await execFileAsync(process.execPath, [CLI_BIN, 'start', '--image', 'blank', '--json', '--timeout', '10', '--amqp', bob.url, '--namespace', cloud.namespace]);
+			expect((JSON.parse(cli.stdout) as Vm).owner).toBe(bob.name);
+		} finally {
+			await channel.bindQueue(startQueue, commands, 'start');
+			await channel.deleteQueue(full);
+			await admin.close();
+		}
+	}, 60_000);
+
 	it('a tenant cannot wedge an agent with forged reply addresses: every request is still acked, others still served', async () => {
 		// A Direct Reply-To address whose pid is cut short (what the agent reads a node name from),
 		// sent more times than the agent's prefetch: unacked, they would stop its host queue for all.
