@@ -94,7 +94,7 @@ export async function measureGroups(options: Options): Promise<string> {
 			await waitUntil(async () => (await membersOf(cloud, 'rep')).length === 3, 30_000, 'the old member deleted');
 		}
 
-		await groupDeleteCommand(store, 'rep', common);
+		await groupDeleteCommand(store, cloud.client, 'rep', {...common, wait: false});
 		await waitUntil(async () => (await membersOf(cloud, 'rep')).length === 0, 60_000, 'the rep members deleted');
 
 		log(`a group of ${options.bigGroup} paused members, then the controller's agent SIGKILLed`);
@@ -128,7 +128,7 @@ export async function measureGroups(options: Options): Promise<string> {
 		const after = await membersOf(cloud, 'big');
 		const same = after.length === before.length && after.every(vm => before.some(old => old.id === vm.id));
 		log(`reconciled ${ms(reconciledMs)} after the restart; extra members created: ${extras}; same members: ${same}`);
-		await groupDeleteCommand(store, 'big', common);
+		await groupDeleteCommand(store, cloud.client, 'big', {...common, wait: false});
 		await waitUntil(async () => (await membersOf(cloud, 'big')).length === 0, 120_000, 'the big members deleted');
 
 		const rows: Row[] = [

@@ -143,10 +143,38 @@ export async function groupUpdateCommand(store: GroupStoreClient, name: string, 
 			};
 }
 
-export async function groupDeleteCommand(store: GroupStoreClient, name: string, options: GroupOptions): Promise<Output> {
-	const {spec} = await existing(store, name);
-	await store.append({kind: 'group.delete', name, uid: spec.uid});
-	return options.json ? {stdout: JSON.stringify({name, deleted: true})} : {stdout: `deleted group ${name}; the controller deletes its members`};
+/** Between list rounds while `group delete --wait` waits for the members to go. */
+const MEMBERS_POLL_MS = 500;
+
+/**
+ * Deletes the group's spec; the controller then deletes its members. With `wait`, returns once
+ * no host lists a member any more (or fails at `timeoutMs`, naming those left: a member on a host
+ * that is down goes when the host comes back).
+ */
+export async function groupDeleteCommand(store: GroupStoreClient, client: KloudClient, name: string, options: GroupOptions & {readonly wait: boolean}): Promise<Output> {
+	const group = await existing(store, name);
+	await store.append({kind: 'group.delete', name, uid: group.spec.uid});
+	if (!options.wait) {
+		return options.json ? {stdout: JSON.stringify({name, deleted: true})} : {stdout: `deleted group ${name}; the controller deletes its members`};
+	}
+
+	const deadline = Date.now() + options.timeoutMs;
+	let members: Vm[] = [];
+	let membersBefore: number | undefined;
+	for (;;) {
+		const remaining = deadline - Date.now();
+		if (remaining <= 0) {
+			throw new KloudRequestError('timeout', `deleted group ${name}, but ${members.length} of its members ${members.length === 1 ? 'is' : 'are'} still there after ${Math.round(options.timeoutMs / 1000)} s: ${members.map(vm => `${vm.id} on ${vm.host}`).join(', ')}`);
+		}
+
+		members = groupStatus(group, (await fleetVms(client, Math.min(remaining, 2000))).vms).vms;
+		membersBefore ??= members.length;
+		if (members.length === 0) {
+			return options.json ? {stdout: JSON.stringify({name, deleted: true, membersDeleted: membersBefore})} : {stdout: `deleted group ${name} and its ${membersBefore} ${membersBefore === 1 ? 'member' : 'members'}`};
+		}
+
+		await new Promise(resolve => setTimeout(resolve, Math.min(MEMBERS_POLL_MS, Math.max(0, deadline - Date.now()))));
+	}
 }
 
 /** A group's members in the fleet (those of its current incarnation), and how many run. */

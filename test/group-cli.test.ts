@@ -1,6 +1,10 @@
 import {describe, expect, it} from 'vitest';
 import {parseCliArgs, UsageError} from '../source/cli/args.js';
+import type {GroupStoreClient} from '../source/broker/group-store.js';
+import {KloudRequestError, type KloudClient} from '../source/broker/client.js';
 import {planGroupCommand} from '../source/cli/group.js';
+import {groupDeleteCommand} from '../source/group-commands.js';
+import {memberToken, type Vm} from '../source/protocol/index.js';
 
 const plan = (...argv: string[]) => {
 	const {rest, flags} = parseCliArgs(argv, {});
@@ -18,11 +22,18 @@ describe('kloud-tui group: arguments to a plan', () => {
 	it.each([
 		['group list', {kind: 'list'}],
 		['group show web', {kind: 'show', name: 'web'}],
-		['group delete web', {kind: 'delete', name: 'web'}],
+		['group delete web', {kind: 'delete', name: 'web', wait: false}],
+		['group delete web --wait', {kind: 'delete', name: 'web', wait: true}],
 		['group scale web 5', {kind: 'scale', name: 'web', size: 5}],
 		['group scale web --size 0', {kind: 'scale', name: 'web', size: 0}],
 	])('%s', (line, expected) => {
 		expect(planOf(line)).toEqual(expected);
+	});
+
+	it('--wait goes with delete alone', () => {
+		for (const line of ['group show web --wait', 'group scale web 2 --wait', 'group list --wait']) {
+			expect(() => planOf(line), line).toThrow(new UsageError('--wait goes with group delete'));
+		}
 	});
 
 	it('create: defaults (min 0, max the size, no health check, graces) and every option', () => {
@@ -96,5 +107,53 @@ describe('kloud-tui group: arguments to a plan', () => {
 	])('%s → usage error', (line, message) => {
 		expect(() => plan(...line.split(' '))).toThrow(UsageError);
 		expect(() => plan(...line.split(' '))).toThrow(message);
+	});
+});
+
+describe('kloud-tui group delete --wait (over a fake store and client)', () => {
+	const spec = {name: 'web', uid: 'a1b2c3d4', image: 'demo', size: 2, min: 0, max: 2, health: {kind: 'none' as const}, healthGraceSeconds: 90, hostGraceSeconds: 15};
+	const member = (id: string, host: string, slot: number): Vm => ({
+		id, host, image: 'demo', state: 'running', memoryMb: 64, cpus: 1, pid: 100, createdAt: 1, uptimeSeconds: 5, ip: null, mac: '52:54:00:00:00:01',
+		exit: null, desired: 'running', restart: 'on-failure', restarts: {count: 0, limit: 5}, clientToken: memberToken({group: 'web', uid: 'a1b2c3d4', version: 1, slot, gen: 0}),
+	});
+
+	/** A fleet listing `rounds[i]` in its i-th list round (the last one from then on). */
+	function fakes(rounds: Vm[][]) {
+		const appended: unknown[] = [];
+		let round = 0;
+		const store = {
+			async groups() {
+				return new Map([['web', {spec, version: 1, by: null, ts: 0}]]);
+			},
+			async append(record: unknown) {
+				appended.push(record);
+			},
+		} as unknown as GroupStoreClient;
+		const client = {
+			async list() {
+				const vms = rounds[Math.min(round++, rounds.length - 1)]!;
+				return {replies: [{host: {id: 'host-a'}, vms}], missing: []};
+			},
+		} as unknown as KloudClient;
+		return {store, client, appended, rounds: () => round};
+	}
+
+	it('returns once no host lists a member, counting them', async () => {
+		const {store, client, appended} = fakes([[member('vm-aaaaaaaa', 'host-a', 0), member('vm-bbbbbbbb', 'host-b', 1)], [member('vm-bbbbbbbb', 'host-b', 1)], []]);
+		await expect(groupDeleteCommand(store, client, 'web', {json: false, timeoutMs: 10_000, wait: true})).resolves.toEqual({stdout: 'deleted group web and its 2 members'});
+		expect(appended).toEqual([{kind: 'group.delete', name: 'web', uid: 'a1b2c3d4'}]);
+	});
+
+	it('past its time, names the members still there (e.g. on a host that is down)', async () => {
+		const {store, client} = fakes([[member('vm-bbbbbbbb', 'host-b', 1)]]);
+		await expect(groupDeleteCommand(store, client, 'web', {json: false, timeoutMs: 1200, wait: true})).rejects.toThrow(
+			new KloudRequestError('timeout', 'deleted group web, but 1 of its members is still there after 1 s: vm-bbbbbbbb on host-b'),
+		);
+	});
+
+	it('without --wait, returns at once and asks no host', async () => {
+		const {store, client, rounds} = fakes([[member('vm-aaaaaaaa', 'host-a', 0)]]);
+		await expect(groupDeleteCommand(store, client, 'web', {json: true, timeoutMs: 10_000, wait: false})).resolves.toEqual({stdout: '{"name":"web","deleted":true}'});
+		expect(rounds()).toBe(0);
 	});
 });

@@ -42,6 +42,8 @@ export type CliFlags = {
 	readonly until?: string;
 	/** `console --attach --read-only`: watch without taking the writer's seat. */
 	readonly readOnly: boolean;
+	/** `group delete --wait`: return once the group's members are gone. */
+	readonly wait: boolean;
 	readonly refresh: number;
 	readonly ca?: string;
 	readonly cert?: string;
@@ -96,6 +98,7 @@ const OPTIONS = {
 	attach: {type: 'boolean'},
 	until: {type: 'string'},
 	'read-only': {type: 'boolean'},
+	wait: {type: 'boolean'},
 	refresh: {type: 'string'},
 	ca: {type: 'string'},
 	cert: {type: 'string'},
@@ -152,6 +155,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 		yes: values.yes ?? false,
 		attach: values.attach ?? false,
 		readOnly: values['read-only'] ?? false,
+		wait: values.wait ?? false,
 		help: values.help ?? false,
 		version: values.version ?? false,
 		sshKey: values['ssh-key'] ?? [],

@@ -25,7 +25,8 @@ import {UsageError, type CliFlags} from './args.js';
 export type GroupPlan =
 	| {readonly kind: 'create'; readonly draft: GroupDraft}
 	| {readonly kind: 'list'}
-	| {readonly kind: 'show' | 'delete'; readonly name: string}
+	| {readonly kind: 'show'; readonly name: string}
+	| {readonly kind: 'delete'; readonly name: string; readonly wait: boolean}
 	| {readonly kind: 'scale'; readonly name: string; readonly size: number}
 	| {readonly kind: 'update'; readonly name: string; readonly patch: GroupPatch};
 
@@ -135,6 +136,10 @@ function scalePatch(flags: CliFlags): ScaleOnPatch | undefined {
 
 export function planGroupCommand(rest: readonly string[], flags: CliFlags, files: GroupFiles): GroupPlan {
 	const [sub, name, extra] = rest;
+	if (flags.wait && sub !== 'delete') {
+		throw new UsageError('--wait goes with group delete');
+	}
+
 	const needName = () => {
 		if (!name) {
 			throw new UsageError(`group ${sub} needs a group name, e.g. \`kloud-tui group ${sub} web\``);
@@ -148,9 +153,12 @@ export function planGroupCommand(rest: readonly string[], flags: CliFlags, files
 			return {kind: 'list'};
 		}
 
-		case 'show':
-		case 'delete': {
+		case 'show': {
 			return {kind: sub, name: needName()};
+		}
+
+		case 'delete': {
+			return {kind: sub, name: needName(), wait: flags.wait};
 		}
 
 		case 'scale': {
@@ -273,7 +281,7 @@ export async function runGroupPlan(
 			}
 
 			case 'delete': {
-				return await groupDeleteCommand(store, plan.name, common);
+				return await groupDeleteCommand(store, client, plan.name, {...common, wait: plan.wait});
 			}
 		}
 	} finally {

@@ -184,6 +184,10 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 		throw new UsageError(`invalid --timeout ${flags.timeout}: must be a number of seconds > 0`);
 	}
 
+	if (flags.wait && command !== 'group') {
+		throw new UsageError('--wait goes with group delete');
+	}
+
 	const seconds = (fallback: number) => (flags.timeout ?? fallback) * 1000;
 	type Action = (client: KloudClient) => Promise<Output | undefined>;
 	let action: Action;
@@ -325,7 +329,9 @@ export async function runCli({command, rest, flags}: CliArgs, terminal: CliTermi
 			};
 			const plan = planGroupCommand(rest, flags, files);
 			const tls = tlsOptions(flags);
-			action = async client => runGroupPlan(plan, client, {url: flags.amqp, topo: client.topo, json: flags.json, timeoutMs: seconds(5), ...(tls ? {tls} : {})});
+			// Waiting for a group's members to go takes the controller's next turn and their deletes.
+			const timeoutMs = seconds(plan.kind === 'delete' && plan.wait ? 60 : 5);
+			action = async client => runGroupPlan(plan, client, {url: flags.amqp, topo: client.topo, json: flags.json, timeoutMs, ...(tls ? {tls} : {})});
 			break;
 		}
 

@@ -36,8 +36,10 @@ export const USAGE = `
                       [--scale-cooldown S] [--scale-warmup S]]
     $ kloud-tui group update NAME [any create option; --scale-on none: off]
                                          new members get the new spec; running ones are kept
-    $ kloud-tui group list|show NAME|scale NAME N|delete NAME [--json]
-                                         self-healing, auto-scaling groups (README, "Groups")
+    $ kloud-tui group list|show NAME|scale NAME N|delete NAME [--wait] [--json]
+                                         self-healing, auto-scaling groups (README, "Groups");
+                                         delete --wait returns once the members are gone
+                                         (or --timeout, 60 s, passes)
 
   Global options
     --amqp URL[,URL…]  broker URL, or the nodes of a cluster, tried in order (and the

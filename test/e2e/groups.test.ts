@@ -180,10 +180,15 @@ describe('a group of 3 over 3 agents', () => {
 		expect(slots(one)).toEqual([0]);
 		expect((await cloud.cli(['group', 'scale', 'web', '9'])).stderr).toMatch(/0 … 5 members, not 9/);
 
-		const deleted = await cloud.cli(['group', 'delete', 'web']);
-		expect(deleted.code).toBe(0);
-		await waitForGroup('web', vms => vms.length === 0, 'the members deleted');
+		// --wait returns once the members are gone: the next list has none.
+		const deleted = await cloud.cli(['group', 'delete', 'web', '--wait']);
+		expect(deleted.code, deleted.stderr).toBe(0);
+		expect(deleted.stdout).toBe('deleted group web and its 1 member\n');
+		expect(await membersOf('web')).toEqual([]);
 		expect(await cloud.cliJson(['group', 'list'])).toEqual([]);
+		// Not with another command.
+		const misplaced = await cloud.cli(['list', '--wait']);
+		expect([misplaced.code, misplaced.stderr]).toEqual([2, 'kloud-tui: --wait goes with group delete\n']);
 	}, BOOT_TIMEOUT_MS);
 });
 
