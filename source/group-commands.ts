@@ -167,7 +167,7 @@ export async function groupDeleteCommand(store: GroupStoreClient, client: KloudC
 			throw new KloudRequestError('timeout', `deleted group ${name}, but ${members.length} of its members ${members.length === 1 ? 'is' : 'are'} still there after ${Math.round(options.timeoutMs / 1000)} s: ${members.map(vm => `${vm.id} on ${vm.host}`).join(', ')}`);
 		}
 
-		members = groupStatus(group, (await fleetVms(client, Math.min(remaining, 2000))).vms).vms;
+		members = membersOf(group, (await fleetVms(client, Math.min(remaining, 2000))).vms);
 		membersBefore ??= members.length;
 		if (members.length === 0) {
 			return options.json ? {stdout: JSON.stringify({name, deleted: true, membersDeleted: membersBefore})} : {stdout: `deleted group ${name} and its ${membersBefore} ${membersBefore === 1 ? 'member' : 'members'}`};
@@ -196,11 +196,16 @@ export type GroupStatus = {
 	readonly hosts: number;
 };
 
-export function groupStatus(group: StoredGroup, vms: readonly Vm[]): GroupStatus & {readonly vms: Vm[]} {
-	const members = vms.filter(vm => {
+/** The group's members among `vms` (those of its current incarnation). */
+function membersOf(group: StoredGroup, vms: readonly Vm[]): Vm[] {
+	return vms.filter(vm => {
 		const tag = parseMemberToken(vm.clientToken);
 		return tag?.group === group.spec.name && tag.uid === group.spec.uid;
 	});
+}
+
+export function groupStatus(group: StoredGroup, vms: readonly Vm[]): GroupStatus & {readonly vms: Vm[]} {
+	const members = membersOf(group, vms);
 	const {spec} = group;
 	return {
 		name: spec.name,

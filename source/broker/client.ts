@@ -385,7 +385,7 @@ export class KloudClient {
 	): Promise<ReplyValue<T>> {
 		// Every request here is safe to repeat (starts carry their token, stops of a stopped VM
 		// answer with it): a lost connection costs a retry, not the request.
-		const reply = await this.retrying(timeoutMs, type, options.host, options.isRefusalFinal ?? false, async (remainingMs, attempt) =>
+		const reply = await this.retrying(timeoutMs, type, options, async (remainingMs, attempt) =>
 			this.rpc.request(exchange, routingKey, makeRequest(draft, this.stamp()), {
 				timeoutMs: remainingMs,
 				mandatory: true,
@@ -400,7 +400,12 @@ export class KloudClient {
 	 * Runs `send` until it resolves, again after a lost connection or an unconfirmed publish once
 	 * the connection is back, all within `timeoutMs`; other failures are explained and thrown.
 	 */
-	private async retrying<R>(timeoutMs: number, type: RequestType, host: string | undefined, isRefusalFinal: boolean, send: (remainingMs: number, attempt: number) => Promise<R>): Promise<R> {
+	private async retrying<R>(
+		timeoutMs: number,
+		type: RequestType,
+		{host, isRefusalFinal = false}: {readonly host?: string; readonly isRefusalFinal?: boolean},
+		send: (remainingMs: number, attempt: number) => Promise<R>,
+	): Promise<R> {
 		const deadline = Date.now() + timeoutMs;
 		for (let attempt = 1; ; attempt++) {
 			try {
@@ -479,7 +484,7 @@ export class KloudClient {
 			return answered.size > 0 && (isAnswered([...answered.values()]) || [...expected].every(id => answered.has(id)));
 		};
 
-		const result = await this.retrying(timeoutMs, type, undefined, false, async remainingMs =>
+		const result = await this.retrying(timeoutMs, type, {}, async remainingMs =>
 			this.rpc.gather(this.topo.commandExchange, ALL_HOSTS_KEY, makeRequest(draft, this.stamp()), {timeoutMs: remainingMs, isComplete}),
 		);
 

@@ -7,6 +7,7 @@ import type {StoredGroup, Vm} from '../protocol/index.js';
 import {parseMemberToken} from '../protocol/member-token.js';
 import {hostHealth, type FleetState, type GroupView} from './fleet.js';
 import {filterableBy, type FieldGetters} from './filter.js';
+import {groupBy} from './group-by.js';
 
 export type GroupRow = {
 	readonly name: string;
@@ -38,19 +39,10 @@ function describeHealth(health: StoredGroup['spec']['health']): string {
 }
 
 export function groupRows(fleet: Pick<FleetState, 'groups' | 'vms' | 'hosts' | 'now'>): GroupRow[] {
-	const members = new Map<string, Vm[]>();
-	for (const vm of fleet.groups.size === 0 ? [] : fleet.vms.values()) {
+	const members = groupBy(fleet.groups.size === 0 ? [] : fleet.vms.values(), vm => {
 		const tag = parseMemberToken(vm.clientToken);
-		const group = tag ? fleet.groups.get(tag.group) : undefined;
-		if (tag && group?.stored.spec.uid === tag.uid) {
-			const list = members.get(tag.group);
-			if (list) {
-				list.push(vm);
-			} else {
-				members.set(tag.group, [vm]);
-			}
-		}
-	}
+		return tag && fleet.groups.get(tag.group)?.stored.spec.uid === tag.uid ? tag.group : undefined;
+	});
 
 	return [...fleet.groups.values()]
 		.sort((a, b) => a.stored.spec.name.localeCompare(b.stored.spec.name))

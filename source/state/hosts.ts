@@ -6,6 +6,7 @@
 import type {Vm} from '../protocol/index.js';
 import {hostHealth, type FleetState, type HostHealth, type HostView} from './fleet.js';
 import {filterableBy, type FieldGetters} from './filter.js';
+import {groupBy} from './group-by.js';
 import type {MigrationChoice} from './view.js';
 import {vmUsage} from './vm-usage.js';
 
@@ -35,15 +36,7 @@ function isHolding(vm: Vm): boolean {
 
 /** Every host the TUI knows, by id, with its VMs from `vms`. */
 export function hostRows(fleet: Pick<FleetState, 'hosts' | 'vms' | 'now'>): HostRow[] {
-	const byHost = new Map<string, Vm[]>();
-	for (const vm of fleet.vms.values()) {
-		const vms = byHost.get(vm.host);
-		if (vms) {
-			vms.push(vm);
-		} else {
-			byHost.set(vm.host, [vm]);
-		}
-	}
+	const byHost = groupBy(fleet.vms.values(), vm => vm.host);
 
 	return [...fleet.hosts.values()]
 		.sort((a, b) => a.id.localeCompare(b.id))
