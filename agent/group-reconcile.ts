@@ -185,9 +185,10 @@ export type HealthInput = {
 	readonly isHostLost: boolean;
 	/**
 	 * With a health check (`console:` or `tcp:`): when it last passed (a matching console line, a
-	 * TCP connect taken; undefined: never), and its grace.
+	 * TCP connect taken; undefined: never), the boot grace (until a first pass, counted from its
+	 * creation), and how long it may go without a pass once it has passed (default: the grace).
 	 */
-	readonly check?: {readonly lastOkAt: number | undefined; readonly graceMs: number};
+	readonly check?: {readonly lastOkAt: number | undefined; readonly graceMs: number; readonly failMs?: number};
 };
 
 /** How healthy a member is (see `MemberHealth`). */
@@ -206,10 +207,11 @@ export function memberHealth(input: HealthInput): MemberHealth {
 	}
 
 	if (input.check) {
-		const {lastOkAt, graceMs} = input.check;
-		// Counted from the later of its creation and the check's last pass.
-		const since = Math.max(vm.createdAt, lastOkAt ?? 0);
-		if (input.now - since > graceMs) {
+		const {lastOkAt, graceMs, failMs = graceMs} = input.check;
+		// Booting: the grace from its creation. Once it has passed (it is up): failMs from the last pass.
+		const hasPassed = lastOkAt !== undefined && lastOkAt >= vm.createdAt;
+		const since = hasPassed ? lastOkAt : vm.createdAt;
+		if (input.now - since > (hasPassed ? failMs : graceMs)) {
 			return 'unhealthy';
 		}
 

@@ -3,7 +3,9 @@
  * round trips and guest output throughput through the broker and the agent, against a twin guest
  * (same demo image, a copy of its seed, same QEMU argv) whose serial socket chardev this process reads directly. Both
  * guests boot at once; their round trips are taken in turns (one keystroke each, alternately), so
- * both see the same load on a shared machine, and their throughput one after the other. Then 20
+ * both see the same load on a shared machine, and their throughput one after the other. In the same
+ * turns: the broker's own two hops (a plain amqplib echo process) and, under them, a plain loopback
+ * TCP echo between two Node processes (what a process wake-up costs on this machine). Then 20
  * viewers attach to the guest through the agent: its RSS and CPU, idle and while the guest floods.
  */
 import {execFile} from 'node:child_process';
@@ -16,7 +18,7 @@ import {qemuArgs, QEMU_BINARY} from '../agent/qemu-args.js';
 import {vmPaths} from '../agent/vm-paths.js';
 import {ConsoleStream} from '../source/broker/console-stream.js';
 import {createBenchCloud} from './lib/cloud.js';
-import {openEchoFloor} from './lib/floor.js';
+import {openEchoFloor, openTcpEchoFloor} from './lib/floor.js';
 import {markdownTable, median, ms, p90, ratioRow, type Row} from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -225,9 +227,13 @@ export async function measureConsole(options: {readonly samples: number; readonl
 			await waitForText(said, PROMPT, 30_000, 'a prompt');
 		}
 
-		log(`round trips: ${options.samples} each, in turns (with the broker's own two hops)`);
+		log(`round trips: ${options.samples} each, in turns (with the broker's own two hops and a plain TCP echo)`);
 		const hops = await openEchoFloor();
-		const [floorTimes = [], kloudTimes = [], hopTimes = []] = await roundTrips([direct, broker, hops], options.samples).finally(async () => hops.close());
+		const tcp = await openTcpEchoFloor();
+		const [floorTimes = [], kloudTimes = [], hopTimes = [], tcpTimes = []] = await roundTrips([direct, broker, hops, tcp], options.samples).finally(async () => {
+			await hops.close();
+			await tcp.close();
+		});
 		const [floorBursts = [], kloudBursts = []] = await bursts([direct, broker], 10);
 		log(`throughput: ${options.bytes} bytes each`);
 		const floorRate = await throughput(direct, options.bytes);
@@ -272,6 +278,7 @@ export async function measureConsole(options: {readonly samples: number; readonl
 			'',
 			`Round trip: floor p50 ${ms(median(floorTimes))} / p90 ${ms(p90(floorTimes))}; through the broker and the agent p50 ${ms(median(kloudTimes))} / p90 ${ms(p90(kloudTimes))}: **p50 ${ms(overhead)} over the floor**.`,
 			`Of that, the broker's own two hops (a plain amqplib echo process reached as an agent is, answering as it does, in the same turns; no kloud code): p50 ${ms(median(hopTimes))} / p90 ${ms(p90(hopTimes))}; what is left (kloud's code at both ends, the agent's second wake-up for the echo, their share of the cores beside the guest): ${ms(overhead - median(hopTimes))}.`,
+			`Under both, the machine itself: a plain loopback TCP echo between two Node processes (two wake-ups, no broker) p50 ${ms(median(tcpTimes))} / p90 ${ms(p90(tcpTimes))}; the broker's two hops are four such legs plus its own work${median(hopTimes) > 2 ? `, and alone they exceed the goal's 2 ms here: no path through the broker can meet it on this machine` : ''}.`,
 			`A burst of ${BURST} keys to the last one's echo: floor p50 ${ms(median(floorBursts))} / p90 ${ms(p90(floorBursts))}; through kloud p50 ${ms(median(kloudBursts))} / p90 ${ms(p90(kloudBursts))}.`,
 			`Guest output (\`yes | head -c ${options.bytes}\`) reaching the reader: floor ${kib(floorRate)}, through kloud ${kib(kloudRate)} (${(kloudRate / floorRate).toFixed(2)}× the floor; the emulated UART sets the floor).`,
 			`The agent with one session: RSS ${mib(alone.rssBytes)}, CPU ${alone.cpuPercent.toFixed(1)} % of a core (guest idle, 5 s); with ${VIEWERS} more viewers attached: RSS ${mib(idle.rssBytes)}, CPU ${idle.cpuPercent.toFixed(1)} % idle; while the guest floods ${options.bytes} bytes to all ${VIEWERS + 1}: CPU ${flood.cpuPercent.toFixed(1)} %, RSS ${mib(flood.rssBytes)} (the viewers got ${(viewerBytes / VIEWERS / 1024).toFixed(0)} KiB each).`,

@@ -120,8 +120,10 @@ export async function groupUpdateCommand(store: GroupStoreClient, name: string, 
 	const min = fields.min ?? spec.min;
 	const max = fields.max ?? spec.max;
 	const size = fields.size ?? Math.min(max, Math.max(min, spec.size));
-	const {scaleOn: _old, ...rest} = spec;
-	const next = {...rest, ...fields, min, max, size, ...(scaleOn ? {scaleOn} : {})};
+	const {scaleOn: _old, unhealthyAfterSeconds: oldUnhealthyAfter, ...rest} = spec;
+	// Turning the health check off drops its unhealthy-after with it (it means nothing without one).
+	const unhealthyAfterSeconds = fields.unhealthyAfterSeconds ?? (fields.health?.kind === 'none' ? undefined : oldUnhealthyAfter);
+	const next = {...rest, ...fields, min, max, size, ...(scaleOn ? {scaleOn} : {}), ...(unhealthyAfterSeconds === undefined ? {} : {unhealthyAfterSeconds})};
 	const parsed = groupSpecSchema.safeParse(next);
 	if (!parsed.success) {
 		throw new KloudRequestError('bad_request', `group ${name} cannot be updated so: ${parsed.error.issues[0]?.message ?? 'invalid spec'}`);
@@ -131,6 +133,10 @@ export async function groupUpdateCommand(store: GroupStoreClient, name: string, 
 	const changed = Object.keys(next).filter(key => JSON.stringify((next as Record<string, unknown>)[key]) !== JSON.stringify((spec as Record<string, unknown>)[key]));
 	if (spec.scaleOn && !scaleOn) {
 		changed.push('scaleOn');
+	}
+
+	if (oldUnhealthyAfter !== undefined && unhealthyAfterSeconds === undefined) {
+		changed.push('unhealthyAfterSeconds');
 	}
 
 	return options.json
@@ -267,7 +273,7 @@ export async function groupShowCommand(store: GroupStoreClient, client: KloudCli
 			`group ${spec.name} (version ${group.version}${group.by ? `, by ${group.by}` : ''})`,
 			`  image ${spec.image}, ${spec.memoryMb ?? 'default'} MB, ${spec.cpus ?? 'default'} cpu, network ${spec.network ?? 'default'}, restart ${spec.restart ?? 'on-failure'}`,
 			`  desired ${spec.size} (min ${spec.min}, max ${spec.max}), running ${status.running} of ${status.members} members on ${status.hosts} hosts`,
-			`  health ${status.health} (boot grace ${spec.healthGraceSeconds} s), host grace ${spec.hostGraceSeconds} s`,
+			`  health ${status.health} (boot grace ${spec.healthGraceSeconds} s${spec.health.kind === 'none' ? '' : `, unhealthy after ${spec.unhealthyAfterSeconds ?? spec.healthGraceSeconds} s without a pass`}), host grace ${spec.hostGraceSeconds} s`,
 			`  scale on ${spec.scaleOn ? formatScaleOn(spec.scaleOn) : 'none'}`,
 			...(group.lastScaling ? [`  last scaling ${new Date(group.lastScaling.at).toISOString().replace('T', ' ').slice(0, 19)} UTC: ${group.lastScaling.from} → ${group.lastScaling.to}, ${group.lastScaling.reason}`] : []),
 			'',

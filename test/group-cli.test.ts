@@ -3,7 +3,7 @@ import {parseCliArgs, UsageError} from '../source/cli/args.js';
 import type {GroupStoreClient} from '../source/broker/group-store.js';
 import {KloudRequestError, type KloudClient} from '../source/broker/client.js';
 import {planGroupCommand} from '../source/cli/group.js';
-import {groupDeleteCommand} from '../source/group-commands.js';
+import {groupDeleteCommand, groupUpdateCommand} from '../source/group-commands.js';
 import {memberToken, type Vm} from '../source/protocol/index.js';
 
 const plan = (...argv: string[]) => {
@@ -60,6 +60,13 @@ describe('kloud-tui group: arguments to a plan', () => {
 		});
 	});
 
+	it('create with a tcp health check that fails 15 s after its last pass (--unhealthy-after), the boot grace apart', () => {
+		expect(planOf('group create web --image demo --size 1 --network private --health tcp:8080 --health-grace 120 --unhealthy-after 15')).toMatchObject({
+			draft: {health: {kind: 'tcp', port: 8080}, healthGraceSeconds: 120, unhealthyAfterSeconds: 15},
+		});
+		expect(planOf('group update web --unhealthy-after 30')).toEqual({kind: 'update', name: 'web', patch: {unhealthyAfterSeconds: 30}});
+	});
+
 	it('create with a tcp health check and scaling on CPU: defaults (low mark half the high, step 1, 60 s window, 120 s cooldown, 60 s warm-up) and every option', () => {
 		expect(planOf('group create web --image demo --size 1 --max 3 --network private --health tcp:8080 --scale-on cpu>70%')).toMatchObject({
 			draft: {health: {kind: 'tcp', port: 8080}, scaleOn: {metric: 'cpu', highPercent: 70, lowPercent: 35, step: 1, windowSeconds: 60, cooldownSeconds: 120, warmupSeconds: 60}},
@@ -102,6 +109,8 @@ describe('kloud-tui group: arguments to a plan', () => {
 		['group create web --image ../etc --size 1', /invalid image name/],
 		['group create web --image demo --size 1 --restart sometimes', /invalid restart policy/],
 		['group create web --image demo --size 1 --host-grace 0', /invalid --host-grace 0/],
+		['group create web --image demo --size 1 --unhealthy-after 20', /unhealthy-after needs a health check/],
+		['group create web --image demo --size 1 --network private --health tcp:80 --unhealthy-after 9', /invalid --unhealthy-after 9: a whole number of seconds from 10 to 3600/],
 		['group scale web', /needs the new size/],
 		['group scale web 2.5', /invalid --size 2.5/],
 	])('%s → usage error', (line, message) => {
@@ -155,5 +164,38 @@ describe('kloud-tui group delete --wait (over a fake store and client)', () => {
 		const {store, client, rounds} = fakes([[member('vm-aaaaaaaa', 'host-a', 0)]]);
 		await expect(groupDeleteCommand(store, client, 'web', {json: true, timeoutMs: 10_000, wait: false})).resolves.toEqual({stdout: '{"name":"web","deleted":true}'});
 		expect(rounds()).toBe(0);
+	});
+});
+
+describe('kloud-tui group update and --unhealthy-after (over a fake store)', () => {
+	const tcpSpec = {name: 'web', uid: 'a1b2c3d4', image: 'demo', size: 1, min: 0, max: 1, network: 'private' as const, health: {kind: 'tcp' as const, port: 8080}, healthGraceSeconds: 90, unhealthyAfterSeconds: 20, hostGraceSeconds: 15};
+	function storeOf(spec: object) {
+		const appended: Array<{kind: string; spec: Record<string, unknown>}> = [];
+		const store = {
+			async groups() {
+				return new Map([['web', {spec, version: 1, by: null, ts: 0}]]);
+			},
+			async append(record: {kind: string; spec: Record<string, unknown>}) {
+				appended.push(record);
+			},
+		} as unknown as GroupStoreClient;
+		return {store, appended};
+	}
+
+	it('turning the health check off drops its unhealthy-after (and says so)', async () => {
+		const {store, appended} = storeOf(tcpSpec);
+		const output = await groupUpdateCommand(store, 'web', {health: {kind: 'none'}}, {json: false, timeoutMs: 1000});
+		expect(output.stdout).toMatch(/^updated group web: health, unhealthyAfterSeconds;/);
+		expect(appended[0]!.spec).not.toHaveProperty('unhealthyAfterSeconds');
+		expect(appended[0]!.spec.health).toEqual({kind: 'none'});
+	});
+
+	it('keeps it through other changes, and refuses it on a group without a check', async () => {
+		const kept = storeOf(tcpSpec);
+		await groupUpdateCommand(kept.store, 'web', {memoryMb: 256}, {json: false, timeoutMs: 1000});
+		expect(kept.appended[0]!.spec).toMatchObject({unhealthyAfterSeconds: 20, memoryMb: 256});
+		const {store, appended} = storeOf({...tcpSpec, network: undefined, health: {kind: 'none'}, unhealthyAfterSeconds: undefined});
+		await expect(groupUpdateCommand(store, 'web', {unhealthyAfterSeconds: 30}, {json: false, timeoutMs: 1000})).rejects.toThrow(/unhealthy-after needs a health check/);
+		expect(appended).toEqual([]);
 	});
 });

@@ -185,6 +185,11 @@ describe('memberHealth', () => {
 		['console check, no line past the boot grace', {vm: vm('running'), now: 12_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 10_000}}, 'unhealthy'],
 		['console check, recent line', {vm: vm('running'), now: 12_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 10_000}}, 'healthy'],
 		['console check, lines stopped', {vm: vm('running'), now: 30_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 10_000}}, 'unhealthy'],
+		// --unhealthy-after: once a member has passed, it fails that long after its last pass, boot grace or not.
+		['tcp check passed, failing shorter than unhealthy-after', {vm: vm('running'), now: 20_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'healthy'],
+		['tcp check passed, failing past unhealthy-after, within the boot grace', {vm: vm('running'), now: 22_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'unhealthy'],
+		['tcp check never passed: the boot grace, not unhealthy-after', {vm: vm('running'), now: 60_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 120_000, failMs: 10_000}}, 'starting'],
+		['tcp check never passed, past the boot grace', {vm: vm('running'), now: 122_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 120_000, failMs: 10_000}}, 'unhealthy'],
 	] as const)('%s → %s', (_name, input, expected) => {
 		expect(memberHealth(input)).toBe(expected);
 	});

@@ -6,6 +6,7 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {randomBytes, randomUUID} from 'node:crypto';
 import {mkdir, rm, writeFile} from 'node:fs/promises';
+import {createConnection} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -19,13 +20,14 @@ import {AMQP_URL} from './agents.js';
 const RESPONDER = fileURLToPath(new URL('responder.js', import.meta.url));
 
 /** Starts a responder script (added to `children` at once, for the caller's clean-up) and waits for its `ready` line. */
-async function spawnResponder(script: string, args: readonly string[], children: ChildProcess[]): Promise<void> {
+/** Spawns a responder and waits for its first line (what it says once ready). */
+async function spawnResponder(script: string, args: readonly string[], children: ChildProcess[]): Promise<string> {
 	const child = spawn(process.execPath, [script, ...args], {stdio: ['ignore', 'pipe', 'inherit']});
 	children.push(child);
-	await new Promise<void>((resolve, reject) => {
-		child.stdout!.once('data', () => {
+	return new Promise<string>((resolve, reject) => {
+		child.stdout!.once('data', (data: Buffer) => {
 			child.stdout!.resume();
-			resolve();
+			resolve(data.toString().trim());
 		});
 		child.once('exit', code => reject(new Error(`${script} exited with ${code}`)));
 	});
@@ -204,4 +206,34 @@ export async function openEchoFloor(): Promise<EchoFloor> {
 		await close();
 		throw error;
 	}
+}
+
+const TCP_ECHO_RESPONDER = fileURLToPath(new URL('tcp-echo-responder.js', import.meta.url));
+
+/**
+ * The machine's wake-up floor: a plain loopback TCP echo between this process and another Node
+ * process (no broker, no kloud). The broker's two hops are four such legs plus the broker's work.
+ */
+export async function openTcpEchoFloor(): Promise<EchoFloor> {
+	const children: ChildProcess[] = [];
+	const port = Number(await spawnResponder(TCP_ECHO_RESPONDER, [], children));
+	const socket = createConnection({port, host: '127.0.0.1', noDelay: true});
+	await new Promise<void>((resolve, reject) => {
+		socket.once('connect', resolve);
+		socket.once('error', reject);
+	});
+	return {
+		send(data) {
+			socket.write(data);
+		},
+		onOutput(listener) {
+			socket.on('data', listener);
+		},
+		async close() {
+			socket.destroy();
+			for (const child of children) {
+				child.kill('SIGTERM');
+			}
+		},
+	};
 }

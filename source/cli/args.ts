@@ -56,6 +56,7 @@ export type CliFlags = {
 	readonly max?: number;
 	readonly health?: string;
 	readonly healthGrace?: number;
+	readonly unhealthyAfter?: number;
 	readonly hostGrace?: number;
 	/** `group create|update --scale-on cpu>70%` and its tuning: low mark (%), step, window, cooldown and warm-up (seconds). */
 	readonly scaleOn?: string;
@@ -109,6 +110,7 @@ const OPTIONS = {
 	max: {type: 'string'},
 	health: {type: 'string'},
 	'health-grace': {type: 'string'},
+	'unhealthy-after': {type: 'string'},
 	'host-grace': {type: 'string'},
 	'scale-on': {type: 'string'},
 	'scale-low': {type: 'string'},
@@ -171,6 +173,7 @@ export function parseCliArgs(argv: readonly string[], env: Readonly<Record<strin
 			min: numberFlag('min', values.min),
 			max: numberFlag('max', values.max),
 			healthGrace: numberFlag('health-grace', values['health-grace']),
+			unhealthyAfter: numberFlag('unhealthy-after', values['unhealthy-after']),
 			hostGrace: numberFlag('host-grace', values['host-grace']),
 			health: values.health,
 			scaleOn: values['scale-on'],

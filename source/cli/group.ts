@@ -13,6 +13,7 @@ import {
 	groupSpecSchema,
 	imageNameSchema,
 	MAX_GROUP_SIZE,
+	MIN_UNHEALTHY_AFTER_SECONDS,
 	networkModeSchema,
 	parseHealthCheck,
 	parseScaleOn,
@@ -50,9 +51,10 @@ function count(name: string, value: number | undefined, min: number): number | u
 	return value;
 }
 
-function seconds(name: string, value: number | undefined, fallback: number): number {
-	if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 3600)) {
-		throw new UsageError(`invalid --${name} ${value}: a whole number of seconds from 1 to 3600`);
+function seconds(name: string, value: number | undefined, fallback: number, options: {readonly min?: number} = {}): number {
+	const min = options.min ?? 1;
+	if (value !== undefined && (!Number.isInteger(value) || value < min || value > 3600)) {
+		throw new UsageError(`invalid --${name} ${value}: a whole number of seconds from ${min} to 3600`);
 	}
 
 	return value ?? fallback;
@@ -85,6 +87,7 @@ function specFields(flags: CliFlags, files: GroupFiles): Partial<GroupDraft> {
 		...(max === undefined ? {} : {max}),
 		...(health === undefined ? {} : {health}),
 		...(flags.healthGrace === undefined ? {} : {healthGraceSeconds: seconds('health-grace', flags.healthGrace, 0)}),
+		...(flags.unhealthyAfter === undefined ? {} : {unhealthyAfterSeconds: seconds('unhealthy-after', flags.unhealthyAfter, 0, {min: MIN_UNHEALTHY_AFTER_SECONDS})}),
 		...(flags.hostGrace === undefined ? {} : {hostGraceSeconds: seconds('host-grace', flags.hostGrace, 0)}),
 		...(flags.memory === undefined ? {} : {memoryMb: flags.memory}),
 		...(flags.cpus === undefined ? {} : {cpus: flags.cpus}),

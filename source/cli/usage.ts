@@ -31,7 +31,8 @@ export const USAGE = `
     $ kloud-tui images [--json]          base images and the hosts that have them
     $ kloud-tui group create NAME --image X --size N [--min A --max B] [--memory --cpus
                      --network --user-data --ssh-key] [--restart no|on-failure|always]
-                     [--health none|console:REGEX|tcp:PORT] [--health-grace S] [--host-grace S]
+                     [--health none|console:REGEX|tcp:PORT] [--health-grace S]
+                     [--unhealthy-after S] [--host-grace S]
                      [--scale-on cpu>70% [--scale-low PCT] [--scale-step N] [--scale-window S]
                       [--scale-cooldown S] [--scale-warmup S]]
     $ kloud-tui group update NAME [any create option; --scale-on none: off]

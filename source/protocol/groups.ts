@@ -135,6 +135,9 @@ export function formatScaleOn(scale: ScaleOn): string {
 	return `cpu>${scale.highPercent}% (shrink below ${scale.lowPercent}%, step ${scale.step}, window ${scale.windowSeconds} s, cooldown ${scale.cooldownSeconds} s, warm-up ${scale.warmupSeconds} s)`;
 }
 
+/** The shortest `unhealthyAfterSeconds`: over three checks (every 3 s), so one slow round never fails a member. */
+export const MIN_UNHEALTHY_AFTER_SECONDS = 10;
+
 export const groupSpecSchema = z
 	.strictObject({
 		name: groupNameSchema,
@@ -152,14 +155,22 @@ export const groupSpecSchema = z
 		/** The members' restart policy (omitted: the agent's default, `on-failure`). */
 		restart: restartPolicySchema.optional(),
 		health: healthCheckSchema,
-		/** A new member's boot time, not counted against its console health check. */
+		/** A new member's boot time: until its health check first passes, it fails only after this long. */
 		healthGraceSeconds: z.number().int().min(1).max(3600),
+		/**
+		 * Once its check has passed, how long a member may go without a pass before it is replaced
+		 * (absent: the health grace). At least MIN_UNHEALTHY_AFTER_SECONDS: checks run every 3 s.
+		 */
+		unhealthyAfterSeconds: z.number().int().min(MIN_UNHEALTHY_AFTER_SECONDS).max(3600).optional(),
 		/** How long a member's host may be silent before the member is replaced elsewhere. */
 		hostGraceSeconds: z.number().int().min(1).max(3600),
 		/** Scaling on load (absent: the size changes only when an operator says). */
 		scaleOn: scaleOnSchema.optional(),
 	})
 	.refine(spec => spec.min <= spec.size && spec.size <= spec.max, {error: 'size must be within min … max'})
+	.refine(spec => spec.unhealthyAfterSeconds === undefined || spec.health.kind !== 'none', {
+		error: 'unhealthy-after needs a health check (--health console:REGEX or tcp:PORT)',
+	})
 	.refine(spec => spec.health.kind !== 'tcp' || spec.network === 'private' || spec.network === 'public', {
 		error: 'a tcp:PORT health check needs network private or public (the member\'s host connects to its address)',
 	});

@@ -3,9 +3,9 @@
  * a network namespace of the test's own (`--netns`), a group of one demo guest on the private
  * network whose user-data serves HTTP on port 8080 for 40 s and then stops listening. `vm.probe`
  * (the host connecting from inside the namespace) finds the port open, then closed; the member is
- * replaced after the health grace, the new one started first. The grace (120 s, counted from
- * creation too) is long because a demo guest under TCG on a busy 2-core machine may take a minute
- * to boot and serve.
+ * replaced once it has failed for `--unhealthy-after` (10 s), the new one started first. The boot
+ * grace (120 s, counted from creation) is long because a demo guest under TCG on a busy 2-core
+ * machine may take a minute to boot and serve; a member that served fails sooner than that.
  */
 import {writeFile} from 'node:fs/promises';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -46,12 +46,13 @@ describe.skipIf(missing.length > 0)(`tcp health check${missing.length > 0 ? ` (n
 		process.stdout.write(`groups-tcp-health figures: ${JSON.stringify(figures)}\n`);
 	});
 
-	it('a member that stops listening on its port is replaced after the grace, new one first', async () => {
+	it('a member that stops listening on its port is replaced 10 s later (--unhealthy-after), not after the boot grace, new one first', async () => {
 		const script = `${cloud.dir}/serve.sh`;
 		await writeFile(script, '#!/bin/sh\n( httpd -f -p 8080 -h / & p=$!; sleep 40; kill $p; echo "stopped listening" ) &\n');
-		const created = await cloud.cli(['group', 'create', 'web', '--image', 'demo', '--size', '1', '--network', 'private', '--health', 'tcp:8080', '--health-grace', '120', '--user-data', script]);
+		const created = await cloud.cli(['group', 'create', 'web', '--image', 'demo', '--size', '1', '--network', 'private', '--health', 'tcp:8080', '--health-grace', '120', '--unhealthy-after', '10', '--user-data', script]);
 		expect(created.code, created.stderr).toBe(0);
 		expect((await cloud.cli(['group', 'list'])).stdout).toMatch(/^web\s+demo\s+1\s+.*tcp:8080\s+none$/m);
+		expect((await cloud.cli(['group', 'show', 'web'])).stdout).toMatch(/boot grace 120 s, unhealthy after 10 s without a pass/);
 
 		let first: Vm | undefined;
 		await waitFor(
@@ -81,6 +82,9 @@ describe.skipIf(missing.length > 0)(`tcp health check${missing.length > 0 ? ` (n
 			throw new Error(`${(error as Error).message}\n${dump()}`);
 		});
 		figures.replacedAfterClosedMs = Date.now() - closedAt;
+		// Replaced once it had failed for --unhealthy-after (10 s), not the boot grace (120 s): the
+		// replacement's own boot is the rest.
+		expect(figures.replacedAfterClosedMs).toBeLessThan(120_000);
 		expect(parseMemberToken(replaced[0]!.clientToken)).toMatchObject({slot: 0, gen: expect.any(Number)});
 		expect(parseMemberToken(replaced[0]!.clientToken)!.gen).toBeGreaterThan(0);
 		// Start-first: the old member went only once its successor's port answered.
