@@ -300,7 +300,7 @@ export class GroupController {
 						: check.kind === 'tcp'
 							? (isCheckable ? await this.pollProbe(vm, check.port, now) : this.#probes.get(vm.id))?.lastOkAt
 							: undefined;
-				const health = memberHealth({vm, now, isHostLost, ...(check.kind === 'none' ? {} : {check: {lastOkAt, graceMs: spec.healthGraceSeconds * 1000, failMs: (spec.unhealthyAfterSeconds ?? spec.healthGraceSeconds) * 1000}})});
+				const health = memberHealth({vm, now, isHostLost, silentMs, ...(check.kind === 'none' ? {} : {check: {lastOkAt, graceMs: spec.healthGraceSeconds * 1000, failMs: (spec.unhealthyAfterSeconds ?? spec.healthGraceSeconds) * 1000}})});
 				return {vm, tag, health};
 			}),
 		);

@@ -184,6 +184,12 @@ export type HealthInput = {
 	/** The member's host is silent past the host grace. */
 	readonly isHostLost: boolean;
 	/**
+	 * How long the member's host has been silent (0 or absent: it answered this round). Its check is
+	 * judged as of the host's last answer: a host's hiccup shorter than the host grace never fails
+	 * its members' checks (nobody could check them meanwhile).
+	 */
+	readonly silentMs?: number;
+	/**
 	 * With a health check (`console:` or `tcp:`): when it last passed (a matching console line, a
 	 * TCP connect taken; undefined: never), the boot grace (until a first pass, counted from its
 	 * creation), and how long it may go without a pass once it has passed (default: the grace).
@@ -211,7 +217,7 @@ export function memberHealth(input: HealthInput): MemberHealth {
 		// Booting: the grace from its creation. Once it has passed (it is up): failMs from the last pass.
 		const hasPassed = lastOkAt !== undefined && lastOkAt >= vm.createdAt;
 		const since = hasPassed ? lastOkAt : vm.createdAt;
-		if (input.now - since > (hasPassed ? failMs : graceMs)) {
+		if (input.now - (input.silentMs ?? 0) - since > (hasPassed ? failMs : graceMs)) {
 			return 'unhealthy';
 		}
 

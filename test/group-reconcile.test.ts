@@ -189,6 +189,8 @@ describe('memberHealth', () => {
 		['tcp check passed, failing shorter than unhealthy-after', {vm: vm('running'), now: 20_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'healthy'],
 		['tcp check passed, failing past unhealthy-after, within the boot grace', {vm: vm('running'), now: 22_000, isHostLost: false, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'unhealthy'],
 		['tcp check never passed: the boot grace, not unhealthy-after', {vm: vm('running'), now: 60_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 120_000, failMs: 10_000}}, 'starting'],
+		['tcp check passed, its host silent for 5 s (under the host grace): judged as of its last answer', {vm: vm('running'), now: 24_000, isHostLost: false, silentMs: 5000, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'healthy'],
+		['tcp check passed, its host answering, failing past unhealthy-after', {vm: vm('running'), now: 24_000, isHostLost: false, silentMs: 0, check: {lastOkAt: 11_000, graceMs: 120_000, failMs: 10_000}}, 'unhealthy'],
 		['tcp check never passed, past the boot grace', {vm: vm('running'), now: 122_000, isHostLost: false, check: {lastOkAt: undefined, graceMs: 120_000, failMs: 10_000}}, 'unhealthy'],
 	] as const)('%s → %s', (_name, input, expected) => {
 		expect(memberHealth(input)).toBe(expected);
