@@ -19,8 +19,7 @@ import {AMQP_URL} from './agents.js';
 
 const RESPONDER = fileURLToPath(new URL('responder.js', import.meta.url));
 
-/** Starts a responder script (added to `children` at once, for the caller's clean-up) and waits for its `ready` line. */
-/** Spawns a responder and waits for its first line (what it says once ready). */
+/** Starts a responder script (added to `children` at once, for the caller's clean-up) and returns its first line, once it is ready. */
 async function spawnResponder(script: string, args: readonly string[], children: ChildProcess[]): Promise<string> {
 	const child = spawn(process.execPath, [script, ...args], {stdio: ['ignore', 'pipe', 'inherit']});
 	children.push(child);
