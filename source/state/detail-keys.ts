@@ -2,10 +2,24 @@
  * The detail view's keys as data, read by the TUI's key handler and tested table-driven. Pure. While
  * a search is being typed (after `/`) keys edit it instead: see `searchKeyCommand`.
  */
+import type {ScrollbackAction} from './scrollback.js';
 import type {KeyPress} from './table-keys.js';
 
 export const DETAIL_COMMANDS = ['back', 'reload', 'pause', 'line-up', 'line-down', 'page-up', 'page-down', 'top', 'bottom', 'search', 'older-match', 'newer-match'] as const;
 export type DetailCommand = (typeof DETAIL_COMMANDS)[number];
+
+/** The detail commands that move or search the scrollback, as the scrollback reducer's actions. */
+export const SCROLLBACK_ACTIONS: Readonly<Partial<Record<DetailCommand, ScrollbackAction>>> = {
+	'line-up': {type: 'scroll', lines: 1},
+	'line-down': {type: 'scroll', lines: -1},
+	'page-up': {type: 'page', pages: 1},
+	'page-down': {type: 'page', pages: -1},
+	top: {type: 'top'},
+	bottom: {type: 'bottom'},
+	search: {type: 'search-open'},
+	'older-match': {type: 'match', direction: 'older'},
+	'newer-match': {type: 'match', direction: 'newer'},
+};
 
 /** The flags of a key press the detail view reads: the table's and Home/End. */
 export type DetailKeyPress = KeyPress & {readonly home: boolean; readonly end: boolean};

@@ -13,7 +13,7 @@ import type {FleetStore} from '../state/store.js';
 import {fitColumns, tableRows, VM_FILTER_FIELDS, windowStart} from '../state/table.js';
 import {screenKeyCommand, type Screen} from '../state/table-keys.js';
 import {EVENT_FILTER_FIELDS, filterableEntry, type TimelineEntry} from '../state/timeline.js';
-import {detailKeyCommand, searchKeyCommand} from '../state/detail-keys.js';
+import {detailKeyCommand, SCROLLBACK_ACTIONS, searchKeyCommand} from '../state/detail-keys.js';
 import {consoleLines, describeSearch, type ScrollbackAction} from '../state/scrollback.js';
 import {
 	actionTargets,
@@ -525,7 +525,14 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 	};
 
 	function onDetailKey(input: string, key: Key, scroll: (action: ScrollbackAction) => void): void {
-		switch (detailKeyCommand(input, key)) {
+		const command = detailKeyCommand(input, key);
+		const action = command === undefined ? undefined : SCROLLBACK_ACTIONS[command];
+		if (action) {
+			scroll(action);
+			return;
+		}
+
+		switch (command) {
 			case 'back': {
 				dispatch({type: 'close'});
 				break;
@@ -541,52 +548,7 @@ export function App({store, actions, info, consoleFollowMs = 1000, onConsole}: A
 				break;
 			}
 
-			case 'line-up': {
-				scroll({type: 'scroll', lines: 1});
-				break;
-			}
-
-			case 'line-down': {
-				scroll({type: 'scroll', lines: -1});
-				break;
-			}
-
-			case 'page-up': {
-				scroll({type: 'page', pages: 1});
-				break;
-			}
-
-			case 'page-down': {
-				scroll({type: 'page', pages: -1});
-				break;
-			}
-
-			case 'top': {
-				scroll({type: 'top'});
-				break;
-			}
-
-			case 'bottom': {
-				scroll({type: 'bottom'});
-				break;
-			}
-
-			case 'search': {
-				scroll({type: 'search-open'});
-				break;
-			}
-
-			case 'older-match': {
-				scroll({type: 'match', direction: 'older'});
-				break;
-			}
-
-			case 'newer-match': {
-				scroll({type: 'match', direction: 'newer'});
-				break;
-			}
-
-			case undefined: {
+			default: {
 				break;
 			}
 		}
